@@ -1,0 +1,39 @@
+// Resolves an iscsi://host:port/target-iqn/lun URL to a Volume through
+// libiscsi, in user space (no kernel iSCSI needed): INQUIRY VPD 0x83
+// (logical-unit designators, NAA preferred) and 0x80 (serial, trimmed), and
+// READ CAPACITY(16) for size and block size.
+//
+// Thread-safety: each call owns its own libiscsi context, so concurrent calls
+// are safe (libiscsi contexts are not shared between threads).
+#ifndef SNAPSET_CORE_ISCSI_IDENTITY_HPP
+#define SNAPSET_CORE_ISCSI_IDENTITY_HPP
+
+#include <snapset/status.hpp>
+
+#include <chrono>
+#include <string>
+#include <string_view>
+
+#include "core/volume.hpp"
+
+namespace snapset {
+
+struct IscsiOptions {
+  // Initiator name presented at login.
+  std::string initiator_iqn = "iqn.2026-11.io.snapset:host";
+  // Bounds the whole resolution (connect, login and every command).
+  std::chrono::milliseconds timeout{10000};
+};
+
+// Returns a Volume with kind kIscsi, name and device_path the URL as given
+// (normalised), size_bytes, block_size and identity filled.
+// Errors: InvalidArgument for a malformed URL (the message shows the expected
+// form iscsi://host[:port]/target-iqn/lun), Unavailable when the portal cannot
+// be reached or login fails, NotFound when the LUN does not exist, and
+// Unavailable on timeout. Messages name the URL, never credentials.
+Result<Volume> ResolveIscsiVolume(std::string_view url,
+                                  const IscsiOptions& options = {});
+
+}  // namespace snapset
+
+#endif  // SNAPSET_CORE_ISCSI_IDENTITY_HPP

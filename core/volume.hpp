@@ -1,0 +1,54 @@
+// What snapset knows of a volume once a user-given name has been resolved:
+// its kind, size, mount and SCSI identity (DESIGN §6). Plain values; the
+// resolver (volume_resolver.hpp) builds them, providers receive them through
+// the C ABI as snapset_volume (volume_abi.hpp).
+#ifndef SNAPSET_CORE_VOLUME_HPP
+#define SNAPSET_CORE_VOLUME_HPP
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace snapset {
+
+enum class VolumeKind : uint32_t {
+  kFilesystem = 1,  // SNAPSET_VOLUME_FILESYSTEM
+  kBlock = 2,       // SNAPSET_VOLUME_BLOCK
+  kIscsi = 3,       // SNAPSET_VOLUME_ISCSI
+  kCow = 4,         // SNAPSET_VOLUME_COW
+};
+
+const char* VolumeKindName(VolumeKind kind);
+
+// One logical-unit designator of INQUIRY VPD page 0x83.
+struct Designator {
+  uint8_t type = 0;         // SNAPSET_DESIGNATOR_TYPE_*
+  uint8_t code_set = 0;     // 1 binary, 2 ASCII, 3 UTF-8
+  uint8_t association = 0;  // always logical unit (0) once filtered
+  std::vector<uint8_t> value;
+};
+
+struct ScsiIdentity {
+  // Logical-unit designators only (association 0), in wire order.
+  std::vector<Designator> designators;
+  std::string serial;  // VPD 0x80, leading/trailing spaces trimmed
+
+  bool empty() const { return designators.empty() && serial.empty(); }
+  // Lower-case hex of the first NAA designator, or "" if there is none.
+  std::string Naa() const;
+};
+
+struct Volume {
+  VolumeKind kind = VolumeKind::kBlock;
+  std::string name;         // canonical: mount point, /dev path, URL, cow:NAME
+  std::string device_path;  // /dev/..., iscsi://..., cow:NAME
+  uint64_t size_bytes = 0;
+  uint32_t block_size = 0;
+  std::string mount_point;  // empty unless mounted
+  std::string filesystem;   // empty unless mounted
+  ScsiIdentity identity;
+};
+
+}  // namespace snapset
+
+#endif  // SNAPSET_CORE_VOLUME_HPP
