@@ -1,0 +1,87 @@
+#include "tools/cli_context.hpp"
+
+#include <snapset/provider.h>
+
+#include <rapidjson/prettywriter.h>
+#include <rapidjson/stringbuffer.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include "core/scsi_vpd.hpp"
+#include "tools/exit_codes.hpp"
+
+namespace snapset::cli {
+
+CliContext::CliContext(GlobalOptions options) : options_(std::move(options)) {
+  const int32_t level = options_.verbose >= 2   ? SNAPSET_LOG_DEBUG
+                        : options_.verbose == 1 ? SNAPSET_LOG_INFO
+                                                : SNAPSET_LOG_WARNING;
+  log_ = std::make_unique<HostLog>(HostLog::StderrSink(level));
+}
+
+CliContext::~CliContext() {
+  registry_.reset();  // on_unload may still log
+  log_->Flush();
+}
+
+Result<ProviderRegistry*> CliContext::Registry() {
+  if (!registry_) {
+    auto loaded = ProviderRegistry::Load(options_.config_dir, log_.get());
+    if (!loaded.ok()) return loaded.status();
+    registry_ = std::move(*loaded);
+  }
+  return registry_.get();
+}
+
+int CliContext::Fail(const Status& s) {
+  log_->Flush();
+  std::fprintf(stderr, "snapset: error (%s): %s\n", std::string(CodeName(s.code())).c_str(),
+               s.message().c_str());
+  if (options_.json) {
+    rapidjson::Document doc(rapidjson::kObjectType);
+    auto& a = doc.GetAllocator();
+    rapidjson::Value err(rapidjson::kObjectType);
+    err.AddMember("code", rapidjson::Value(std::string(CodeName(s.code())).c_str(), a), a);
+    err.AddMember("message", rapidjson::Value(s.message().c_str(), a), a);
+    err.AddMember("exit_code", ExitCode(s.code()), a);
+    doc.AddMember("error", err, a);
+    PrintJson(doc);
+  }
+  return ExitCode(s.code());
+}
+
+void CliContext::PrintJson(const rapidjson::Document& doc) {
+  rapidjson::StringBuffer buf;
+  rapidjson::PrettyWriter<rapidjson::StringBuffer> writer(buf);
+  writer.SetIndent(' ', 2);
+  doc.Accept(writer);
+  std::cout << buf.GetString() << std::endl;
+}
+
+rapidjson::Value VolumeToJson(const Volume& v, rapidjson::Document::AllocatorType& a) {
+  using rapidjson::Value;
+  auto str = [&](const std::string& s) { return s.empty() ? Value() : Value(s.c_str(), a); };
+  Value o(rapidjson::kObjectType);
+  o.AddMember("name", Value(v.name.c_str(), a), a);
+  o.AddMember("kind", Value(VolumeKindName(v.kind), a), a);
+  o.AddMember("device", str(v.device_path), a);
+  o.AddMember("size_bytes", v.size_bytes, a);
+  o.AddMember("block_size", v.block_size, a);
+  o.AddMember("mount_point", str(v.mount_point), a);
+  o.AddMember("filesystem", str(v.filesystem), a);
+  o.AddMember("naa", str(v.identity.Naa()), a);
+  o.AddMember("serial", str(v.identity.serial), a);
+  Value designators(rapidjson::kArrayType);
+  for (const auto& d : v.identity.designators) {
+    Value dj(rapidjson::kObjectType);
+    dj.AddMember("type", d.type, a);
+    dj.AddMember("code_set", d.code_set, a);
+    dj.AddMember("value_hex", Value(HexLower(d.value).c_str(), a), a);
+    designators.PushBack(dj, a);
+  }
+  o.AddMember("designators", designators, a);
+  return o;
+}
+
+}  // namespace snapset::cli

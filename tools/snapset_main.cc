@@ -1,0 +1,97 @@
+// snapset: the command-line requestor. Parses arguments with CLI11 and hands
+// each command to tools/cmd_*.cc.
+#include <CLI/CLI.hpp>
+
+#include <cstdlib>
+#include <iostream>
+
+#include "tools/cli_context.hpp"
+#include "tools/exit_codes.hpp"
+
+namespace {
+
+std::string EnvOr(const char* name, const char* fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? v : fallback;
+}
+
+// The innermost subcommand the user got to, for a usage message that fits;
+// *path gets its full name ("snapset providers").
+const CLI::App* Innermost(const CLI::App& app, std::string* path = nullptr) {
+  const CLI::App* at = &app;
+  if (path) *path = "snapset";
+  for (;;) {
+    auto subs = at->get_subcommands();
+    if (subs.empty()) return at;
+    at = subs.front();
+    if (path) *path += " " + at->get_name();
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace snapset::cli;
+  CLI::App app{"snapset: point-in-time snapshots of sets of volumes", "snapset"};
+  app.footer(kExitCodeHelp);
+  app.require_subcommand(1);
+
+  GlobalOptions g;
+  g.config_dir = EnvOr("SNAPSET_CONFIG_DIR", "/etc/snapset");
+  g.state_dir = EnvOr("SNAPSET_STATE_DIR", "/var/lib/snapset");
+  app.add_option("--config-dir", g.config_dir,
+                 "configuration directory holding providers.d/ (env SNAPSET_CONFIG_DIR)")
+      ->capture_default_str();
+  app.add_option("--state-dir", g.state_dir, "state directory (env SNAPSET_STATE_DIR)")
+      ->capture_default_str();
+  app.add_flag("--json", g.json, "print machine-readable JSON instead of tables");
+  app.add_flag("-v,--verbose", g.verbose, "show provider log lines (-vv for debug)");
+
+  auto* providers = app.add_subcommand("providers", "registered snapshot providers");
+  providers->require_subcommand(1);
+  auto* list = providers->add_subcommand("list", "list providers in the order they are asked");
+
+  std::vector<std::string> volumes, pins, excludes;
+  auto* explain = providers->add_subcommand(
+      "explain", "show, per volume, every provider's verdict and which one takes it");
+  explain->add_option("VOLUME", volumes,
+                      "mount point or path, block device, iscsi://host:port/iqn/lun, cow:NAME")
+      ->required();
+  explain->add_option("--provider", pins, "pin provider NAME to VOLUME (NAME=VOLUME)");
+  explain->add_option("--exclude", excludes, "never use provider NAME");
+
+  auto* vols = app.add_subcommand("volumes", "volumes as snapset sees them");
+  vols->require_subcommand(1);
+  std::vector<std::string> show_volumes;
+  auto* show = vols->add_subcommand("show", "resolve volumes: kind, size, mount, SCSI identity");
+  show->add_option("VOLUME", show_volumes,
+                   "mount point or path, block device, iscsi://host:port/iqn/lun, cow:NAME")
+      ->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    std::cout << Innermost(app)->help();
+    return kExitOk;
+  } catch (const CLI::CallForAllHelp&) {
+    std::cout << app.help("", CLI::AppFormatMode::All);
+    return kExitOk;
+  } catch (const CLI::ParseError& e) {
+    std::string path;
+    const CLI::App* at = Innermost(app, &path);
+    std::string what = e.what();
+    // CLI11 reports "A subcommand is required" for a mistyped command; name
+    // the word it did not know.
+    if (auto extra = at->remaining(); !extra.empty() && at->get_subcommands({}).size() > 0)
+      what = "unknown command \"" + extra.front() + "\" for \"" + path + "\"";
+    std::cerr << "snapset: usage error: " << what << "\n\n" << at->help();
+    return kExitUsage;
+  }
+
+  CliContext ctx(g);
+  if (*list) return RunProvidersList(ctx);
+  if (*explain) return RunProvidersExplain(ctx, volumes, pins, excludes);
+  if (*show) return RunVolumesShow(ctx, show_volumes);
+  std::cerr << app.help();
+  return kExitUsage;
+}
