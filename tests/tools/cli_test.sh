@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# The snapset CLI as a new user meets it: usage errors, exit codes, messages,
+# tables and JSON. Usage: cli_test.sh SNAPSET_BINARY TEST_PLUGIN_DIR
+set -uo pipefail
+snapset="$1"
+plugins="$2"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+passes=0
+
+# expect CODE PATTERN -- ARGS...: runs snapset ARGS, checks the exit code and
+# that stdout+stderr match the extended regex PATTERN.
+expect() {
+  local code="$1" pattern="$2"
+  shift 3
+  local out rc
+  out="$("$snapset" "$@" 2>&1)"
+  rc=$?
+  if [ "$rc" -ne "$code" ] || ! grep -Eq -- "$pattern" <<<"$out"; then
+    echo "FAIL: snapset $* -> exit $rc (want $code), output:"
+    sed 's/^/    /' <<<"$out"
+    echo "    (wanted /$pattern/)"
+    failures=$((failures + 1))
+  else
+    passes=$((passes + 1))
+  fi
+}
+
+cfg="$tmp/config"
+mkdir -p "$cfg/providers.d"
+chmod 755 "$cfg" "$cfg/providers.d"
+
+# ---- usage ----
+expect 2 "usage error" -- 
+expect 2 "usage error" -- providers
+expect 2 "usage error.*bogus" -- providers bogus
+expect 2 "usage error" -- volumes show
+expect 2 "usage error.*--frobnicate" -- --frobnicate providers list
+expect 0 "Exit codes: 0 ok" -- --help
+expect 0 "explain" -- providers --help
+
+# ---- configuration ----
+expect 4 "config directory /nonexistent/cfg does not exist" -- --config-dir /nonexistent/cfg providers list
+expect 0 "No providers registered in $cfg/providers.d" -- --config-dir "$cfg" providers list
+
+cat >"$cfg/providers.d/bad.json" <<'JSON'
+{ "id": "11111111-1111-4111-8111-111111111111", "name": "x", "type": "firmware",
+  "library": "nowhere.so" }
+JSON
+chmod 644 "$cfg/providers.d/bad.json"
+expect 17 "$cfg/providers.d/bad.json: unknown provider type \"firmware\"" -- --config-dir "$cfg" providers list
+expect 17 "\"code\": \"config\"" -- --config-dir "$cfg" --json providers list
+rm "$cfg/providers.d/bad.json"
+
+cat >"$cfg/providers.d/array.json" <<JSON
+{ "id": "11111111-1111-4111-8111-111111111111", "name": "demo-array", "type": "hardware",
+  "library": "$plugins/libscripted_provider.so",
+  "config": { "supports": ["name:cow:array-lun"], "not_supported_reason": "no array LUN has this identity" } }
+JSON
+cat >"$cfg/providers.d/cow.json" <<JSON
+{ "id": "22222222-2222-4222-8222-222222222222", "name": "cow-like", "type": "software",
+  "library": "$plugins/libscripted_provider.so", "priority": 5,
+  "config": { "supports": ["kind:cow"] } }
+JSON
+chmod 644 "$cfg"/providers.d/*.json
+
+expect 0 "1 +demo-array +hardware" -- --config-dir "$cfg" providers list
+expect 0 "2 +cow-like +software +5" -- --config-dir "$cfg" providers list
+expect 0 "\"name\": \"cow-like\"" -- --config-dir "$cfg" --json providers list
+
+# ---- explain ----
+expect 0 "demo-array +hardware +0 +not supported +no array LUN has this identity" -- --config-dir "$cfg" providers explain cow:db
+expect 0 "=> cow-like takes it" -- --config-dir "$cfg" providers explain cow:db
+expect 0 "=> demo-array takes it" -- --config-dir "$cfg" providers explain cow:array-lun
+expect 0 "excluded by policy \(--exclude demo-array\)" -- --config-dir "$cfg" providers explain cow:array-lun --exclude demo-array
+expect 0 "pinned to cow-like" -- --config-dir "$cfg" providers explain cow:array-lun --provider cow-like=cow:array-lun
+expect 0 "\"verdict\": \"chosen\"" -- --config-dir "$cfg" --json providers explain cow:db
+expect 3 "cannot pin unknown provider \"nope\"" -- --config-dir "$cfg" providers explain cow:db --provider nope=cow:db
+expect 3 "--provider takes NAME=VOLUME" -- --config-dir "$cfg" providers explain cow:db --provider cow-like
+expect 3 "cannot exclude unknown provider" -- --config-dir "$cfg" providers explain cow:db --exclude nope
+expect 4 "no such file, device or mount point: /no/such/volume" -- --config-dir "$cfg" providers explain /no/such/volume
+expect 3 "named twice" -- --config-dir "$cfg" providers explain cow:db cow:db
+
+# ---- volumes ----
+expect 0 "cow:db +cow" -- volumes show cow:db
+expect 0 "\"kind\": \"cow\"" -- --json volumes show cow:db
+expect 3 "unsupported URL scheme" -- volumes show nfs://server/export
+expect 4 "no such file" -- --json volumes show /no/such/volume
+
+echo "cli_test: $passes passed, $failures failed"
+[ "$failures" -eq 0 ]
