@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package snapset needs to build, test and run its
+# demo. Idempotent and non-interactive; run as root. Does nothing (and needs
+# no network) when everything is already installed.
+set -euo pipefail
+
+PACKAGES=(
+  # toolchain
+  build-essential cmake ninja-build ccache pkg-config
+  # libraries (DESIGN §2)
+  libiscsi-dev libcurl4-openssl-dev rapidjson-dev libboost-test-dev
+  libcpp-httplib-dev libssl-dev libsqlite3-dev libfuse3-dev libcli11-dev
+  # system tools the tests and demo drive for real
+  tgt libiscsi-bin fuse3 e2fsprogs xfsprogs util-linux kmod openssl iproute2
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: missing packages: ${missing[*]}" >&2
+  echo "install-deps: run this script as root to install them" >&2
+  exit 1
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# The tgt package starts a system tgtd on the default portal; snapset's tests
+# and the mock array start their own instances and do not need it.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet tgt 2>/dev/null; then
+  systemctl stop tgt || true
+fi
+echo "install-deps: done"
