@@ -23,8 +23,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 work="$(mktemp -d /tmp/snapset-demo.XXXXXX)"
-loops=()
-mounts=()
+undo=()  # cleanup steps, run last to first
 tgtd_pid=""
 ctl=$((2000 + RANDOM % 30000))
 export TGT_IPC_SOCKET="$work/tgtd.ipc"
@@ -38,8 +37,7 @@ cleanup() {
     kill -9 "$tgtd_pid" 2>/dev/null
     wait "$tgtd_pid" 2>/dev/null
   fi
-  for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do umount "${mounts[$i]}"; done
-  for ((i = ${#loops[@]} - 1; i >= 0; i--)); do losetup -d "${loops[$i]}"; done
+  for ((i = ${#undo[@]} - 1; i >= 0; i--)); do ${undo[$i]}; done
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -51,11 +49,11 @@ loop_mount() {
   truncate -s "$2" "$1"
   local dev
   dev="$(losetup --find --show "$1")"
-  loops+=("$dev")
+  undo+=("losetup -d $dev")
   "mkfs.$3" -q "$dev"
   mkdir -p "$4"
   mount "$dev" "$4"
-  mounts+=("$4")
+  undo+=("umount $4")
 }
 
 # Volumes
