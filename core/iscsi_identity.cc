@@ -116,14 +116,19 @@ Result<Portal> NormalizePortal(std::string_view url, std::string_view portal) {
 }
 
 struct ParsedUrl {
-  UrlPtr url;
   Portal portal;
+  std::string target;
+  int lun = 0;
+  std::string user, password;                // CHAP, may be empty
+  std::string target_user, target_password;  // mutual CHAP, may be empty
   std::string canonical;  // iscsi://host:port/target/lun, no credentials
 };
 
+// The fields are copied out because libiscsi frees an iscsi_url through the
+// context that parsed it, so it must not outlive that context.
 Result<ParsedUrl> ParseUrl(iscsi_context* ctx, std::string_view url) {
   const std::string text(url);
-  UrlPtr parsed(iscsi_parse_full_url(ctx, text.c_str()));
+  const UrlPtr parsed(iscsi_parse_full_url(ctx, text.c_str()));
   if (!parsed) return BadUrl(url, ParseFailureReason(ctx));
   if (parsed->target[0] == '\0') return BadUrl(url, "no target IQN");
   if (parsed->lun < 0 || parsed->lun > kMaxLun) {
@@ -131,11 +136,18 @@ Result<ParsedUrl> ParseUrl(iscsi_context* ctx, std::string_view url) {
   }
   Result<Portal> portal = NormalizePortal(url, parsed->portal);
   if (!portal.ok()) return portal.status();
-  std::string canonical = "iscsi://" + portal->host + ":" + portal->port +
-                          "/" + parsed->target + "/" +
-                          std::to_string(parsed->lun);
-  return ParsedUrl{std::move(parsed), std::move(*portal),
-                   std::move(canonical)};
+  ParsedUrl result;
+  result.portal = std::move(*portal);
+  result.target = parsed->target;
+  result.lun = parsed->lun;
+  result.user = parsed->user;
+  result.password = parsed->passwd;
+  result.target_user = parsed->target_user;
+  result.target_password = parsed->target_passwd;
+  result.canonical = "iscsi://" + result.portal.host + ":" +
+                     result.portal.port + "/" + result.target + "/" +
+                     std::to_string(result.lun);
+  return result;
 }
 
 bool IsNumericHost(const std::string& host) {
@@ -233,8 +245,8 @@ bool LunNotSupported(const scsi_task& task) {
 // calls give no such bound: iscsi_set_timeout() limits each PDU, not the
 // whole resolution, counts whole seconds on a clock that ticks in seconds
 // (a 1 s timeout fires after 0 to 1 s), and a dropped session makes
-// libiscsi reconnect in a loop that sleeps. So the deadline here is the
-// only timer, and automatic reconnection is off.
+// libiscsi reconnect in a loop that sleeps. So iscsi_set_timeout() is not
+// used: the deadline here is the only timer, and reconnection is off.
 class Session {
  public:
   Session(ContextPtr ctx, std::string url, Clock::time_point deadline,
@@ -244,17 +256,19 @@ class Session {
         deadline_(deadline),
         budget_(budget) {}
 
-  Status Login(const iscsi_url& url, const std::string& portal) {
+  Status Login(const ParsedUrl& url, const std::string& portal) {
     iscsi_context* ctx = ctx_.get();
-    iscsi_set_targetname(ctx, url.target);
+    iscsi_set_targetname(ctx, url.target.c_str());
     iscsi_set_session_type(ctx, ISCSI_SESSION_NORMAL);
     iscsi_set_header_digest(ctx, ISCSI_HEADER_DIGEST_NONE_CRC32C);
     iscsi_set_noautoreconnect(ctx, 1);
-    if (url.user[0] != '\0') {
-      iscsi_set_initiator_username_pwd(ctx, url.user, url.passwd);
+    if (!url.user.empty()) {
+      iscsi_set_initiator_username_pwd(ctx, url.user.c_str(),
+                                       url.password.c_str());
     }
-    if (url.target_user[0] != '\0') {
-      iscsi_set_target_username_pwd(ctx, url.target_user, url.target_passwd);
+    if (!url.target_user.empty()) {
+      iscsi_set_target_username_pwd(ctx, url.target_user.c_str(),
+                                    url.target_password.c_str());
     }
     // What iscsi_full_connect_async() does, but without its helper record,
     // which libiscsi leaks when the context is destroyed before the login
@@ -541,8 +555,8 @@ Result<Volume> ResolveIscsiVolume(std::string_view url,
 
   Session session(std::move(ctx), parsed->canonical, deadline,
                   options.timeout);
-  const int lun = parsed->url->lun;
-  SNAPSET_RETURN_IF_ERROR(session.Login(*parsed->url, *portal));
+  const int lun = parsed->lun;
+  SNAPSET_RETURN_IF_ERROR(session.Login(*parsed, *portal));
   Volume volume;
   volume.kind = VolumeKind::kIscsi;
   volume.name = parsed->canonical;

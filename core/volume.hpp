@@ -34,7 +34,11 @@ struct ScsiIdentity {
   std::string serial;  // VPD 0x80, leading/trailing spaces trimmed
 
   bool empty() const { return designators.empty() && serial.empty(); }
-  // Lower-case hex of the first NAA designator, or "" if there is none.
+  // Lower-case hex of the preferred NAA designator, or "" if there is none.
+  // Registered extended (NAA 6) beats registered (5) beats IEEE extended (2)
+  // beats locally assigned (3); among equals the first in wire order. Some
+  // targets (tgt) also send an NAA-3 built from target and LUN numbers that
+  // repeats across instances, so "the first NAA" would be wrong.
   std::string Naa() const;
 };
 
