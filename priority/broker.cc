@@ -49,6 +49,19 @@ std::string KnownNames(const std::vector<BrokerCandidate*>& all) {
   return names.empty() ? "none registered" : names;
 }
 
+// Asks `c` and records its answer in `row`; true when it supports the
+// volume (the caller words the reason for a choice).
+bool Ask(BrokerCandidate* c, const Volume& v, uint32_t context, CandidateVerdict* row) {
+  Status s = c->IsVolumeSupported(v, context);
+  if (s.ok()) {
+    row->verdict = Verdict::kChosen;
+    return true;
+  }
+  row->verdict = s.IsVolumeNotSupported() ? Verdict::kNotSupported : Verdict::kFailed;
+  row->reason = s.IsVolumeNotSupported() ? s.message() : "could not answer: " + s.ToString();
+  return false;
+}
+
 }  // namespace
 
 Status Broker::CheckPolicy(const std::vector<Volume>& volumes, const BrokerPolicy& policy) const {
@@ -99,26 +112,17 @@ Result<Plan> Broker::Build(const std::vector<Volume>& volumes, const BrokerPolic
       } else if (ex.chosen && !ask_all) {
         row.verdict = Verdict::kLowerPriority;
         row.reason = "lower priority than " + Describe(*ex.chosen) + "; not asked";
-      } else {
-        Status s = c->IsVolumeSupported(v, context);
-        if (ex.chosen) {
-          row.verdict = Verdict::kLowerPriority;
-          row.reason = "lower priority than " + Describe(*ex.chosen) +
-                       (s.ok() ? "; would support it"
-                               : "; would not support it: " + s.message());
-        } else if (s.ok()) {
-          row.verdict = Verdict::kChosen;
-          row.reason = pin ? "pinned by policy and supports the volume"
-                           : "first provider that supports the volume (order: hardware, "
-                             "software, system; then priority; then name)";
-          ex.chosen = c;
-        } else if (s.IsVolumeNotSupported()) {
-          row.verdict = Verdict::kNotSupported;
-          row.reason = s.message();
-        } else {
-          row.verdict = Verdict::kFailed;
-          row.reason = "could not answer: " + s.ToString();
-        }
+      } else if (ex.chosen) {
+        CandidateVerdict answer;
+        bool would = Ask(c, v, context, &answer);
+        row.verdict = Verdict::kLowerPriority;
+        row.reason = "lower priority than " + Describe(*ex.chosen) +
+                     (would ? "; would support it" : "; would not support it: " + answer.reason);
+      } else if (Ask(c, v, context, &row)) {
+        row.reason = pin ? "pinned by policy and supports the volume"
+                         : "first provider that supports the volume (order: hardware, "
+                           "software, system; then priority; then name)";
+        ex.chosen = c;
       }
       ex.candidates.push_back(std::move(row));
     }
@@ -205,17 +209,9 @@ Status Broker::Replan(Plan* plan, const std::string& failed, const Status& why,
       // Candidates before the failed one already said no; ask only those
       // after it (and any that could not answer before).
       if (row.verdict == Verdict::kNotSupported) continue;
-      Status s = c->IsVolumeSupported(ex.volume, context);
-      if (s.ok()) {
-        row.verdict = Verdict::kChosen;
+      if (Ask(c, ex.volume, context, &row)) {
         row.reason = "re-planned: " + failed + " failed while preparing";
         ex.chosen = c;
-      } else if (s.IsVolumeNotSupported()) {
-        row.verdict = Verdict::kNotSupported;
-        row.reason = s.message();
-      } else {
-        row.verdict = Verdict::kFailed;
-        row.reason = "could not answer: " + s.ToString();
       }
     }
     if (!ex.chosen)

@@ -2,8 +2,8 @@
 # The snapset CLI as a new user meets it: usage errors, exit codes, messages,
 # tables and JSON. Usage: cli_test.sh SNAPSET_BINARY TEST_PLUGIN_DIR
 set -uo pipefail
-snapset="$1"
-plugins="$2"
+snapset="$(realpath "$1")"
+plugins="$(realpath "$2")"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 failures=0
