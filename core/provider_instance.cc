@@ -205,6 +205,17 @@ ProviderInstance::~ProviderInstance() {
   if (dl_) ::dlclose(dl_);
 }
 
+void ProviderInstance::MarkUnhealthy(const std::string& why) {
+  std::lock_guard<std::mutex> lock(unhealthy_mu_);
+  if (unhealthy_reason_.empty()) unhealthy_reason_ = why;
+  unhealthy_.store(true, std::memory_order_release);
+}
+
+std::string ProviderInstance::unhealthy_reason() const {
+  std::lock_guard<std::mutex> lock(unhealthy_mu_);
+  return unhealthy_reason_;
+}
+
 // ---------------------------------------------------------------- calls
 
 Status ProviderInstance::IsVolumeSupported(const Volume& v, uint32_t context,

@@ -21,6 +21,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -62,6 +63,13 @@ class ProviderInstance {
   uint32_t plugin_abi_version() const { return ops_.abi_version; }
   uint32_t plugin_ops_size() const { return plugin_ops_size_; }
 
+  // A provider that hung in a call is abandoned and unhealthy for the rest of
+  // the process: it is not asked again, and it is never unloaded (a thread
+  // may still run its code).
+  void MarkUnhealthy(const std::string& why);
+  bool unhealthy() const { return unhealthy_.load(std::memory_order_acquire); }
+  std::string unhealthy_reason() const;
+
   Status IsVolumeSupported(const Volume& v, uint32_t context, const CallOptions& o = {});
   Status BeginPrepareSnapshot(const std::string& set_id, const std::string& snapshot_id,
                               const Volume& v, uint32_t context, const CallOptions& o = {});
@@ -95,6 +103,9 @@ class ProviderInstance {
   snapset_provider_ops ops_{};
   uint32_t plugin_ops_size_ = 0;
   snapset_provider* instance_ = nullptr;
+  std::atomic<bool> unhealthy_{false};
+  mutable std::mutex unhealthy_mu_;
+  std::string unhealthy_reason_;
 };
 
 }  // namespace snapset

@@ -22,6 +22,12 @@ Result<std::unique_ptr<ProviderRegistry>> ProviderRegistry::Load(const std::stri
   return registry;
 }
 
+ProviderRegistry::~ProviderRegistry() {
+  for (auto& p : providers_) {
+    if (p->unhealthy()) (void)p.release();  // deliberately leaked, see header
+  }
+}
+
 ProviderInstance* ProviderRegistry::FindByName(std::string_view name) const {
   for (const auto& p : providers_)
     if (p->name() == name) return p.get();

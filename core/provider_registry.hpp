@@ -23,6 +23,10 @@ class ProviderRegistry {
   static Result<std::unique_ptr<ProviderRegistry>> Load(const std::string& config_dir,
                                                         HostLog* log);
 
+  // Unloads every provider except unhealthy ones, whose code a hung thread
+  // may still be running: those are left loaded until the process exits.
+  ~ProviderRegistry();
+
   const std::vector<std::unique_ptr<ProviderInstance>>& providers() const { return providers_; }
   ProviderInstance* FindByName(std::string_view name) const;
   ProviderInstance* FindById(std::string_view id) const;

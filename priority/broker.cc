@@ -10,6 +10,8 @@ const std::string& InstanceCandidate::name() const { return p_->name(); }
 ProviderType InstanceCandidate::type() const { return p_->type(); }
 int InstanceCandidate::priority() const { return p_->priority(); }
 Status InstanceCandidate::IsVolumeSupported(const Volume& v, uint32_t context) {
+  if (p_->unhealthy())
+    return Status::Unavailable("unhealthy for the rest of this process: " + p_->unhealthy_reason());
   return p_->IsVolumeSupported(v, context);
 }
 

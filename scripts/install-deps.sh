@@ -11,7 +11,7 @@ PACKAGES=(
   libiscsi-dev libcurl4-openssl-dev rapidjson-dev libboost-test-dev
   libcpp-httplib-dev libssl-dev libsqlite3-dev libfuse3-dev libcli11-dev
   # system tools the tests and demo drive for real
-  tgt libiscsi-bin fuse3 e2fsprogs xfsprogs util-linux kmod openssl iproute2
+  tgt libiscsi-bin fuse3 e2fsprogs xfsprogs btrfs-progs util-linux kmod openssl iproute2
 )
 
 missing=()

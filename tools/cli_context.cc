@@ -20,7 +20,10 @@ CliContext::CliContext(GlobalOptions options) : options_(std::move(options)) {
   log_ = std::make_unique<HostLog>(HostLog::StderrSink(level));
 }
 
+int ExitCodeOf(const Status& s) { return ExitCode(s.code()); }
+
 CliContext::~CliContext() {
+  requestor_.reset();
   registry_.reset();  // on_unload may still log
   log_->Flush();
 }

@@ -3,6 +3,7 @@
 #ifndef SNAPSET_TOOLS_CLI_CONTEXT_HPP
 #define SNAPSET_TOOLS_CLI_CONTEXT_HPP
 
+#include <snapset/requestor.hpp>
 #include <snapset/status.hpp>
 
 #include <rapidjson/document.h>
@@ -35,6 +36,8 @@ class CliContext {
 
   // Loads providers.d once; later calls return the same registry.
   Result<ProviderRegistry*> Registry();
+  // Opens the requestor (providers, catalog, recovery) once.
+  Result<Requestor*> OpenRequestor();
 
   // Prints the error (stderr; also a JSON object on stdout with --json) and
   // returns the exit code for it.
@@ -47,7 +50,10 @@ class CliContext {
   GlobalOptions options_;
   std::unique_ptr<HostLog> log_;
   std::unique_ptr<ProviderRegistry> registry_;
+  std::unique_ptr<Requestor> requestor_;
 };
+
+int ExitCodeOf(const Status& s);
 
 // A volume as a JSON object allocated in `alloc`.
 rapidjson::Value VolumeToJson(const Volume& v, rapidjson::Document::AllocatorType& alloc);
@@ -58,6 +64,26 @@ int RunProvidersExplain(CliContext& ctx, const std::vector<std::string>& volumes
                         const std::vector<std::string>& pins,
                         const std::vector<std::string>& excludes);
 int RunVolumesShow(CliContext& ctx, const std::vector<std::string>& volumes);
+
+struct CreateArgs {
+  std::vector<std::string> volumes, pins, excludes;
+  bool persistent = false, auto_release = false, no_writers = false;
+  int window_ms = 10000;
+  std::string set_id;
+};
+struct ListArgs {
+  std::string volume, set_id;
+  bool verify = false;
+};
+struct DeleteArgs {
+  std::string id, set_id, oldest;
+};
+int RunCreate(CliContext& ctx, const CreateArgs& args);
+int RunList(CliContext& ctx, const ListArgs& args);
+int RunShow(CliContext& ctx, const std::string& id, bool timeline);
+int RunDelete(CliContext& ctx, const DeleteArgs& args);
+int RunExpose(CliContext& ctx, const std::string& id, const std::string& mount_dir);
+int RunUnexpose(CliContext& ctx, const std::string& id);
 
 }  // namespace snapset::cli
 

@@ -68,6 +68,53 @@ int main(int argc, char** argv) {
                    "mount point or path, block device, iscsi://host:port/iqn/lun, cow:NAME")
       ->required();
 
+  CreateArgs create_args;
+  auto* create = app.add_subcommand(
+      "create", "snapshot a set of volumes at one instant, all or none (prints the plan first)");
+  create->add_option("VOLUME", create_args.volumes,
+                     "mount point or path, block device, iscsi://host:port/iqn/lun, cow:NAME")
+      ->required();
+  create->add_option("--provider", create_args.pins, "pin provider NAME to VOLUME (NAME=VOLUME)");
+  create->add_option("--exclude", create_args.excludes, "never use provider NAME");
+  create->add_flag("--persistent", create_args.persistent,
+                   "keep the snapshots after snapset exits (the default)");
+  create->add_flag("--auto-release", create_args.auto_release,
+                   "delete the snapshots when this snapset process ends");
+  create->add_flag("--no-writers", create_args.no_writers, "do not run writers (writers.d hooks)");
+  create->add_option("--window-ms", create_args.window_ms,
+                     "commit window: longest time writes are held, 1..10000 ms")
+      ->capture_default_str();
+  create->add_option("--set-id", create_args.set_id,
+                     "UUID for the set; creating the same id again returns the existing set");
+
+  ListArgs list_args;
+  auto* list_sets = app.add_subcommand("list", "list snapshots in the catalog");
+  list_sets->add_option("--volume", list_args.volume, "only snapshots of VOLUME");
+  list_sets->add_option("--set", list_args.set_id, "only snapshots of set ID");
+  list_sets->add_flag("--verify", list_args.verify,
+                      "cross-check the catalog with every provider and report differences");
+
+  std::string show_id;
+  bool show_timeline = false;
+  auto* show_set = app.add_subcommand("show", "show a snapshot or a set");
+  show_set->add_option("ID", show_id, "snapshot id or set id")->required();
+  show_set->add_flag("--timeline", show_timeline, "draw the set's timeline (raw events with --json)");
+
+  DeleteArgs delete_args;
+  auto* del = app.add_subcommand("delete", "delete a snapshot, a set, or a volume's oldest snapshot");
+  del->add_option("ID", delete_args.id, "snapshot id");
+  del->add_option("--set", delete_args.set_id, "delete every snapshot of set ID");
+  del->add_option("--oldest", delete_args.oldest, "delete the oldest snapshot of VOLUME");
+
+  std::string expose_id, mount_dir;
+  auto* expose = app.add_subcommand("expose", "make a snapshot readable on this host");
+  expose->add_option("ID", expose_id, "snapshot id")->required();
+  expose->add_option("--mount", mount_dir, "also mount it read-only on DIR");
+
+  std::string unexpose_id;
+  auto* unexpose = app.add_subcommand("unexpose", "undo expose");
+  unexpose->add_option("ID", unexpose_id, "snapshot id")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
@@ -92,6 +139,12 @@ int main(int argc, char** argv) {
   if (*list) return RunProvidersList(ctx);
   if (*explain) return RunProvidersExplain(ctx, volumes, pins, excludes);
   if (*show) return RunVolumesShow(ctx, show_volumes);
+  if (*create) return RunCreate(ctx, create_args);
+  if (*list_sets) return RunList(ctx, list_args);
+  if (*show_set) return RunShow(ctx, show_id, show_timeline);
+  if (*del) return RunDelete(ctx, delete_args);
+  if (*expose) return RunExpose(ctx, expose_id, mount_dir);
+  if (*unexpose) return RunUnexpose(ctx, unexpose_id);
   std::cerr << app.help();
   return kExitUsage;
 }

@@ -4,7 +4,8 @@
 //
 // config:
 //   "supports": ["*" | "kind:filesystem" | "naa:HEX" | "name:VOLUME" |
-//                "device-prefix:/dev/loop"],   (none: supports nothing)
+//                "name-prefix:cow:a" | "device-prefix:/dev/loop"],
+//                (none: supports nothing)
 //   "not_supported_reason": "text",
 //   "fail":  {"<event>": "<code name>", ...}  e.g. "commit_snapshots": "unavailable"
 //   "throw": ["<event>", ...]
@@ -73,6 +74,8 @@ class ScriptedProvider : public snapset::Provider {
       if (Match(rule, "kind:", KindName(v.kind()))) return Status::Ok();
       if (Match(rule, "naa:", v.naa())) return Status::Ok();
       if (Match(rule, "name:", v.name())) return Status::Ok();
+      if (rule.rfind("name-prefix:", 0) == 0 && v.name().rfind(rule.substr(12), 0) == 0)
+        return Status::Ok();
       if (rule.rfind("device-prefix:", 0) == 0 &&
           v.device_path().rfind(rule.substr(14), 0) == 0)
         return Status::Ok();

@@ -1,4 +1,4 @@
-#include "tests/support/command.hpp"
+#include "core/run_command.hpp"
 
 #include <fcntl.h>
 #include <spawn.h>
@@ -10,7 +10,7 @@
 
 extern char** environ;
 
-namespace snapset::test {
+namespace snapset {
 
 CommandResult RunCommand(const std::vector<std::string>& argv) {
   CommandResult result;
@@ -56,4 +56,4 @@ bool HaveProgram(const std::string& program) {
   return false;
 }
 
-}  // namespace snapset::test
+}  // namespace snapset

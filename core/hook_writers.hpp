@@ -1,0 +1,66 @@
+// Hook writers: the first, simplest kind of writer (issue 3, point 7).
+//
+// Every executable regular file in <config-dir>/writers.d is a hook, run in
+// file-name order with one argument, "freeze" before the set's writes are
+// held and "thaw" after they are released -- the qemu-guest-agent
+// fsfreeze-hook convention. Each hook gets in its environment:
+//   SNAPSET_SET_ID     the set id
+//   SNAPSET_VOLUMES    the set's volume names, one per line
+//   SNAPSET_PHASE      "freeze" or "thaw"
+// stdin is /dev/null; stdout and stderr are captured (the first 4 KiB go
+// into the error message of a failed hook). Hooks run in their own process
+// group so an overrunning hook and its children can be killed together.
+//
+// The writer window: from the start of Freeze() to the end of Thaw(), at
+// most `window` (60 s by default). A hook that exits non-zero, dies of a
+// signal or overruns fails the set; Freeze() then thaws every hook that had
+// frozen (in reverse order) before returning the error, and Thaw() runs
+// "thaw" on every hook that froze even if some fail.
+#ifndef SNAPSET_CORE_HOOK_WRITERS_HPP
+#define SNAPSET_CORE_HOOK_WRITERS_HPP
+
+#include <snapset/status.hpp>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "core/timeline.hpp"
+
+namespace snapset {
+
+class HookWriters {
+ public:
+  // Finds the hooks of <config_dir>/writers.d (none if the folder is
+  // missing). Errors: InvalidArgument naming a file in writers.d that is not
+  // an executable regular file (a hook that would silently not run is
+  // worse than an error), Config for an unsafe file or folder (owned by
+  // someone other than root or the current user, or writable by group or
+  // others; it runs with the coordinator's privileges).
+  static Result<HookWriters> Discover(const std::string& config_dir);
+
+  const std::vector<std::string>& hooks() const { return hooks_; }  // absolute paths
+  bool empty() const { return hooks_.empty(); }
+
+  // Runs "freeze" on each hook in order; starts the writer window.
+  // Errors: WriterFailed (exit status / signal, with its output),
+  // WriterTimeout (overran the window; killed). Each hook is a span on lane
+  // "writer:<file name>" of `timeline`.
+  Status Freeze(const std::string& set_id, const std::vector<std::string>& volumes,
+                Timeline* timeline, std::chrono::milliseconds window = std::chrono::seconds(60));
+  // Runs "thaw" on each hook that froze, in reverse order, within what is
+  // left of the window (at least a few seconds, so thaw always gets a
+  // chance). Returns the first failure.
+  Status Thaw(Timeline* timeline);
+
+ private:
+  std::vector<std::string> hooks_;
+  std::vector<std::string> frozen_;  // hooks whose freeze succeeded
+  std::string set_id_;
+  std::vector<std::string> volumes_;
+  std::chrono::steady_clock::time_point window_end_;
+};
+
+}  // namespace snapset
+
+#endif  // SNAPSET_CORE_HOOK_WRITERS_HPP

@@ -1,0 +1,710 @@
+#include "core/set_creation.hpp"
+
+#include <snapset/provider.h>
+
+#include <signal.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "core/bounded_calls.hpp"
+#include "core/hook_writers.hpp"
+#include "core/provider_registration.hpp"
+#include "core/thaw_guard.hpp"
+#include "core/timeline.hpp"
+#include "core/volume_locks.hpp"
+#include "core/volume_resolver.hpp"
+#include "core/write_hold.hpp"
+#include "priority/broker.hpp"
+
+namespace snapset {
+
+using Clock = std::chrono::steady_clock;
+
+std::string NewUuid() {
+  std::random_device rd;
+  std::uniform_int_distribution<uint32_t> dist;
+  uint8_t b[16];
+  for (int i = 0; i < 16; i += 4) {
+    uint32_t r = dist(rd);
+    for (int j = 0; j < 4; ++j) b[i + j] = uint8_t(r >> (8 * j));
+  }
+  b[6] = (b[6] & 0x0f) | 0x40;  // version 4
+  b[8] = (b[8] & 0x3f) | 0x80;  // RFC 4122 variant
+  char s[37];
+  std::snprintf(s, sizeof s, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+                b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+                b[13], b[14], b[15]);
+  return s;
+}
+
+namespace {
+
+std::string Lane(const ProviderInstance& p) { return "provider:" + p.name(); }
+std::string VolumeLane(const std::string& volume) { return "volume:" + volume; }
+
+// The held volumes of a set. Release may come from the coordinator thread
+// or the watchdog, whichever is first; each hold is released once, bottom-up
+// (reverse order of holding).
+class HoldSet {
+ public:
+  HoldSet(Timeline* timeline, ThawGuard* guard) : timeline_(timeline), guard_(guard) {}
+
+  void Add(std::unique_ptr<WriteHold> hold) { holds_.push_back({std::move(hold), false}); }
+  void set_guard(ThawGuard* guard) { guard_ = guard; }
+  bool empty() const { return holds_.empty(); }
+
+  // Holds every volume, top-down, each registered with the guard first.
+  Status HoldAll(Clock::time_point deadline) {
+    for (auto& h : holds_) {
+      const std::string lane = VolumeLane(h.hold->target());
+      if (guard_ && h.hold->method() == HoldMethod::kFreeze) {
+        Status g = guard_->Register(h.hold->target(), deadline);
+        if (!g.ok()) return g.WithContext("cannot register " + h.hold->target() + " with the thaw guard");
+      }
+      timeline_->Begin(lane, "hold");
+      Status s;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        s = h.hold->Hold();
+        if (s.ok()) {
+          h.held = true;
+          if (first_hold_ns_ == 0) first_hold_ns_ = Timeline::NowNs();
+        }
+      }
+      if (!s.ok()) {
+        timeline_->End(lane, "hold", s);
+        if (guard_ && h.hold->method() == HoldMethod::kFreeze) (void)guard_->Unregister(h.hold->target());
+        return s;
+      }
+    }
+    return Status::Ok();
+  }
+
+  // Releases every held volume, last held first. Returns the first failure.
+  Status ReleaseAll(const char* why) {
+    Status first;
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto it = holds_.rbegin(); it != holds_.rend(); ++it) {
+      if (!it->held) continue;
+      Status s = it->hold->Release();
+      it->held = false;
+      last_release_ns_ = Timeline::NowNs();
+      timeline_->End(VolumeLane(it->hold->target()), "hold",
+                     s.ok() ? Status::Ok() : s);
+      timeline_->Instant(VolumeLane(it->hold->target()), "released", why);
+      if (s.ok() && guard_ && it->hold->method() == HoldMethod::kFreeze)
+        (void)guard_->Unregister(it->hold->target());
+      if (!s.ok() && first.ok()) first = s;
+    }
+    return first;
+  }
+
+  int64_t held_ns() const {
+    return first_hold_ns_ && last_release_ns_ ? last_release_ns_ - first_hold_ns_ : 0;
+  }
+
+ private:
+  struct Held {
+    std::unique_ptr<WriteHold> hold;
+    bool held;
+  };
+  Timeline* timeline_;
+  ThawGuard* guard_;
+  std::mutex mu_;
+  std::vector<Held> holds_;
+  int64_t first_hold_ns_ = 0;
+  int64_t last_release_ns_ = 0;
+};
+
+// Releases the holds at the deadline unless disarmed first. Depends on no
+// provider thread: it is its own thread, waiting on its own clock.
+class Watchdog {
+ public:
+  Watchdog(HoldSet* holds, std::atomic<bool>* cancel, Clock::time_point deadline)
+      : thread_([this, holds, cancel, deadline] {
+          std::unique_lock<std::mutex> lock(mu_);
+          if (cv_.wait_until(lock, deadline, [this] { return disarmed_; })) return;
+          fired_ = true;
+          cancel->store(true, std::memory_order_release);
+          lock.unlock();
+          (void)holds->ReleaseAll("watchdog: commit window deadline");
+        }) {}
+  ~Watchdog() { Disarm(); }
+  // Returns true if the watchdog had already fired.
+  bool Disarm() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      disarmed_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+    return fired_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool disarmed_ = false;
+  bool fired_ = false;
+  std::thread thread_;
+};
+
+uint32_t ContextOf(const SetRequest& r) {
+  uint32_t c = 0;
+  if (r.persistent) c |= SNAPSET_ATTR_PERSISTENT;
+  if (r.auto_release) c |= SNAPSET_ATTR_AUTO_RELEASE;
+  if (!r.with_writers) c |= SNAPSET_ATTR_NO_WRITERS;
+  return c;
+}
+
+class SetCreation {
+ public:
+  SetCreation(const CreationEnv& env, const SetRequest& request)
+      : env_(env), request_(request), context_(ContextOf(request)) {}
+
+  // Validation, resolution and planning: everything before any provider or
+  // the catalog sees the set. Nothing to undo on failure.
+  Status Plan();
+  SetResult Run(const std::function<void(const std::vector<PlannedVolume>&)>& on_plan);
+  const std::vector<PlannedVolume>& planned() const { return planned_; }
+
+ private:
+  struct Group {
+    ProviderInstance* provider;
+    std::vector<size_t> volumes;  // indices into volumes_
+  };
+
+  Status Validate();
+  Status Prepare();
+  Status RunPhase(const char* step, Status (ProviderInstance::*event)(const std::string&,
+                                                                     const CallOptions&),
+                  Clock::time_point deadline);
+  Status HoldAndCommit();
+  Status RecordComplete();
+  void Abort(const Status& why);
+  std::vector<AbortOutcome> AbortOn(const std::vector<ProviderInstance*>& providers);
+  Status DeleteSnapshotsOn(ProviderInstance* p);
+  void Regroup();
+
+  const CreationEnv& env_;
+  SetRequest request_;
+  uint32_t context_;
+  std::string set_id_;
+  // Shared with provider threads, which may outlive this object when abandoned.
+  std::shared_ptr<Timeline> timeline_ = std::make_shared<Timeline>();
+  SetResult result_;
+
+  std::vector<Volume> volumes_;
+  std::vector<std::string> snapshot_ids_;  // per volume
+  std::vector<std::unique_ptr<InstanceCandidate>> candidates_;
+  std::unique_ptr<Broker> broker_;
+  BrokerPolicy policy_;
+  snapset::Plan plan_;
+  std::vector<Group> groups_;
+  std::vector<PlannedVolume> planned_;
+  std::set<ProviderInstance*> saw_set_;  // providers that got begin_prepare
+
+  std::unique_ptr<VolumeLocks> locks_;
+  std::unique_ptr<HookWriters> writers_;
+  bool writers_frozen_ = false;
+  std::unique_ptr<ThawGuard> guard_;
+  std::unique_ptr<HoldSet> holds_;
+  bool recorded_ = false;  // BeginSet done
+};
+
+Status SetCreation::Validate() {
+  if (request_.volumes.empty())
+    return Status::InvalidArgument("a snapshot set needs at least one volume");
+  if (request_.window.count() <= 0 || request_.window > kMaxCommitWindow)
+    return Status::InvalidArgument(
+        "the commit window is " + std::to_string(request_.window.count()) +
+        " ms; it must be from 1 to " + std::to_string(kMaxCommitWindow.count()) +
+        " ms (writes are never held longer than 10 s)");
+  if (request_.volumes.size() > request_.max_volumes)
+    return Status(Code::kMaxVolumes, "the set has " + std::to_string(request_.volumes.size()) +
+                                         " volumes; the limit is " +
+                                         std::to_string(request_.max_volumes));
+  if (!request_.set_id.empty() && !IsUuid(request_.set_id))
+    return Status::InvalidArgument("set id \"" + request_.set_id +
+                                   "\" is not a UUID (8-4-4-4-12 hex digits)");
+  return Status::Ok();
+}
+
+void SetCreation::Regroup() {
+  groups_.clear();
+  for (const auto& g : plan_.groups) {
+    groups_.push_back({static_cast<InstanceCandidate*>(g.provider)->instance(), g.volumes});
+  }
+  planned_.clear();
+  for (size_t i = 0; i < volumes_.size(); ++i) {
+    PlannedVolume pv;
+    pv.volume = volumes_[i].name;
+    pv.provider = plan_.explanations[i].chosen ? plan_.explanations[i].chosen->name() : "";
+    HoldMethod m = HoldMethodFor(volumes_[i]);
+    pv.hold = HoldMethodName(m);
+    pv.crash_consistent = m == HoldMethod::kNone;
+    planned_.push_back(pv);
+  }
+}
+
+Status SetCreation::Plan() {
+  SNAPSET_RETURN_IF_ERROR(Validate());
+  std::set<std::string> seen;
+  for (const auto& name : request_.volumes) {
+    auto v = ResolveVolume(name);
+    if (!v.ok()) return v.status();
+    if (!seen.insert(v->name).second)
+      return Status::InvalidArgument("volume " + v->name + " is named twice in the set" +
+                                     (v->name != name ? " (as " + name + ")" : ""));
+    volumes_.push_back(std::move(*v));
+  }
+  for (const auto& [volume, provider] : request_.pins) {
+    auto v = ResolveVolume(volume);
+    if (!v.ok()) return v.status().WithContext("provider pin " + provider + "=" + volume);
+    policy_.pins[v->name] = provider;
+  }
+  policy_.excluded.insert(request_.excluded.begin(), request_.excluded.end());
+  policy_.replan_on_prepare_failure = request_.replan_on_prepare_failure;
+
+  std::vector<BrokerCandidate*> ptrs;
+  for (const auto& p : env_.registry->providers()) {
+    candidates_.push_back(std::make_unique<InstanceCandidate>(p.get()));
+    ptrs.push_back(candidates_.back().get());
+  }
+  broker_ = std::make_unique<Broker>(ptrs);
+  auto plan = broker_->MakePlan(volumes_, policy_, context_);
+  if (!plan.ok()) return plan.status();
+  plan_ = std::move(*plan);
+  Regroup();
+
+  // Every hold must be possible before anything starts.
+  holds_ = std::make_unique<HoldSet>(timeline_.get(), nullptr);
+  for (const auto& v : volumes_) {
+    if (HoldMethodFor(v) != HoldMethod::kFreeze) continue;
+    auto hold = MakeFreezeHold(v.mount_point, {env_.state_dir});
+    if (!hold.ok()) return hold.status();
+    holds_->Add(std::move(*hold));
+  }
+  if (request_.with_writers) {
+    auto hooks = HookWriters::Discover(env_.config_dir);
+    if (!hooks.ok()) return hooks.status();
+    writers_ = std::make_unique<HookWriters>(std::move(*hooks));
+  }
+  return Status::Ok();
+}
+
+// Provider threads capture only values and shared state, never `this`: a
+// thread abandoned at a deadline may run on after the set is finished.
+
+Status SetCreation::Prepare() {
+  // begin_prepare: one thread per provider, its volumes in order. A provider
+  // that fails here may hand its volumes to the next one (broker re-plan);
+  // the providers that take them over are still preparing, so they can.
+  std::vector<Group> pending = groups_;
+  for (int round = 0; !pending.empty(); ++round) {
+    if (round > 8) return Status::Internal("re-planning did not settle");
+    BoundedCalls calls;
+    const Clock::time_point deadline = Clock::now() + request_.provider_timeout;
+    for (const auto& g : pending) {
+      saw_set_.insert(g.provider);
+      std::vector<std::pair<std::string, Volume>> work;
+      for (size_t v : g.volumes) work.emplace_back(snapshot_ids_[v], volumes_[v]);
+      calls.Start([timeline = timeline_, p = g.provider, set_id = set_id_, work,
+                   context = context_, deadline] {
+        timeline->Begin(Lane(*p), "begin_prepare_snapshot");
+        CallOptions o;
+        o.deadline = deadline;
+        Status s;
+        for (const auto& [snapshot_id, volume] : work) {
+          s = p->BeginPrepareSnapshot(set_id, snapshot_id, volume, context, o);
+          if (!s.ok()) {
+            s = s.WithContext(volume.name);
+            break;
+          }
+        }
+        timeline->End(Lane(*p), "begin_prepare_snapshot", s);
+        return s;
+      });
+    }
+    auto results = calls.Wait(deadline, Status::Unavailable(
+                                            "did not answer begin_prepare_snapshot within " +
+                                            std::to_string(request_.provider_timeout.count()) +
+                                            " ms"));
+    std::vector<Group> next;
+    for (size_t i = 0; i < pending.size(); ++i) {
+      if (results[i].ok()) continue;
+      ProviderInstance* failed = pending[i].provider;
+      if (calls.abandoned()[i]) failed->MarkUnhealthy("hung in begin_prepare_snapshot");
+      Status re = broker_->Replan(&plan_, failed->name(), results[i], false, policy_, context_);
+      if (!re.ok()) return re;
+      timeline_->Instant("set", "re-plan", failed->name() + " failed: " + results[i].ToString());
+      // It saw the set and will not take part: undo its part now.
+      AbortOn({failed});
+      saw_set_.erase(failed);
+      for (const auto& g : plan_.groups) {
+        std::vector<size_t> moved;
+        for (size_t v : g.volumes)
+          if (std::count(pending[i].volumes.begin(), pending[i].volumes.end(), v)) moved.push_back(v);
+        if (!moved.empty()) next.push_back({static_cast<InstanceCandidate*>(g.provider)->instance(), moved});
+      }
+    }
+    Regroup();
+    pending = std::move(next);
+  }
+  return RunPhase("end_prepare_snapshots", &ProviderInstance::EndPrepareSnapshots,
+                  Clock::now() + request_.provider_timeout);
+}
+
+Status SetCreation::RunPhase(const char* step,
+                             Status (ProviderInstance::*event)(const std::string&,
+                                                               const CallOptions&),
+                             Clock::time_point deadline) {
+  timeline_->Begin("set", step);
+  BoundedCalls calls;
+  for (const auto& g : groups_) {
+    calls.Start([timeline = timeline_, p = g.provider, set_id = set_id_, event, step, deadline] {
+      timeline->Begin(Lane(*p), step);
+      CallOptions o;
+      o.deadline = deadline;
+      Status s = (p->*event)(set_id, o);
+      timeline->End(Lane(*p), step, s);
+      return s;
+    });
+  }
+  auto results = calls.Wait(deadline, Status::Unavailable(std::string("did not answer ") + step +
+                                                          " in time"));
+  Status first;
+  for (size_t i = 0; i < groups_.size(); ++i) {
+    if (calls.abandoned()[i]) groups_[i].provider->MarkUnhealthy(std::string("hung in ") + step);
+    if (!results[i].ok() && first.ok())
+      first = results[i].WithContext("provider " + groups_[i].provider->name() + ": " + step);
+  }
+  timeline_->End("set", step, first);
+  return first;
+}
+
+Status SetCreation::HoldAndCommit() {
+  auto cancel = std::make_shared<std::atomic<bool>>(false);
+  const Clock::time_point deadline = Clock::now() + request_.window;
+  timeline_->Instant("set", "commit window", std::to_string(request_.window.count()) + " ms");
+
+  Status held = holds_->HoldAll(deadline);
+  if (!held.ok()) {
+    (void)holds_->ReleaseAll("a hold failed");
+    return held;
+  }
+  Watchdog watchdog(holds_.get(), cancel.get(), deadline);
+
+  timeline_->Begin("set", "commit_snapshots");
+  BoundedCalls calls;
+  for (const auto& g : groups_) {
+    calls.Start([timeline = timeline_, p = g.provider, set_id = set_id_, deadline, cancel] {
+      timeline->Begin(Lane(*p), "commit_snapshots");
+      CallOptions o;
+      o.deadline = deadline;
+      o.cancelled = cancel.get();
+      Status s = p->CommitSnapshots(set_id, o);
+      timeline->End(Lane(*p), "commit_snapshots", s);
+      return s;
+    });
+  }
+  const Status timeout = Status::HoldWritesTimeout(
+      "commit_snapshots did not return within the commit window of " +
+      std::to_string(request_.window.count()) + " ms; writes were released at the deadline");
+  auto results = calls.Wait(deadline, timeout);
+  // The moment the last commit returned (or the deadline): release.
+  const bool fired = watchdog.Disarm();
+  Status released = holds_->ReleaseAll("last commit returned");
+  result_.hold_ns = holds_->held_ns();
+
+  Status first;
+  for (size_t i = 0; i < groups_.size(); ++i) {
+    if (calls.abandoned()[i]) {
+      cancel->store(true);
+      groups_[i].provider->MarkUnhealthy("hung in commit_snapshots past the commit window");
+    }
+    if (!results[i].ok() && first.ok())
+      first = results[i].WithContext("provider " + groups_[i].provider->name());
+  }
+  timeline_->End("set", "commit_snapshots", first);
+  if (!first.ok()) return first;
+  // Every commit answered, but writes may have flowed before the last did.
+  if (fired) return timeout;
+  if (!released.ok()) return released.WithContext("releasing writes");
+  return Status::Ok();
+}
+
+std::vector<AbortOutcome> SetCreation::AbortOn(const std::vector<ProviderInstance*>& providers) {
+  BoundedCalls calls;
+  const Clock::time_point deadline = Clock::now() + request_.provider_timeout;
+  for (ProviderInstance* p : providers) {
+    calls.Start([timeline = timeline_, p, set_id = set_id_, deadline] {
+      timeline->Begin(Lane(*p), "abort_snapshots");
+      CallOptions o;
+      o.deadline = deadline;
+      Status s = p->AbortSnapshots(set_id, o);
+      timeline->End(Lane(*p), "abort_snapshots", s);
+      return s;
+    });
+  }
+  auto results = calls.Wait(deadline, Status::Unavailable("did not answer abort_snapshots in time"));
+  std::vector<AbortOutcome> out;
+  for (size_t i = 0; i < providers.size(); ++i) {
+    if (calls.abandoned()[i]) providers[i]->MarkUnhealthy("hung in abort_snapshots");
+    // A provider that already completed the set (another failed after it,
+    // in the last phase) can no longer abort it: all or none then means
+    // deleting the snapshots it made.
+    if (results[i].IsBadState()) results[i] = DeleteSnapshotsOn(providers[i]);
+    out.push_back({providers[i]->name(), results[i]});
+    result_.aborts.push_back(out.back());
+  }
+  return out;
+}
+
+Status SetCreation::DeleteSnapshotsOn(ProviderInstance* p) {
+  Status first;
+  for (const auto& g : groups_) {
+    if (g.provider != p) continue;
+    for (size_t v : g.volumes) {
+      CallOptions o;
+      o.deadline = Clock::now() + request_.provider_timeout;
+      timeline_->Begin(Lane(*p), "delete_snapshot");
+      Status s = p->DeleteSnapshot(snapshot_ids_[v], o);
+      if (s.IsNotFound()) s = Status::Ok();
+      timeline_->End(Lane(*p), "delete_snapshot", s);
+      if (!s.ok() && first.ok()) first = s;
+    }
+  }
+  return first;
+}
+
+void SetCreation::Abort(const Status& why) {
+  timeline_->Instant("set", "abort", why.ToString());
+  if (holds_) (void)holds_->ReleaseAll("set aborted");
+  if (writers_ && writers_frozen_) {
+    (void)writers_->Thaw(timeline_.get());
+    writers_frozen_ = false;
+  }
+  std::vector<ProviderInstance*> order(saw_set_.begin(), saw_set_.end());
+  std::sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->name() < b->name(); });
+  AbortOn(order);
+  if (recorded_) {
+    Status s = env_.catalog->AbortSet(set_id_, why.ToString(), timeline_->ToJson());
+    if (!s.ok()) timeline_->Instant("set", "catalog", "could not record the abort: " + s.ToString());
+  }
+}
+
+Status SetCreation::RecordComplete() {
+  std::vector<SnapshotRecord> records;
+  for (const auto& g : groups_) {
+    for (size_t v : g.volumes) {
+      SnapshotRecord r;
+      r.snapshot_id = snapshot_ids_[v];
+      r.set_id = set_id_;
+      r.volume = volumes_[v].name;
+      r.provider_id = g.provider->id();
+      r.provider_name = g.provider->name();
+      r.attributes = context_ | (planned_[v].crash_consistent ? SNAPSET_ATTR_CRASH_CONSISTENT : 0);
+      CallOptions o;
+      o.deadline = Clock::now() + request_.provider_timeout;
+      auto props = g.provider->GetSnapshotProperties(snapshot_ids_[v], o);
+      if (props.ok()) {
+        r.created_ns = props->creation_time_ns;
+        r.attributes |= props->attributes;
+        r.snapshot_device = props->snapshot_device;
+        r.exposed_as = props->exposed_as;
+      }
+      if (r.created_ns == 0) r.created_ns = timeline_->start_realtime_ns();
+      records.push_back(std::move(r));
+      result_.snapshots.push_back({snapshot_ids_[v], volumes_[v].name, g.provider->name(),
+                                   g.provider->id(), planned_[v].crash_consistent});
+    }
+  }
+  timeline_->Instant("set", "complete");
+  return env_.catalog->CompleteSet(set_id_, records, timeline_->ToJson());
+}
+
+SetResult SetCreation::Run(const std::function<void(const std::vector<PlannedVolume>&)>& on_plan) {
+  set_id_ = request_.set_id.empty() ? NewUuid() : request_.set_id;
+  result_.set_id = set_id_;
+  auto finish = [this](Status s) {
+    if (!s.ok()) Abort(s);
+    result_.status = std::move(s);
+    result_.plan = planned_;
+    result_.timeline = timeline_->data();
+    if (!result_.status.ok()) result_.snapshots.clear();
+    return result_;
+  };
+
+  timeline_->Begin("set", "plan");
+  Status planned = Plan();
+  timeline_->End("set", "plan", planned);
+  if (!planned.ok()) return finish(planned);
+  if (on_plan) on_plan(planned_);
+
+  std::vector<std::string> names;
+  for (const auto& v : volumes_) names.push_back(v.name);
+  auto locks = VolumeLocks::Acquire(env_.state_dir, names, set_id_);
+  if (!locks.ok()) return finish(locks.status());
+  locks_ = std::move(*locks);
+
+  for (size_t i = 0; i < volumes_.size(); ++i) snapshot_ids_.push_back(NewUuid());
+  SetRecord record;
+  record.set_id = set_id_;
+  record.state = SetState::kCreating;
+  record.created_ns = timeline_->start_realtime_ns();
+  record.context = context_;
+  record.requestor_pid = env_.requestor_pid;
+  for (const auto& g : groups_)
+    for (size_t v : g.volumes)
+      record.snapshots.push_back({snapshot_ids_[v], set_id_, volumes_[v].name, g.provider->id(),
+                                  g.provider->name(), 0, context_, "", ""});
+  if (Status s = env_.catalog->BeginSet(record); !s.ok()) return finish(s);
+  recorded_ = true;
+
+  if (!holds_->empty()) {
+    auto guard = ThawGuard::Start(env_.thaw_guard);
+    if (!guard.ok()) return finish(guard.status().WithContext("the thaw guard is required to freeze"));
+    guard_ = std::move(*guard);
+    holds_->set_guard(guard_.get());
+  }
+
+  timeline_->Begin("set", "prepare");
+  Status s = Prepare();
+  timeline_->End("set", "prepare", s);
+  if (!s.ok()) return finish(s);
+
+  if (writers_ && !writers_->empty()) {
+    timeline_->Begin("set", "writers freeze");
+    s = writers_->Freeze(set_id_, names, timeline_.get(), request_.writer_window);
+    writers_frozen_ = s.ok();
+    timeline_->End("set", "writers freeze", s);
+    if (!s.ok()) return finish(s);
+  }
+
+  s = RunPhase("pre_commit_snapshots", &ProviderInstance::PreCommitSnapshots,
+               Clock::now() + request_.provider_timeout);
+  if (!s.ok()) return finish(s);
+
+  s = HoldAndCommit();
+  if (!s.ok()) return finish(s);
+
+  s = RunPhase("post_commit_snapshots", &ProviderInstance::PostCommitSnapshots,
+               Clock::now() + request_.provider_timeout);
+  if (!s.ok()) return finish(s);
+
+  if (writers_frozen_) {
+    timeline_->Begin("set", "writers thaw");
+    s = writers_->Thaw(timeline_.get());
+    writers_frozen_ = false;
+    timeline_->End("set", "writers thaw", s);
+    if (!s.ok()) return finish(s);
+  }
+
+  s = RunPhase("pre_final_commit_snapshots", &ProviderInstance::PreFinalCommitSnapshots,
+               Clock::now() + request_.provider_timeout);
+  if (!s.ok()) return finish(s);
+  s = RunPhase("post_final_commit_snapshots", &ProviderInstance::PostFinalCommitSnapshots,
+               Clock::now() + request_.provider_timeout);
+  if (!s.ok()) return finish(s);
+
+  s = RecordComplete();
+  if (!s.ok()) {
+    // The providers completed the set but the catalog could not say so: the
+    // snapshots would be invisible. Delete them rather than leak them.
+    for (const auto& snap : result_.snapshots)
+      if (auto* p = env_.registry->FindById(snap.provider_id)) (void)p->DeleteSnapshot(snap.snapshot_id);
+    (void)env_.catalog->DeleteSet(set_id_);
+    result_.status = s.WithContext("recording the set in the catalog");
+    result_.snapshots.clear();
+    result_.plan = planned_;
+    result_.timeline = timeline_->data();
+    return result_;
+  }
+  return finish(Status::Ok());
+}
+
+}  // namespace
+
+Result<std::vector<PlannedVolume>> PlanSnapshotSet(const CreationEnv& env,
+                                                   const SetRequest& request) {
+  SetCreation creation(env, request);
+  SNAPSET_RETURN_IF_ERROR(creation.Plan());
+  return creation.planned();
+}
+
+SetResult CreateSnapshotSet(const CreationEnv& env, const SetRequest& request,
+                            const std::function<void(const std::vector<PlannedVolume>&)>& on_plan) {
+  // Idempotent on a caller-supplied set id (CSI's rule).
+  if (!request.set_id.empty()) {
+    auto existing = env.catalog->GetSet(request.set_id);
+    if (existing.ok()) {
+      SetResult r;
+      r.set_id = request.set_id;
+      if (existing->state == SetState::kComplete) {
+        for (const auto& s : existing->snapshots)
+          r.snapshots.push_back({s.snapshot_id, s.volume, s.provider_name, s.provider_id,
+                                 (s.attributes & SNAPSET_ATTR_CRASH_CONSISTENT) != 0});
+        if (auto t = TimelineData::FromJson(existing->timeline_json); t.ok()) r.timeline = *t;
+        return r;  // OK: the set exists as asked
+      }
+      r.status = existing->state == SetState::kCreating
+                     ? Status::BadState("set in progress: set " + request.set_id +
+                                        " is still being created")
+                     : Status::AlreadyExists("set " + request.set_id + " failed earlier (" +
+                                             existing->error + "); use a new set id");
+      return r;
+    }
+  }
+  SetCreation creation(env, request);
+  return creation.Run(on_plan);
+}
+
+Result<int> RecoverInterruptedSets(const CreationEnv& env) {
+  auto creating = env.catalog->ListCreating();
+  if (!creating.ok()) return creating.status();
+  int recovered = 0;
+  for (const auto& set : *creating) {
+    std::vector<std::string> volumes;
+    std::set<std::string> provider_ids;
+    for (const auto& s : set.snapshots) {
+      volumes.push_back(s.volume);
+      provider_ids.insert(s.provider_id);
+    }
+    // A live coordinator still holds the volume locks: not ours to touch.
+    auto locks = VolumeLocks::Acquire(env.state_dir, volumes, set.set_id);
+    if (!locks.ok()) continue;
+    Timeline timeline;  // of the recovery; the crashed run's was never stored
+    std::string outcome;
+    for (const auto& id : provider_ids) {
+      ProviderInstance* p = env.registry->FindById(id);
+      if (!p) {
+        outcome += " provider " + id + " is no longer registered;";
+        continue;
+      }
+      timeline.Begin(Lane(*p), "abort_snapshots");
+      CallOptions o;
+      o.deadline = Clock::now() + std::chrono::seconds(30);
+      Status s = p->AbortSnapshots(set.set_id, o);
+      timeline.End(Lane(*p), "abort_snapshots", s);
+      if (!s.ok()) outcome += " " + p->name() + ": " + s.ToString() + ";";
+    }
+    SNAPSET_RETURN_IF_ERROR(env.catalog->AbortSet(
+        set.set_id,
+        "the coordinator stopped while creating this set; aborted at the next start" + outcome,
+        timeline.ToJson()));
+    ++recovered;
+  }
+  return recovered;
+}
+
+}  // namespace snapset

@@ -1,0 +1,152 @@
+// snapset requestor API: what a backup application uses to take a
+// consistent point-in-time snapshot of a set of volumes, all or none, and to
+// manage the snapshots afterwards (DESIGN §4, §9).
+//
+//   auto r = snapset::Requestor::Open({.config_dir = "/etc/snapset",
+//                                      .state_dir = "/var/lib/snapset"});
+//   snapset::SetRequest req;
+//   req.volumes = {"/srv/db", "/srv/logs"};
+//   snapset::SetResult result = (*r)->CreateSet(req);
+//   if (!result.status.ok()) ...   // nothing was created
+//
+// Thread-safety: one Requestor may create several sets at once from several
+// threads, as long as the sets share no volume (a second set touching a
+// volume of a set still being created gets BadState "set in progress", also
+// across processes). Management calls may run concurrently.
+#ifndef SNAPSET_REQUESTOR_HPP
+#define SNAPSET_REQUESTOR_HPP
+
+#include <snapset/status.hpp>
+#include <snapset/timeline.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace snapset {
+
+// The longest commit window: writes are never held longer (DESIGN §4).
+inline constexpr std::chrono::milliseconds kMaxCommitWindow{10000};
+
+struct RequestorOptions {
+  std::string config_dir = "/etc/snapset";    // providers.d, writers.d
+  std::string state_dir = "/var/lib/snapset"; // catalog.db, locks
+  int log_level = 1;                           // SNAPSET_LOG_*: warnings by default
+  std::string thaw_guard;                      // guard binary; "" = next to the program
+};
+
+// One snapshot set to create. The context is the flags below.
+struct SetRequest {
+  std::vector<std::string> volumes;               // as a user names them
+  std::map<std::string, std::string> pins;        // volume -> provider name
+  std::vector<std::string> excluded;              // provider names
+  bool persistent = true;       // survives the requestor
+  bool auto_release = false;    // deleted when the requestor ends
+  bool with_writers = true;     // run writers (hooks in writers.d)
+  bool replan_on_prepare_failure = true;
+  std::chrono::milliseconds window = kMaxCommitWindow;      // configurable down only
+  std::chrono::milliseconds writer_window{60000};
+  // Bound on each provider call outside the commit window; a provider that
+  // does not answer in time is abandoned and unhealthy for the process.
+  std::chrono::milliseconds provider_timeout{60000};
+  size_t max_volumes = 64;
+  std::string set_id;  // caller-supplied UUID: CreateSet is idempotent on it
+};
+
+// Which provider takes a volume, and how its writes are held.
+struct PlannedVolume {
+  std::string volume;         // canonical name
+  std::string provider;       // provider name
+  std::string hold;           // "fsfreeze", "write-gate" or "none"
+  bool crash_consistent = false;  // no hold possible: only the provider's atomicity
+};
+
+struct SnapshotResult {
+  std::string snapshot_id;
+  std::string volume;
+  std::string provider;
+  std::string provider_id;
+  bool crash_consistent = false;
+};
+
+struct AbortOutcome {
+  std::string provider;
+  Status status;  // the provider's answer to abort_snapshots
+};
+
+struct SetResult {
+  Status status;                      // OK only if the whole set was created
+  std::string set_id;
+  std::vector<PlannedVolume> plan;    // empty when planning itself failed
+  std::vector<SnapshotResult> snapshots;  // empty unless status is OK
+  std::vector<AbortOutcome> aborts;   // each provider that saw a failed set
+  int64_t hold_ns = 0;                // first hold to last release
+  TimelineData timeline;
+};
+
+// A snapshot as the catalog records it.
+struct SnapshotEntry {
+  std::string snapshot_id;
+  std::string set_id;
+  std::string volume;
+  std::string provider;
+  std::string provider_id;
+  int64_t created_ns = 0;   // CLOCK_REALTIME
+  uint32_t attributes = 0;  // SNAPSET_ATTR_*
+  std::string exposed_as;
+  std::string snapshot_device;
+};
+
+struct SetEntry {
+  std::string set_id;
+  std::string state;  // "creating", "complete", "aborted"
+  int64_t created_ns = 0;
+  uint32_t context = 0;
+  std::string error;
+  std::vector<SnapshotEntry> snapshots;
+  TimelineData timeline;
+};
+
+// One difference between the catalog and a provider (list --verify).
+struct VerifyFinding {
+  std::string snapshot_id;
+  std::string provider;
+  std::string problem;  // "in the catalog but not on the provider", ...
+};
+
+class Requestor {
+ public:
+  static Result<std::unique_ptr<Requestor>> Open(const RequestorOptions& options);
+  virtual ~Requestor() = default;
+
+  // Plans without creating anything: which provider takes which volume and
+  // how writes are held. Same errors as CreateSet's planning.
+  virtual Result<std::vector<PlannedVolume>> PlanSet(const SetRequest& request) = 0;
+
+  // Creates the set, all or none. `on_plan`, if given, is called once the
+  // plan is known, before any provider sees the set.
+  virtual SetResult CreateSet(
+      const SetRequest& request,
+      const std::function<void(const std::vector<PlannedVolume>&)>& on_plan = nullptr) = 0;
+
+  virtual Result<std::vector<SetEntry>> ListSets(bool include_failed = false) = 0;
+  virtual Result<SetEntry> GetSet(const std::string& set_id) = 0;
+  virtual Result<SnapshotEntry> GetSnapshot(const std::string& snapshot_id) = 0;
+  virtual Result<std::vector<VerifyFinding>> Verify() = 0;
+
+  // Deletes on the provider, then from the catalog.
+  virtual Status DeleteSnapshot(const std::string& snapshot_id) = 0;
+  virtual Status DeleteSet(const std::string& set_id) = 0;
+  virtual Result<std::string> DeleteOldest(const std::string& volume) = 0;  // -> snapshot id
+
+  virtual Result<std::string> ExposeSnapshot(const std::string& snapshot_id) = 0;
+  virtual Status UnexposeSnapshot(const std::string& snapshot_id) = 0;
+};
+
+}  // namespace snapset
+
+#endif  // SNAPSET_REQUESTOR_HPP

@@ -1,0 +1,381 @@
+// snapset create | list | show | delete | expose | unexpose
+#include <snapset/provider.h>
+
+#include <sys/stat.h>
+
+#include <ctime>
+#include <iostream>
+
+#include "core/volume_resolver.hpp"
+#include "core/run_command.hpp"
+#include "tools/cli_context.hpp"
+#include "tools/table.hpp"
+#include "tools/timeline_chart.hpp"
+
+namespace snapset::cli {
+
+namespace {
+
+using rapidjson::Value;
+
+std::string Attributes(uint32_t a) {
+  std::string s;
+  auto add = [&](uint32_t bit, const char* name) {
+    if (a & bit) s += (s.empty() ? "" : ",") + std::string(name);
+  };
+  add(SNAPSET_ATTR_PERSISTENT, "persistent");
+  add(SNAPSET_ATTR_AUTO_RELEASE, "auto-release");
+  add(SNAPSET_ATTR_NO_WRITERS, "no-writers");
+  add(SNAPSET_ATTR_HARDWARE_ASSISTED, "hardware");
+  add(SNAPSET_ATTR_READ_ONLY, "read-only");
+  add(SNAPSET_ATTR_EXPOSED, "exposed");
+  add(SNAPSET_ATTR_CRASH_CONSISTENT, "crash-consistent");
+  return s.empty() ? "-" : s;
+}
+
+std::string LocalTime(int64_t realtime_ns) {
+  time_t secs = time_t(realtime_ns / 1000000000);
+  tm local;
+  localtime_r(&secs, &local);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &local);
+  return buf;
+}
+
+Value Str(const std::string& s, rapidjson::Document::AllocatorType& a) {
+  return Value(s.c_str(), rapidjson::SizeType(s.size()), a);
+}
+
+Value PlanJson(const std::vector<PlannedVolume>& plan, rapidjson::Document::AllocatorType& a) {
+  Value arr(rapidjson::kArrayType);
+  for (const auto& p : plan) {
+    Value o(rapidjson::kObjectType);
+    o.AddMember("volume", Str(p.volume, a), a);
+    o.AddMember("provider", Str(p.provider, a), a);
+    o.AddMember("hold", Str(p.hold, a), a);
+    o.AddMember("crash_consistent", p.crash_consistent, a);
+    arr.PushBack(o, a);
+  }
+  return arr;
+}
+
+Value SnapshotJson(const SnapshotEntry& s, rapidjson::Document::AllocatorType& a) {
+  Value o(rapidjson::kObjectType);
+  o.AddMember("snapshot_id", Str(s.snapshot_id, a), a);
+  o.AddMember("set_id", Str(s.set_id, a), a);
+  o.AddMember("volume", Str(s.volume, a), a);
+  o.AddMember("provider", Str(s.provider, a), a);
+  o.AddMember("provider_id", Str(s.provider_id, a), a);
+  o.AddMember("created_ns", s.created_ns, a);
+  o.AddMember("attributes", Str(Attributes(s.attributes), a), a);
+  o.AddMember("exposed_as", s.exposed_as.empty() ? Value() : Str(s.exposed_as, a), a);
+  o.AddMember("snapshot_device",
+              s.snapshot_device.empty() ? Value() : Str(s.snapshot_device, a), a);
+  return o;
+}
+
+Value TimelineJson(const TimelineData& t, rapidjson::Document::AllocatorType& a) {
+  rapidjson::Document d(&a);
+  d.Parse(t.ToJson().c_str());
+  return Value(d, a);
+}
+
+void PrintPlan(const std::vector<PlannedVolume>& plan) {
+  std::cout << "Plan:\n";
+  Table t({"VOLUME", "PROVIDER", "WRITES HELD BY"});
+  for (const auto& p : plan)
+    t.Add({p.volume, p.provider,
+           p.crash_consistent ? "nothing (crash-consistent only)" : p.hold});
+  t.Print(std::cout, "  ");
+}
+
+std::string CanonicalVolume(const std::string& name) {
+  auto v = ResolveVolume(name);
+  return v.ok() ? v->name : name;
+}
+
+}  // namespace
+
+Result<Requestor*> CliContext::OpenRequestor() {
+  if (!requestor_) {
+    RequestorOptions o;
+    o.config_dir = options_.config_dir;
+    o.state_dir = options_.state_dir;
+    o.log_level = options_.verbose >= 2   ? SNAPSET_LOG_DEBUG
+                  : options_.verbose == 1 ? SNAPSET_LOG_INFO
+                                          : SNAPSET_LOG_WARNING;
+    auto r = Requestor::Open(o);
+    if (!r.ok()) return r.status();
+    requestor_ = std::move(*r);
+  }
+  return requestor_.get();
+}
+
+int RunCreate(CliContext& ctx, const CreateArgs& args) {
+  auto r = ctx.OpenRequestor();
+  if (!r.ok()) return ctx.Fail(r.status());
+  SetRequest req;
+  req.volumes = args.volumes;
+  for (const auto& pin : args.pins) {
+    auto eq = pin.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == pin.size())
+      return ctx.Fail(Status::InvalidArgument("--provider takes NAME=VOLUME, got \"" + pin + "\""));
+    req.pins[pin.substr(eq + 1)] = pin.substr(0, eq);
+  }
+  req.excluded = args.excludes;
+  req.persistent = args.persistent || !args.auto_release;
+  req.auto_release = args.auto_release;
+  req.with_writers = !args.no_writers;
+  req.window = std::chrono::milliseconds(args.window_ms);
+  req.set_id = args.set_id;
+
+  SetResult result = (*r)->CreateSet(req, [&](const std::vector<PlannedVolume>& plan) {
+    if (!ctx.json()) PrintPlan(plan);
+  });
+
+  if (ctx.json()) {
+    rapidjson::Document doc(rapidjson::kObjectType);
+    auto& a = doc.GetAllocator();
+    doc.AddMember("set_id", Str(result.set_id, a), a);
+    doc.AddMember("ok", result.status.ok(), a);
+    if (!result.status.ok()) {
+      Value err(rapidjson::kObjectType);
+      err.AddMember("code", Str(std::string(CodeName(result.status.code())), a), a);
+      err.AddMember("message", Str(result.status.message(), a), a);
+      doc.AddMember("error", err, a);
+    }
+    doc.AddMember("plan", PlanJson(result.plan, a), a);
+    Value snaps(rapidjson::kArrayType);
+    for (const auto& s : result.snapshots) {
+      Value o(rapidjson::kObjectType);
+      o.AddMember("snapshot_id", Str(s.snapshot_id, a), a);
+      o.AddMember("volume", Str(s.volume, a), a);
+      o.AddMember("provider", Str(s.provider, a), a);
+      o.AddMember("crash_consistent", s.crash_consistent, a);
+      snaps.PushBack(o, a);
+    }
+    doc.AddMember("snapshots", snaps, a);
+    Value aborts(rapidjson::kArrayType);
+    for (const auto& ab : result.aborts) {
+      Value o(rapidjson::kObjectType);
+      o.AddMember("provider", Str(ab.provider, a), a);
+      o.AddMember("outcome", Str(ab.status.ToString(), a), a);
+      aborts.PushBack(o, a);
+    }
+    doc.AddMember("aborts", aborts, a);
+    doc.AddMember("hold_ns", result.hold_ns, a);
+    doc.AddMember("timeline", TimelineJson(result.timeline, a), a);
+    ctx.PrintJson(doc);
+    return result.status.ok() ? 0 : ExitCodeOf(result.status);
+  }
+
+  if (!result.status.ok()) {
+    std::cout << "Set " << result.set_id << " was not created; nothing was kept.\n";
+    for (const auto& ab : result.aborts)
+      std::cout << "  abort on " << ab.provider << ": " << ab.status.ToString() << "\n";
+    return ctx.Fail(result.status);
+  }
+  int64_t total = 0;
+  if (!result.timeline.events.empty())
+    total = result.timeline.events.back().t_ns - result.timeline.start_monotonic_ns;
+  std::cout << "Created set " << result.set_id << " in " << HumanDuration(total)
+            << "; writes held " << HumanDuration(result.hold_ns) << ".\n";
+  Table t({"SNAPSHOT", "VOLUME", "PROVIDER"});
+  for (const auto& s : result.snapshots)
+    t.Add({s.snapshot_id, s.volume + (s.crash_consistent ? " (crash-consistent)" : ""),
+           s.provider});
+  t.Print(std::cout, "  ");
+  return 0;
+}
+
+int RunList(CliContext& ctx, const ListArgs& args) {
+  auto r = ctx.OpenRequestor();
+  if (!r.ok()) return ctx.Fail(r.status());
+  if (args.verify) {
+    auto findings = (*r)->Verify();
+    if (!findings.ok()) return ctx.Fail(findings.status());
+    if (ctx.json()) {
+      rapidjson::Document doc(rapidjson::kObjectType);
+      auto& a = doc.GetAllocator();
+      Value arr(rapidjson::kArrayType);
+      for (const auto& f : *findings) {
+        Value o(rapidjson::kObjectType);
+        o.AddMember("snapshot_id", Str(f.snapshot_id, a), a);
+        o.AddMember("provider", Str(f.provider, a), a);
+        o.AddMember("problem", Str(f.problem, a), a);
+        arr.PushBack(o, a);
+      }
+      doc.AddMember("differences", arr, a);
+      ctx.PrintJson(doc);
+    } else if (findings->empty()) {
+      std::cout << "The catalog and every provider agree.\n";
+    } else {
+      Table t({"SNAPSHOT", "PROVIDER", "DIFFERENCE"});
+      for (const auto& f : *findings) t.Add({f.snapshot_id, f.provider, f.problem});
+      t.Print(std::cout);
+    }
+    return findings->empty() ? 0 : ExitCodeOf(Status::BadState(""));
+  }
+  auto sets = (*r)->ListSets(false);
+  if (!sets.ok()) return ctx.Fail(sets.status());
+  const std::string volume = args.volume.empty() ? "" : CanonicalVolume(args.volume);
+  std::vector<SnapshotEntry> shown;
+  for (const auto& set : *sets) {
+    if (!args.set_id.empty() && set.set_id != args.set_id) continue;
+    for (const auto& s : set.snapshots)
+      if (volume.empty() || s.volume == volume) shown.push_back(s);
+  }
+  if (ctx.json()) {
+    rapidjson::Document doc(rapidjson::kObjectType);
+    auto& a = doc.GetAllocator();
+    Value arr(rapidjson::kArrayType);
+    for (const auto& s : shown) arr.PushBack(SnapshotJson(s, a), a);
+    doc.AddMember("snapshots", arr, a);
+    ctx.PrintJson(doc);
+    return 0;
+  }
+  if (shown.empty()) {
+    std::cout << "No snapshots.\n";
+    return 0;
+  }
+  Table t({"SNAPSHOT", "SET", "VOLUME", "PROVIDER", "CREATED", "ATTRIBUTES"});
+  for (const auto& s : shown)
+    t.Add({s.snapshot_id, s.set_id, s.volume, s.provider, LocalTime(s.created_ns),
+           Attributes(s.attributes)});
+  t.Print(std::cout);
+  return 0;
+}
+
+int RunShow(CliContext& ctx, const std::string& id, bool timeline) {
+  auto r = ctx.OpenRequestor();
+  if (!r.ok()) return ctx.Fail(r.status());
+  std::string set_id = id;
+  std::optional<SnapshotEntry> snapshot;
+  if (auto snap = (*r)->GetSnapshot(id); snap.ok()) {
+    snapshot = *snap;
+    set_id = snap->set_id;
+  }
+  auto set = (*r)->GetSet(set_id);
+  if (!set.ok())
+    return ctx.Fail(Status::NotFound("no snapshot or set " + id + " in the catalog"));
+
+  if (ctx.json()) {
+    rapidjson::Document doc(rapidjson::kObjectType);
+    auto& a = doc.GetAllocator();
+    if (snapshot) doc.AddMember("snapshot", SnapshotJson(*snapshot, a), a);
+    Value s(rapidjson::kObjectType);
+    s.AddMember("set_id", Str(set->set_id, a), a);
+    s.AddMember("state", Str(set->state, a), a);
+    s.AddMember("created_ns", set->created_ns, a);
+    s.AddMember("context", Str(Attributes(set->context), a), a);
+    s.AddMember("error", set->error.empty() ? Value() : Str(set->error, a), a);
+    Value snaps(rapidjson::kArrayType);
+    for (const auto& sn : set->snapshots) snaps.PushBack(SnapshotJson(sn, a), a);
+    s.AddMember("snapshots", snaps, a);
+    if (timeline) s.AddMember("timeline", TimelineJson(set->timeline, a), a);
+    doc.AddMember("set", s, a);
+    ctx.PrintJson(doc);
+    return 0;
+  }
+  if (snapshot) {
+    std::cout << "Snapshot " << snapshot->snapshot_id << "\n"
+              << "  volume      " << snapshot->volume << "\n"
+              << "  provider    " << snapshot->provider << " (" << snapshot->provider_id << ")\n"
+              << "  created     " << LocalTime(snapshot->created_ns) << "\n"
+              << "  attributes  " << Attributes(snapshot->attributes) << "\n";
+    if (!snapshot->exposed_as.empty()) std::cout << "  exposed as  " << snapshot->exposed_as << "\n";
+    if (!snapshot->snapshot_device.empty())
+      std::cout << "  device      " << snapshot->snapshot_device << "\n";
+  }
+  std::cout << "Set " << set->set_id << ": " << set->state << ", created "
+            << LocalTime(set->created_ns) << ", context " << Attributes(set->context) << "\n";
+  if (!set->error.empty()) std::cout << "  failed: " << set->error << "\n";
+  if (!snapshot && !set->snapshots.empty()) {
+    Table t({"SNAPSHOT", "VOLUME", "PROVIDER"});
+    for (const auto& s : set->snapshots) t.Add({s.snapshot_id, s.volume, s.provider});
+    t.Print(std::cout, "  ");
+  }
+  if (timeline) {
+    std::cout << "\n";
+    DrawTimeline(set->timeline, std::cout);
+  }
+  return 0;
+}
+
+int RunDelete(CliContext& ctx, const DeleteArgs& args) {
+  const int given = !args.id.empty() + !args.set_id.empty() + !args.oldest.empty();
+  if (given != 1)
+    return ctx.Fail(Status::InvalidArgument(
+        "delete takes exactly one of: a snapshot ID, --set ID, --oldest VOLUME"));
+  auto r = ctx.OpenRequestor();
+  if (!r.ok()) return ctx.Fail(r.status());
+  std::string what;
+  if (!args.id.empty()) {
+    if (Status s = (*r)->DeleteSnapshot(args.id); !s.ok()) return ctx.Fail(s);
+    what = "snapshot " + args.id;
+  } else if (!args.set_id.empty()) {
+    if (Status s = (*r)->DeleteSet(args.set_id); !s.ok()) return ctx.Fail(s);
+    what = "set " + args.set_id;
+  } else {
+    auto id = (*r)->DeleteOldest(CanonicalVolume(args.oldest));
+    if (!id.ok()) return ctx.Fail(id.status());
+    what = "snapshot " + *id + " (the oldest of " + args.oldest + ")";
+  }
+  if (ctx.json()) {
+    rapidjson::Document doc(rapidjson::kObjectType);
+    doc.AddMember("deleted", Str(what, doc.GetAllocator()), doc.GetAllocator());
+    ctx.PrintJson(doc);
+  } else {
+    std::cout << "Deleted " << what << ".\n";
+  }
+  return 0;
+}
+
+int RunExpose(CliContext& ctx, const std::string& id, const std::string& mount_dir) {
+  auto r = ctx.OpenRequestor();
+  if (!r.ok()) return ctx.Fail(r.status());
+  auto where = (*r)->ExposeSnapshot(id);
+  if (!where.ok()) return ctx.Fail(where.status());
+  if (!mount_dir.empty()) {
+    struct stat st;
+    if (::stat(where->c_str(), &st) != 0 || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)))
+      return ctx.Fail(Status::InvalidArgument(
+          "snapshot " + id + " is exposed as " + *where +
+          ", which is not a file or block device snapset can mount; use it directly"));
+    std::vector<std::string> argv = {"mount", "-o",
+                                     S_ISREG(st.st_mode) ? "ro,loop,noload" : "ro,noload", *where,
+                                     mount_dir};
+    auto m = RunCommand(argv);
+    if (m.exit_code != 0) {
+      // noload is ext4's; other filesystems refuse it. Try plain read-only.
+      argv[2] = S_ISREG(st.st_mode) ? "ro,loop" : "ro";
+      m = RunCommand(argv);
+    }
+    if (m.exit_code != 0)
+      return ctx.Fail(Status::Unavailable("mounting " + *where + " on " + mount_dir +
+                                          " failed: " + m.output));
+  }
+  if (ctx.json()) {
+    rapidjson::Document doc(rapidjson::kObjectType);
+    auto& a = doc.GetAllocator();
+    doc.AddMember("snapshot_id", Str(id, a), a);
+    doc.AddMember("exposed_as", Str(*where, a), a);
+    doc.AddMember("mounted_on", mount_dir.empty() ? Value() : Str(mount_dir, a), a);
+    ctx.PrintJson(doc);
+  } else {
+    std::cout << "Snapshot " << id << " is exposed as " << *where;
+    if (!mount_dir.empty()) std::cout << ", mounted read-only on " << mount_dir;
+    std::cout << ".\n";
+  }
+  return 0;
+}
+
+int RunUnexpose(CliContext& ctx, const std::string& id) {
+  auto r = ctx.OpenRequestor();
+  if (!r.ok()) return ctx.Fail(r.status());
+  if (Status s = (*r)->UnexposeSnapshot(id); !s.ok()) return ctx.Fail(s);
+  if (!ctx.json()) std::cout << "Snapshot " << id << " is no longer exposed.\n";
+  return 0;
+}
+
+}  // namespace snapset::cli
