@@ -2,11 +2,15 @@
 
 #include <snapset/provider.h>
 
+#include <fcntl.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <condition_variable>
+#include <cstring>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -62,31 +66,53 @@ class HoldSet {
   void set_guard(ThawGuard* guard) { guard_ = guard; }
   bool empty() const { return holds_.empty(); }
 
-  // Holds every volume, top-down, each registered with the guard first.
-  Status HoldAll(Clock::time_point deadline) {
-    for (auto& h : holds_) {
+  // Writes back each filesystem's dirty data before the window starts, so
+  // that FIFREEZE, inside the window, has little left to flush (the "flush"
+  // of flush-and-hold). Best effort: FIFREEZE flushes anyway.
+  void Flush() {
+    (void)ForEachInParallel([this](Held& h) {
+      if (h.hold->method() != HoldMethod::kFreeze) return Status::Ok();
       const std::string lane = VolumeLane(h.hold->target());
-      if (guard_ && h.hold->method() == HoldMethod::kFreeze) {
+      timeline_->Begin(lane, "flush");
+      int fd = ::open(h.hold->target().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      Status s = fd >= 0 && ::syncfs(fd) == 0
+                     ? Status::Ok()
+                     : Status::Unavailable(std::string("syncfs: ") + std::strerror(errno));
+      if (fd >= 0) ::close(fd);
+      timeline_->End(lane, "flush", s);
+      return s;
+    });
+  }
+
+  // Holds every volume, each registered with the guard first. Independent
+  // filesystems are frozen in parallel: FIFREEZE waits for a journal commit,
+  // and 64 of them one after another would eat much of the window. (Stacked
+  // volumes, which must be held top-down, come with the software-cow
+  // provider.) The watchdog is not running yet, so nothing releases while
+  // holds are being taken; the guard covers a FIFREEZE that never returns.
+  Status HoldAll(Clock::time_point deadline) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      first_hold_ns_ = Timeline::NowNs();
+    }
+    return ForEachInParallel([this, deadline](Held& h) {
+      const std::string lane = VolumeLane(h.hold->target());
+      const bool guarded = guard_ && h.hold->method() == HoldMethod::kFreeze;
+      if (guarded) {
         Status g = guard_->Register(h.hold->target(), deadline);
         if (!g.ok()) return g.WithContext("cannot register " + h.hold->target() + " with the thaw guard");
       }
       timeline_->Begin(lane, "hold");
-      Status s;
-      {
+      Status s = h.hold->Hold();
+      if (s.ok()) {
         std::lock_guard<std::mutex> lock(mu_);
-        s = h.hold->Hold();
-        if (s.ok()) {
-          h.held = true;
-          if (first_hold_ns_ == 0) first_hold_ns_ = Timeline::NowNs();
-        }
-      }
-      if (!s.ok()) {
-        timeline_->End(lane, "hold", s);
-        if (guard_ && h.hold->method() == HoldMethod::kFreeze) (void)guard_->Unregister(h.hold->target());
+        h.held = true;
         return s;
       }
-    }
-    return Status::Ok();
+      timeline_->End(lane, "hold", s);
+      if (guarded) (void)guard_->Unregister(h.hold->target());
+      return s;
+    });
   }
 
   // Releases every held volume, last held first. Returns the first failure.
@@ -106,6 +132,19 @@ class HoldSet {
       if (!s.ok() && first.ok()) first = s;
     }
     return first;
+  }
+
+  // Runs fn on every hold at once, one thread each; the first failure.
+  template <typename Fn>
+  Status ForEachInParallel(Fn fn) {
+    std::vector<Status> results(holds_.size());
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < holds_.size(); ++i)
+      threads.emplace_back([&, i] { results[i] = fn(holds_[i]); });
+    for (auto& t : threads) t.join();
+    for (auto& r : results)
+      if (!r.ok()) return r;
+    return Status::Ok();
   }
 
   int64_t held_ns() const {
@@ -394,6 +433,7 @@ Status SetCreation::RunPhase(const char* step,
 
 Status SetCreation::HoldAndCommit() {
   auto cancel = std::make_shared<std::atomic<bool>>(false);
+  holds_->Flush();
   const Clock::time_point deadline = Clock::now() + request_.window;
   timeline_->Instant("set", "commit window", std::to_string(request_.window.count()) + " ms");
 
@@ -675,17 +715,17 @@ Result<int> RecoverInterruptedSets(const CreationEnv& env) {
   int recovered = 0;
   for (const auto& set : *creating) {
     std::vector<std::string> volumes;
-    std::set<std::string> provider_ids;
+    std::map<std::string, std::vector<std::string>> planned;  // provider id -> snapshot ids
     for (const auto& s : set.snapshots) {
       volumes.push_back(s.volume);
-      provider_ids.insert(s.provider_id);
+      planned[s.provider_id].push_back(s.snapshot_id);
     }
     // A live coordinator still holds the volume locks: not ours to touch.
     auto locks = VolumeLocks::Acquire(env.state_dir, volumes, set.set_id);
     if (!locks.ok()) continue;
     Timeline timeline;  // of the recovery; the crashed run's was never stored
     std::string outcome;
-    for (const auto& id : provider_ids) {
+    for (const auto& [id, snapshot_ids] : planned) {
       ProviderInstance* p = env.registry->FindById(id);
       if (!p) {
         outcome += " provider " + id + " is no longer registered;";
@@ -696,6 +736,23 @@ Result<int> RecoverInterruptedSets(const CreationEnv& env) {
       o.deadline = Clock::now() + std::chrono::seconds(30);
       Status s = p->AbortSnapshots(set.set_id, o);
       timeline.End(Lane(*p), "abort_snapshots", s);
+      // The process may have died after a provider completed its part: the
+      // abort then answers BAD_STATE (or OK, from a provider that kept no
+      // state). The catalog never recorded the set complete, so none of its
+      // snapshots may stay: delete each planned one, as AbortOn does within
+      // one process for a provider that completed. The ids were made for
+      // this set alone; NOT_FOUND is the usual answer.
+      Status deleted;
+      for (const auto& snapshot_id : snapshot_ids) {
+        timeline.Begin(Lane(*p), "delete_snapshot");
+        CallOptions d;
+        d.deadline = Clock::now() + std::chrono::seconds(30);
+        Status one = p->DeleteSnapshot(snapshot_id, d);
+        if (one.IsNotFound()) one = Status::Ok();
+        timeline.End(Lane(*p), "delete_snapshot", one);
+        if (!one.ok() && deleted.ok()) deleted = one;
+      }
+      if (s.ok() || s.IsBadState()) s = deleted;
       if (!s.ok()) outcome += " " + p->name() + ": " + s.ToString() + ";";
     }
     SNAPSET_RETURN_IF_ERROR(env.catalog->AbortSet(
