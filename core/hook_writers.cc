@@ -43,6 +43,9 @@ constexpr milliseconds kMinThawTime = std::chrono::seconds(5);
 // SIGKILL cannot end a process in uninterruptible sleep (e.g. writing to a
 // frozen filesystem), so reaping after a kill is bounded too.
 constexpr milliseconds kReapAfterKill = std::chrono::seconds(2);
+// Bytes read per wakeup, so that a hook writing nonstop (`yes`) cannot keep
+// us reading past the deadline.
+constexpr size_t kReadPerWakeup = 64 * 1024;
 // Without a pidfd, how often to look whether the hook has exited.
 constexpr milliseconds kExitPollTick{10};
 
@@ -165,7 +168,7 @@ bool WaitForExit(pid_t pid, int pidfd, int* out_fd, Captured* out, Clock::time_p
       continue;
     }
     if (ready > 0 && *out_fd >= 0 && fds[0].revents != 0) {
-      if (!ReadAvailable(*out_fd, out, SIZE_MAX)) *out_fd = -1;
+      if (!ReadAvailable(*out_fd, out, kReadPerWakeup)) *out_fd = -1;
     }
   }
 }

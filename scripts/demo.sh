@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# The main job, for now: build snapset, then show it choosing providers for
-# real volumes:
-#   - an ext4 filesystem on a loop device whose backing file lives on XFS (so
-#     the example loop-clone provider can snapshot it with FICLONE);
-#   - an ext4 filesystem on a loop device over a file on the root filesystem
-#     (which cannot clone files: loop-clone explains why it declines);
-#   - a real iSCSI LUN served by a private tgtd on loopback, with its own NAA.
-# Providers registered: loop-clone (examples/minimal-provider, type system)
-# and "demo-array", the scriptable test provider standing in, until the
-# iSCSI hardware provider lands, for an array that owns exactly that LUN's NAA.
+# The main job: build snapset, then take a consistent snapshot of a set of
+# two real ext4 filesystems and show the whole life of the set:
+#   providers list / volumes show / providers explain   (who takes what, why)
+#   create        the plan, then the set: both filesystems frozen together
+#                 for a few milliseconds inside the 10-second commit window
+#   list, show --timeline, expose --mount   (the snapshot holds the old data)
+#   create on a volume no provider supports: refused, nothing kept
+#   delete --set
+# Volumes: ext4 filesystems on loop devices whose backing files live on XFS,
+# so the example provider loop-clone (examples/minimal-provider, type system)
+# snapshots them for real with FICLONE; one ext4 over a file on the root
+# filesystem (which cannot clone: loop-clone says why it declines); and a real
+# iSCSI LUN from a private tgtd on loopback, taken by "demo-array" -- the
+# scriptable test provider standing in for an array that owns that LUN's NAA
+# until the iSCSI hardware provider lands.
 # Run as root. Everything is undone on exit.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -59,7 +64,8 @@ loop_mount() {
 # Volumes
 loop_mount "$work/store.img" 512M xfs "$work/xfs-store"            # holds backing files
 loop_mount "$work/xfs-store/db.img" 64M ext4 "$work/db"            # volume 1
-loop_mount "$work/logs.img" 64M ext4 "$work/logs"                  # volume 2
+loop_mount "$work/xfs-store/logs.img" 64M ext4 "$work/logs"        # volume 2
+loop_mount "$work/scratch.img" 64M ext4 "$work/scratch"            # not clonable
 mkdir -p "$work/xfs-store/snapshots"
 
 # A private tgtd with one LUN on a free loopback port.
@@ -111,13 +117,41 @@ cat >"$cfg/providers.d/demo-array.json" <<JSON
 JSON
 chmod 644 "$cfg"/providers.d/*.json
 
-say snapset --config-dir "$cfg" providers list
-"$snapset" --config-dir "$cfg" providers list
-say snapset volumes show "$work/db" "$work/logs" "$lun"
-"$snapset" volumes show "$work/db" "$work/logs" "$lun"
-say snapset --config-dir "$cfg" providers explain "$work/db" "$work/logs" "$lun"
-"$snapset" --config-dir "$cfg" providers explain "$work/db" "$work/logs" "$lun"
-say snapset --config-dir "$cfg" providers explain "$lun" --exclude demo-array
-"$snapset" --config-dir "$cfg" providers explain "$lun" --exclude demo-array
+run() {
+  say "snapset $*"
+  "$snapset" --config-dir "$cfg" --state-dir "$work/state" "$@"
+}
+
+run providers list
+run volumes show "$work/db" "$work/logs" "$lun"
+run providers explain "$work/db" "$work/scratch" "$lun"
+
+echo "balance=100" >"$work/db/accounts"
+echo "opened account" >"$work/logs/journal"
+sync
+run create "$work/db" "$work/logs"
+set_id="$("$snapset" --state-dir "$work/state" --config-dir "$cfg" --json list |
+          sed -n 's/.*"set_id": "\([0-9a-f-]*\)".*/\1/p' | head -n 1)"
+snap_id="$("$snapset" --state-dir "$work/state" --config-dir "$cfg" --json list --volume "$work/db" |
+           sed -n 's/.*"snapshot_id": "\([0-9a-f-]*\)".*/\1/p' | head -n 1)"
+
+echo "balance=0" >"$work/db/accounts"   # the live volume moves on
+run list
+run show "$set_id" --timeline
+
+mkdir -p "$work/restore"
+run expose "$snap_id" --mount "$work/restore"
+say "cat $work/restore/accounts   # the snapshot still holds the old balance"
+cat "$work/restore/accounts"
+umount "$work/restore"
+run unexpose "$snap_id"
+
+say "snapset create $work/db $work/scratch   # scratch: no provider can snapshot it"
+"$snapset" --config-dir "$cfg" --state-dir "$work/state" create "$work/db" "$work/scratch" ||
+  echo "(exit code $?: refused, and nothing was created)"
+run list
+
+run delete --set "$set_id"
+run list
 echo
 echo "demo: done (all loop devices, mounts and tgtd are being removed)"

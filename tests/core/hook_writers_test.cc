@@ -32,8 +32,8 @@ namespace {
 // A hook that appends "<its name> <phase>" to `log`, then runs `body`.
 std::string WriteHook(const TempDir& config, const std::string& name, const std::string& log,
                       const std::string& body = "") {
-  std::string path = config.Write("writers.d/" + name, "#!/bin/sh\necho \"$(basename \"$0\") $1\" >> " +
-                                                           log + "\n" + body);
+  std::string path = config.Write(
+      "writers.d/" + name, "#!/bin/sh\necho \"$(basename \"$0\") $1\" >> " + log + "\n" + body);
   ::chmod(path.c_str(), 0755);
   return path;
 }
@@ -76,7 +76,9 @@ bool BecomesGone(pid_t pid, std::chrono::milliseconds within) {
   return true;
 }
 
-pid_t ReadPid(const std::filesystem::path& file) { return pid_t(std::atoi(ReadFile(file).c_str())); }
+pid_t ReadPid(const std::filesystem::path& file) {
+  return pid_t(std::atoi(ReadFile(file).c_str()));
+}
 
 bool Contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
@@ -119,11 +121,13 @@ BOOST_AUTO_TEST_CASE(hooks_learn_the_set_id_volumes_and_phase_from_their_environ
   TempDir config;
   const std::string out = config.str();
   WriteHook(config, "10-env", out + "/log",
-            "printf '%s' \"$SNAPSET_SET_ID\" > " + out + "/id.$1\n"
-            "printf '%s' \"$SNAPSET_VOLUMES\" > " + out + "/volumes.$1\n"
-            "printf '%s' \"$SNAPSET_PHASE\" > " + out + "/phase.$1\n"
-            "printf '%s' \"$HOOK_TEST_INHERITED\" > " + out + "/inherited.$1\n"
-            "readlink /proc/$$/fd/0 > " + out + "/stdin.$1\n");
+            "cd " + out + "\n" +
+                R"(printf '%s' "$SNAPSET_SET_ID" > id.$1
+printf '%s' "$SNAPSET_VOLUMES" > volumes.$1
+printf '%s' "$SNAPSET_PHASE" > phase.$1
+printf '%s' "$HOOK_TEST_INHERITED" > inherited.$1
+readlink /proc/$$/fd/0 > stdin.$1
+)");
   HookWriters writers = MustDiscover(config);
 
   // The coordinator's own environment passes through, but a stale value of
@@ -290,6 +294,17 @@ BOOST_AUTO_TEST_CASE(only_the_first_4_kib_of_a_chatty_hook_is_kept_and_it_never_
   BOOST_TEST(s.message().size() < 4096u + 512u);
 }
 
+BOOST_AUTO_TEST_CASE(a_hook_writing_nonstop_is_still_killed_at_the_window_end) {
+  TempDir config;
+  WriteHook(config, "10-flood", config.str() + "/log", "exec yes\n");
+  HookWriters writers = MustDiscover(config);
+  const auto start = Clock::now();
+  Status s = writers.Freeze("s", {}, nullptr, std::chrono::milliseconds(300));
+  const auto elapsed = Clock::now() - start;
+  BOOST_TEST(s.Is(Code::kWriterTimeout), s.ToString().substr(0, 200));
+  BOOST_TEST(elapsed < std::chrono::seconds(5));
+}
+
 BOOST_AUTO_TEST_CASE(an_overrunning_hook_is_killed_with_its_children_at_the_window_end) {
   TempDir config;
   const std::string log = config.str() + "/log";
@@ -327,7 +342,8 @@ BOOST_AUTO_TEST_CASE(a_background_child_holding_the_output_does_not_stall_the_ho
   const auto pid_file = config.path() / "child.pid";
   // The child inherits stdout, so the pipe stays open after the hook exits.
   WriteHook(config, "10-daemon", config.str() + "/log",
-            "sleep 30 &\necho $! > " + pid_file.string() + "\nexit 0\n");
+            "if [ \"$1\" = freeze ]; then sleep 30 & echo $! > " + pid_file.string() +
+                "; fi\nexit 0\n");
   HookWriters writers = MustDiscover(config);
 
   const auto start = Clock::now();
@@ -397,10 +413,14 @@ BOOST_AUTO_TEST_CASE(the_timeline_has_a_span_per_hook_run) {
     std::string lane, step;
   };
   const std::vector<Expected> expected = {
-      {TimelineKind::kBegin, "writer:10-app", "freeze"}, {TimelineKind::kEnd, "writer:10-app", "freeze"},
-      {TimelineKind::kBegin, "writer:20-db", "freeze"},  {TimelineKind::kEnd, "writer:20-db", "freeze"},
-      {TimelineKind::kBegin, "writer:20-db", "thaw"},    {TimelineKind::kEnd, "writer:20-db", "thaw"},
-      {TimelineKind::kBegin, "writer:10-app", "thaw"},   {TimelineKind::kEnd, "writer:10-app", "thaw"},
+      {TimelineKind::kBegin, "writer:10-app", "freeze"},
+      {TimelineKind::kEnd, "writer:10-app", "freeze"},
+      {TimelineKind::kBegin, "writer:20-db", "freeze"},
+      {TimelineKind::kEnd, "writer:20-db", "freeze"},
+      {TimelineKind::kBegin, "writer:20-db", "thaw"},
+      {TimelineKind::kEnd, "writer:20-db", "thaw"},
+      {TimelineKind::kBegin, "writer:10-app", "thaw"},
+      {TimelineKind::kEnd, "writer:10-app", "thaw"},
   };
   const auto events = timeline.events();
   BOOST_TEST_REQUIRE(events.size() == expected.size());
