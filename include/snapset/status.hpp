@@ -96,6 +96,11 @@ class [[nodiscard]] Status {
   static Status ProviderVeto(std::string m) { return {Code::kProviderVeto, std::move(m)}; }
   static Status BadState(std::string m) { return {Code::kBadState, std::move(m)}; }
   static Status HoldWritesTimeout(std::string m) { return {Code::kHoldWritesTimeout, std::move(m)}; }
+  static Status WriterTimeout(std::string m) { return {Code::kWriterTimeout, std::move(m)}; }
+  static Status WriterFailed(std::string m) { return {Code::kWriterFailed, std::move(m)}; }
+  static Status InsufficientStorage(std::string m) { return {Code::kInsufficientStorage, std::move(m)}; }
+  static Status MaxSnapshots(std::string m) { return {Code::kMaxSnapshots, std::move(m)}; }
+  static Status MaxVolumes(std::string m) { return {Code::kMaxVolumes, std::move(m)}; }
   static Status Unavailable(std::string m) { return {Code::kUnavailable, std::move(m)}; }
   static Status Internal(std::string m) { return {Code::kInternal, std::move(m)}; }
   static Status NotImplemented(std::string m) { return {Code::kNotImplemented, std::move(m)}; }

@@ -88,5 +88,39 @@ expect 0 "\"kind\": \"cow\"" -- --json volumes show cow:db
 expect 3 "unsupported URL scheme" -- volumes show nfs://server/export
 expect 4 "no such file" -- --json volumes show /no/such/volume
 
+# ---- snapshot sets (cow: volumes have no write hold, so no root needed) ----
+st="$tmp/state"
+C=(--config-dir "$cfg" --state-dir "$st")
+expect 2 "usage error" -- "${C[@]}" create
+expect 3 "commit window is 10001 ms; it must be from 1 to 10000 ms" -- "${C[@]}" create cow:db --window-ms 10001
+expect 3 "volume cow:db is named twice" -- "${C[@]}" create cow:db cow:db
+expect 4 "no such file, device or mount point: /no/such/volume" -- "${C[@]}" create cow:db /no/such/volume
+expect 3 "is not a UUID" -- "${C[@]}" create cow:db --set-id tuesday
+expect 6 "no provider supports it" -- "${C[@]}" create cow:db --exclude cow-like
+expect 0 "No snapshots" -- "${C[@]}" list
+expect 0 "cow:db +cow-like +nothing \(crash-consistent only\)" -- "${C[@]}" create cow:db
+expect 0 "Created set [0-9a-f-]+ in" -- "${C[@]}" create cow:logs
+expect 0 "cow:db +cow-like" -- "${C[@]}" list --volume cow:db
+set_id="$("$snapset" "${C[@]}" --json list --volume cow:db | sed -n 's/.*"set_id": "\([0-9a-f-]*\)".*/\1/p' | head -n 1)"
+expect 0 "commit_snapshots" -- "${C[@]}" show "$set_id" --timeline
+expect 0 "\"step\": \"commit_snapshots\"" -- "${C[@]}" --json show "$set_id" --timeline
+expect 4 "no snapshot or set nope" -- "${C[@]}" show nope
+expect 3 "exactly one of" -- "${C[@]}" delete
+expect 3 "exactly one of" -- "${C[@]}" delete "$set_id" --oldest cow:db
+expect 0 "Deleted set $set_id" -- "${C[@]}" delete --set "$set_id"
+expect 0 "the oldest of cow:logs" -- "${C[@]}" delete --oldest cow:logs
+expect 4 "no snapshots of cow:logs" -- "${C[@]}" delete --oldest cow:logs
+expect 0 "No snapshots" -- "${C[@]}" list
+mkdir -p "$cfg/writers.d"
+chmod 755 "$cfg/writers.d"
+printf '#!/bin/sh\nexit 0\n' >"$cfg/writers.d/10-db"
+chmod 644 "$cfg/writers.d/10-db"
+expect 3 "10-db" -- "${C[@]}" create cow:db
+chmod 755 "$cfg/writers.d/10-db"
+expect 0 "Created set" -- "${C[@]}" create cow:db
+printf '#!/bin/sh\n[ "$1" = freeze ] && { echo "db refuses to freeze"; exit 3; }\nexit 0\n' >"$cfg/writers.d/10-db"
+expect 11 "writer hook .*10-db.* failed.*db refuses to freeze" -- "${C[@]}" create cow:logs
+rm -rf "$cfg/writers.d"
+
 echo "cli_test: $passes passed, $failures failed"
 [ "$failures" -eq 0 ]
