@@ -197,6 +197,13 @@ class Watchdog {
   std::thread thread_;
 };
 
+// Answers from begin_prepare_snapshot that another provider would not
+// change: they fail the set instead of re-planning it.
+bool IsFinalAnswer(const Status& s) {
+  return s.Is(Code::kMaxSnapshots) || s.Is(Code::kInsufficientStorage) ||
+         s.Is(Code::kAlreadyExists) || s.Is(Code::kInvalidArgument);
+}
+
 uint32_t ContextOf(const SetRequest& r) {
   uint32_t c = 0;
   if (r.persistent) c |= SNAPSET_ATTR_PERSISTENT;
@@ -383,6 +390,9 @@ Status SetCreation::Prepare() {
       if (results[i].ok()) continue;
       ProviderInstance* failed = pending[i].provider;
       if (calls.abandoned()[i]) failed->MarkUnhealthy("hung in begin_prepare_snapshot");
+      // A limit is an answer, not a failure: the volume has as many
+      // snapshots, or the provider as little room, as it can take.
+      if (IsFinalAnswer(results[i])) return results[i].WithContext("provider " + failed->name());
       Status re = broker_->Replan(&plan_, failed->name(), results[i], false, policy_, context_);
       if (!re.ok()) return re;
       timeline_->Instant("set", "re-plan", failed->name() + " failed: " + results[i].ToString());

@@ -612,3 +612,44 @@ BOOST_AUTO_TEST_CASE(kill_9_of_the_coordinator_during_the_hold_is_thawed_by_the_
   BOOST_TEST(sets->front().state == "aborted");
   BOOST_TEST(sets->front().error.find("coordinator stopped") != std::string::npos);
 }
+
+BOOST_AUTO_TEST_CASE(maximum_snapshots_reached_creates_nothing_and_is_not_replanned) {
+  World w;
+  w.AddProvider("hw", "hardware", R"({"supports": ["*"], "fail": {"begin_prepare_snapshot": "max-snapshots"}})");
+  w.AddProvider("sw", "software", R"({"supports": ["*"]})");
+  auto r = w.Open();
+  SetRequest req;
+  req.volumes = {"cow:a", "cow:b"};
+  SetResult res = r->CreateSet(req);
+  BOOST_TEST(res.status.Is(Code::kMaxSnapshots), res.status.ToString());
+  BOOST_TEST(res.snapshots.empty());
+  BOOST_TEST(!SawEvent(res.timeline, "provider:sw", "begin_prepare_snapshot"));
+  auto sets = r->ListSets(false);
+  BOOST_TEST_REQUIRE(sets.ok());
+  BOOST_TEST(sets->empty());
+  ExpectConsistent(*r);
+}
+
+BOOST_AUTO_TEST_CASE(auto_release_sets_live_as_long_as_their_requestor) {
+  World w;
+  w.AddProvider("p", "software", R"({"supports": ["*"]})");
+  std::string kept, released;
+  {
+    auto r = w.Open();
+    SetRequest req;
+    req.volumes = {"cow:a"};
+    req.auto_release = true;
+    SetResult a = r->CreateSet(req);
+    BOOST_TEST_REQUIRE(a.status.ok(), a.status.ToString());
+    released = a.set_id;
+    req.volumes = {"cow:b"};
+    req.auto_release = false;
+    SetResult b = r->CreateSet(req);
+    BOOST_TEST_REQUIRE(b.status.ok(), b.status.ToString());
+    kept = b.set_id;
+    BOOST_TEST(r->GetSet(released).ok());
+  }
+  auto r = w.Open();
+  BOOST_TEST(r->GetSet(released).status().IsNotFound());
+  BOOST_TEST(r->GetSet(kept).ok());
+}
