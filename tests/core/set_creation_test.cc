@@ -280,6 +280,14 @@ BOOST_AUTO_TEST_CASE(provider_calls_of_one_phase_run_in_parallel) {
 // ------------------------------------------------------------ all or none
 
 BOOST_AUTO_TEST_CASE(failure_matrix_leaves_nothing_behind) {
+  // One real ext4 volume joins the set, so "no volume left held" is tested
+  // on a real hold.
+  std::unique_ptr<LoopFilesystem> fs;
+  if (LoopAvailable()) {
+    auto made = LoopFilesystem::Create(32ull << 20);
+    BOOST_TEST_REQUIRE(made.ok(), made.status().ToString());
+    fs = std::move(*made);
+  }
   struct Mode {
     std::string name;
     std::string config;  // fragment for the failing provider
@@ -294,12 +302,13 @@ BOOST_AUTO_TEST_CASE(failure_matrix_leaves_nothing_behind) {
     for (const auto& mode : modes) {
       BOOST_TEST_CONTEXT(event << " x " << mode.name) {
         World w;
-        w.AddProvider("hw", "hardware", R"({"supports": ["name-prefix:cow:h-"]})");
+        w.AddProvider("hw", "hardware", R"({"supports": ["name-prefix:cow:h-", "kind:filesystem"]})");
         w.AddProvider("sw", "software", R"({"supports": ["name-prefix:cow:s-"], )" + mode.config + "}");
         w.AddProvider("sys", "system", R"({"supports": ["name-prefix:cow:y-"]})");
         auto r = w.Open();
         SetRequest req;
         req.volumes = CowVolumes(6);
+        if (fs) req.volumes.push_back(fs->mount_point());
         req.window = std::chrono::milliseconds(400);
         req.provider_timeout = std::chrono::milliseconds(400);
         req.replan_on_prepare_failure = false;
@@ -326,6 +335,7 @@ BOOST_AUTO_TEST_CASE(failure_matrix_leaves_nothing_behind) {
         BOOST_TEST(all->front().snapshots.empty());
         BOOST_TEST(!all->front().error.empty());
         ExpectConsistent(*r);
+        if (fs) BOOST_TEST(!Frozen(fs->mount_point()), "the filesystem was left frozen");
       }
     }
   }
