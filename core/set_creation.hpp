@@ -50,8 +50,9 @@ SetResult CreateSnapshotSet(const CreationEnv& env, const SetRequest& request,
                             const std::function<void(const std::vector<PlannedVolume>&)>& on_plan);
 
 // Aborts, on their providers, the sets a crashed coordinator left
-// "creating" and marks them aborted. Sets whose volumes are still locked by
-// a live process are left alone. Returns how many were recovered.
+// "creating", deletes any of their planned snapshots a provider completed
+// before the crash, and marks the sets aborted. Sets whose volumes are still
+// locked by a live process are left alone. Returns how many were recovered.
 Result<int> RecoverInterruptedSets(const CreationEnv& env);
 
 // A fresh random (version 4) UUID.

@@ -339,7 +339,13 @@ typedef struct snapset_provider_ops {
 
   /* Undo everything this set created, from any state before Complete.
    * Idempotent: aborting an unknown or already aborted set returns OK.
-   * Returns: OK, BAD_STATE (set already complete), UNAVAILABLE. */
+   * "Unknown" means unknown to the provider, not to this instance: after a
+   * crash the host's next start aborts the sets the dead process left
+   * unfinished, with a new instance, so a provider whose snapshots outlive
+   * the process must undo what an earlier instance prepared.
+   * Returns: OK, BAD_STATE (set already complete, also when an earlier
+   * instance completed it; the host then deletes its snapshots),
+   * UNAVAILABLE. */
   snapset_status (*abort_snapshots)(snapset_provider *instance,
                                     snapset_call *call, uint32_t flags,
                                     const char *set_id);

@@ -18,7 +18,10 @@
 //     Prepared -> PreCommitted -> Committed -> PostCommitted -> Complete,
 //     Aborted from any state before Complete) and answers an event out of
 //     order with SNAPSET_E_BAD_STATE without calling your method;
-//   - makes abort_snapshots idempotent (an unknown or aborted set is OK);
+//   - makes abort_snapshots idempotent: a set already aborted in this
+//     instance is OK without calling you again; a set this instance never
+//     saw is passed on to AbortSnapshots (it may be one an instance in an
+//     earlier, crashed process prepared: see AbortSnapshots);
 //   - catches every exception and returns SNAPSET_E_INTERNAL with its text,
 //     so no exception ever crosses the C ABI.
 //
@@ -171,8 +174,14 @@ class Provider {
   virtual Status PostFinalCommitSnapshots(const Call&, std::string_view /*set_id*/) {
     return Status::Ok();
   }
-  // Undo everything of the set. Only called for sets this instance has seen
-  // and not yet completed or aborted.
+  // Undo everything of the set. Called for sets this instance has seen and
+  // not yet completed or aborted, and for sets it has never seen: after a
+  // crash, the host's next start aborts the sets the dead process left
+  // unfinished, and a provider that keeps state across processes must clean
+  // up what an earlier instance prepared. For a set you know nothing of,
+  // return OK. For a set that is complete on your side (an earlier process
+  // completed it), return BadState: the host then deletes the snapshots it
+  // never recorded. Never called twice for one set once it succeeded.
   virtual Status AbortSnapshots(const Call& call, std::string_view set_id) = 0;
 
   virtual Status DeleteSnapshot(const Call& call, std::string_view snapshot_id) = 0;
@@ -453,23 +462,33 @@ struct detail_adapter {
       {
         std::lock_guard<std::mutex> lock(prov.states_mu_);
         auto it = prov.states_.find(set_id);
-        // Unknown (never seen) or already aborted: nothing to undo.
-        if (it == prov.states_.end() || it->second == SNAPSET_STATE_ABORTED)
-          return Status::Ok();
-        if (it->second == SNAPSET_STATE_COMPLETE)
+        before = it == prov.states_.end() ? SNAPSET_STATE_IDLE : it->second;
+        // Already aborted here: nothing left to undo.
+        if (before == SNAPSET_STATE_ABORTED) return Status::Ok();
+        if (before == SNAPSET_STATE_COMPLETE)
           return Status::BadState(std::string(op) + ": set " + set_id +
                                   " is complete; delete its snapshots instead");
-        before = it->second;
-        it->second = SNAPSET_STATE_ABORTED;
+        prov.states_[set_id] = SNAPSET_STATE_ABORTED;
       }
-      // Once aborted, the set stays so: a late commit finds it aborted and a
-      // repeated abort is a no-op; a new set id starts afresh. If the abort
-      // itself failed, the old state comes back so that the host's retry
-      // reaches the provider again.
+      // A set never seen here (Idle) still reaches the provider: this
+      // instance's memory starts with its process, but a provider's
+      // snapshots may outlive it, and the host's recovery after a crash
+      // aborts sets the dead process prepared. Only the provider knows
+      // whether anything of the set is left; one that knows nothing of it
+      // answers OK, so abort stays idempotent.
+      //
+      // Once aborted, the set stays so: a late event (a begin_prepare or
+      // commit still running) finds it aborted and a repeated abort is a
+      // no-op; a new set id starts afresh. If the abort itself failed, the
+      // old state comes back so that the host's retry reaches the provider
+      // again.
       Status s = prov.AbortSnapshots(Call(in->host, call), set_id);
       if (!s.ok()) {
         std::lock_guard<std::mutex> lock(prov.states_mu_);
-        prov.states_[set_id] = before;
+        if (before == SNAPSET_STATE_IDLE)
+          prov.states_.erase(set_id);
+        else
+          prov.states_[set_id] = before;
       }
       return s;
     });

@@ -11,16 +11,46 @@
 //   "throw": ["<event>", ...]
 //   "delay_ms": {"<event>": N, ...}
 //   "fail_load": true
+//   "state_dir": "/abs/path"   persist the snapshots there (see below)
+//   "crash_in": "<event>"      after doing its work in that event, the
+//                              provider kills its own process with SIGKILL:
+//                              the coordinator it runs in dies at that point
 // Events are the provider.h names (is_volume_supported, begin_prepare_snapshot, ...).
+//
+// Without "state_dir" the snapshots live in memory and die with the process.
+// With it, every change is written durably (temp file, fsync, rename, fsync
+// of the folder) to <state_dir>/scripted-state.json and read back on load, so
+// an instance in a new process sees what an earlier one did: the pending
+// (prepared, not complete) snapshots of each set with the set's state, and
+// the complete snapshots. That is what a crash-recovery test inspects. One
+// live instance per folder: instances do not see each other's changes.
+//
+// Abort removes the set's pending snapshots, also those an earlier process
+// prepared (the SDK forwards an abort of a set it has not seen). A set this
+// provider already completed is refused with BAD_STATE, as the SDK does
+// within one process: the provider cannot know whether the host recorded the
+// set, so deleting its snapshots is the host's decision (delete_snapshot).
+// list_snapshots returns complete snapshots only.
 #include <snapset/provider.hpp>
 
 #include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <ctime>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -37,6 +67,97 @@ Code CodeByName(const std::string& name) {
     if (snapset::CodeName(Code(c)) == name) return Code(c);
   }
   return Code::kInternal;
+}
+
+// Set states as the state file names them.
+const std::map<int32_t, std::string> kStateNames = {
+    {SNAPSET_STATE_PREPARING, "preparing"},         {SNAPSET_STATE_PREPARED, "prepared"},
+    {SNAPSET_STATE_PRECOMMITTED, "pre-committed"},  {SNAPSET_STATE_COMMITTED, "committed"},
+    {SNAPSET_STATE_POSTCOMMITTED, "post-committed"}, {SNAPSET_STATE_COMPLETE, "complete"}};
+
+std::string StateName(int32_t state) {
+  auto it = kStateNames.find(state);
+  return it == kStateNames.end() ? "unknown" : it->second;
+}
+
+bool StateByName(const std::string& name, int32_t* state) {
+  for (const auto& [s, n] : kStateNames)
+    if (n == name) {
+      *state = s;
+      return true;
+    }
+  return false;
+}
+
+std::string ErrnoText(const std::string& what) { return what + ": " + std::strerror(errno); }
+
+// Writes `text` to dir/name so that after a crash at any point the file holds
+// either its old or its new contents: temp file, fsync, rename, fsync of dir.
+Status WriteFileDurably(const std::filesystem::path& dir, const std::string& name,
+                        const std::string& text) {
+  const std::string tmp = (dir / (name + ".tmp")).string();
+  const std::string final_path = (dir / name).string();
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return Status::Unavailable(ErrnoText("scripted provider: cannot create " + tmp));
+  size_t done = 0;
+  while (done < text.size()) {
+    ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      Status s = Status::Unavailable(ErrnoText("scripted provider: cannot write " + tmp));
+      ::close(fd);
+      return s;
+    }
+    done += size_t(n);
+  }
+  if (::fsync(fd) != 0) {
+    Status s = Status::Unavailable(ErrnoText("scripted provider: cannot fsync " + tmp));
+    ::close(fd);
+    return s;
+  }
+  ::close(fd);
+  if (::rename(tmp.c_str(), final_path.c_str()) != 0)
+    return Status::Unavailable(ErrnoText("scripted provider: cannot rename " + tmp));
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0)
+    return Status::Unavailable(ErrnoText("scripted provider: cannot open " + dir.string()));
+  int rc = ::fsync(dfd);
+  ::close(dfd);
+  if (rc != 0)
+    return Status::Unavailable(ErrnoText("scripted provider: cannot fsync " + dir.string()));
+  return Status::Ok();
+}
+
+template <typename Writer>
+void WriteInfo(Writer& w, const SnapshotInfo& s) {
+  w.StartObject();
+  w.Key("snapshot_id");
+  w.String(s.snapshot_id.c_str());
+  w.Key("set_id");
+  w.String(s.set_id.c_str());
+  w.Key("original_volume");
+  w.String(s.original_volume.c_str());
+  w.Key("creation_time_ns");
+  w.Int64(s.creation_time_ns);
+  w.Key("attributes");
+  w.Uint(s.attributes);
+  w.Key("state");
+  w.String(StateName(s.state).c_str());
+  w.EndObject();
+}
+
+bool ReadInfo(const rapidjson::Value& v, SnapshotInfo* s) {
+  if (!v.IsObject()) return false;
+  for (const char* key : {"snapshot_id", "set_id", "original_volume", "state"})
+    if (!v.HasMember(key) || !v[key].IsString()) return false;
+  if (!v.HasMember("creation_time_ns") || !v["creation_time_ns"].IsInt64()) return false;
+  if (!v.HasMember("attributes") || !v["attributes"].IsUint()) return false;
+  s->snapshot_id = v["snapshot_id"].GetString();
+  s->set_id = v["set_id"].GetString();
+  s->original_volume = v["original_volume"].GetString();
+  s->creation_time_ns = v["creation_time_ns"].GetInt64();
+  s->attributes = v["attributes"].GetUint();
+  return StateByName(v["state"].GetString(), &s->state);
 }
 
 class ScriptedProvider : public snapset::Provider {
@@ -63,6 +184,15 @@ class ScriptedProvider : public snapset::Provider {
     if (auto it = doc.FindMember("delay_ms"); it != doc.MemberEnd() && it->value.IsObject())
       for (auto m = it->value.MemberBegin(); m != it->value.MemberEnd(); ++m)
         delay_[m->name.GetString()] = m->value.GetInt();
+    if (auto it = doc.FindMember("crash_in"); it != doc.MemberEnd() && it->value.IsString())
+      crash_in_ = it->value.GetString();
+    if (auto it = doc.FindMember("state_dir"); it != doc.MemberEnd()) {
+      if (!it->value.IsString() || it->value.GetStringLength() == 0 ||
+          it->value.GetString()[0] != '/')
+        return Status::InvalidArgument("scripted provider: state_dir must be an absolute path");
+      state_dir_ = it->value.GetString();
+      SNAPSET_RETURN_IF_ERROR(LoadState());
+    }
     host().Info("scripted provider loaded");
     return Status::Ok();
   }
@@ -88,51 +218,94 @@ class ScriptedProvider : public snapset::Provider {
   Status BeginPrepareSnapshot(const Call&, std::string_view set_id, std::string_view snapshot_id,
                               const VolumeRef& v, uint32_t context) override {
     SNAPSET_RETURN_IF_ERROR(Script("begin_prepare_snapshot"));
-    std::lock_guard<std::mutex> lock(mu_);
-    SnapshotInfo info;
-    info.snapshot_id = snapshot_id;
-    info.set_id = set_id;
-    info.original_volume = v.name();
-    info.attributes = context | SNAPSET_ATTR_READ_ONLY;
-    info.state = SNAPSET_STATE_PREPARING;
-    pending_[std::string(set_id)].push_back(info);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      // The host may have given up on this call and aborted the set while
+      // it ran (the SDK records the abort before calling AbortSnapshots,
+      // which waits for mu_): then nothing may be left behind.
+      if (StateOf(set_id) == SNAPSET_STATE_ABORTED)
+        return Status::BadState("begin_prepare_snapshot: set " + std::string(set_id) +
+                                " was aborted meanwhile");
+      SnapshotInfo info;
+      info.snapshot_id = snapshot_id;
+      info.set_id = set_id;
+      info.original_volume = v.name();
+      info.attributes = context | SNAPSET_ATTR_READ_ONLY;
+      info.state = SNAPSET_STATE_PREPARING;
+      PendingSet& set = pending_[std::string(set_id)];
+      set.state = SNAPSET_STATE_PREPARING;
+      set.snapshots.push_back(info);
+      SNAPSET_RETURN_IF_ERROR(SaveState());
+    }
+    CrashPoint("begin_prepare_snapshot");
     return Status::Ok();
   }
-  Status EndPrepareSnapshots(const Call&, std::string_view) override {
-    return Script("end_prepare_snapshots");
+  Status EndPrepareSnapshots(const Call&, std::string_view set_id) override {
+    SNAPSET_RETURN_IF_ERROR(Script("end_prepare_snapshots"));
+    SNAPSET_RETURN_IF_ERROR(Advance(set_id, SNAPSET_STATE_PREPARED));
+    CrashPoint("end_prepare_snapshots");
+    return Status::Ok();
   }
-  Status PreCommitSnapshots(const Call&, std::string_view) override {
-    return Script("pre_commit_snapshots");
+  Status PreCommitSnapshots(const Call&, std::string_view set_id) override {
+    SNAPSET_RETURN_IF_ERROR(Script("pre_commit_snapshots"));
+    SNAPSET_RETURN_IF_ERROR(Advance(set_id, SNAPSET_STATE_PRECOMMITTED));
+    CrashPoint("pre_commit_snapshots");
+    return Status::Ok();
   }
+  // With a state_dir this writes a file inside the commit window: it must
+  // not be on a held volume.
   Status CommitSnapshots(const Call&, std::string_view set_id) override {
     SNAPSET_RETURN_IF_ERROR(Script("commit_snapshots"));
-    std::lock_guard<std::mutex> lock(mu_);
-    timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    for (auto& s : pending_[std::string(set_id)])
-      s.creation_time_ns = int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      timespec ts;
+      clock_gettime(CLOCK_REALTIME, &ts);
+      if (auto it = pending_.find(std::string(set_id)); it != pending_.end())
+        for (auto& s : it->second.snapshots)
+          s.creation_time_ns = int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+    }
+    SNAPSET_RETURN_IF_ERROR(Advance(set_id, SNAPSET_STATE_COMMITTED));
+    CrashPoint("commit_snapshots");
     return Status::Ok();
   }
-  Status PostCommitSnapshots(const Call&, std::string_view) override {
-    return Script("post_commit_snapshots");
+  Status PostCommitSnapshots(const Call&, std::string_view set_id) override {
+    SNAPSET_RETURN_IF_ERROR(Script("post_commit_snapshots"));
+    SNAPSET_RETURN_IF_ERROR(Advance(set_id, SNAPSET_STATE_POSTCOMMITTED));
+    CrashPoint("post_commit_snapshots");
+    return Status::Ok();
   }
   Status PreFinalCommitSnapshots(const Call&, std::string_view) override {
-    return Script("pre_final_commit_snapshots");
+    SNAPSET_RETURN_IF_ERROR(Script("pre_final_commit_snapshots"));
+    CrashPoint("pre_final_commit_snapshots");
+    return Status::Ok();
   }
   Status PostFinalCommitSnapshots(const Call&, std::string_view set_id) override {
     SNAPSET_RETURN_IF_ERROR(Script("post_final_commit_snapshots"));
-    std::lock_guard<std::mutex> lock(mu_);
-    for (auto& s : pending_[std::string(set_id)]) {
-      s.state = SNAPSET_STATE_COMPLETE;
-      snapshots_[s.snapshot_id] = s;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (auto it = pending_.find(std::string(set_id)); it != pending_.end()) {
+        for (auto& s : it->second.snapshots) {
+          s.state = SNAPSET_STATE_COMPLETE;
+          snapshots_[s.snapshot_id] = s;
+        }
+        pending_.erase(it);
+      }
+      SNAPSET_RETURN_IF_ERROR(SaveState());
     }
-    pending_.erase(std::string(set_id));
+    CrashPoint("post_final_commit_snapshots");
     return Status::Ok();
   }
   Status AbortSnapshots(const Call&, std::string_view set_id) override {
     SNAPSET_RETURN_IF_ERROR(Script("abort_snapshots"));
-    std::lock_guard<std::mutex> lock(mu_);
-    pending_.erase(std::string(set_id));
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (const auto& [id, s] : snapshots_)
+        if (s.set_id == set_id)
+          return Status::BadState("abort_snapshots: set " + std::string(set_id) +
+                                  " is complete on this provider; delete its snapshots instead");
+      if (pending_.erase(std::string(set_id)) > 0) SNAPSET_RETURN_IF_ERROR(SaveState());
+    }
+    CrashPoint("abort_snapshots");
     return Status::Ok();
   }
   Status DeleteSnapshot(const Call&, std::string_view id) override {
@@ -140,7 +313,7 @@ class ScriptedProvider : public snapset::Provider {
     std::lock_guard<std::mutex> lock(mu_);
     if (snapshots_.erase(std::string(id)) == 0)
       return Status::NotFound("scripted provider has no snapshot " + std::string(id));
-    return Status::Ok();
+    return SaveState();
   }
   Status ListSnapshots(const Call&, std::vector<SnapshotInfo>* out) override {
     SNAPSET_RETURN_IF_ERROR(Script("list_snapshots"));
@@ -185,15 +358,110 @@ class ScriptedProvider : public snapset::Provider {
     return Status::Ok();
   }
 
+  // The process dies here, as a coordinator killed at this point would.
+  void CrashPoint(const std::string& event) const {
+    if (event == crash_in_) ::raise(SIGKILL);
+  }
+
+  // Moves a pending set to `state`. Caller must not hold mu_.
+  Status Advance(std::string_view set_id, int32_t state) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = pending_.find(std::string(set_id));
+    if (it == pending_.end()) return Status::Ok();
+    it->second.state = state;
+    for (auto& s : it->second.snapshots) s.state = state;
+    return SaveState();
+  }
+
+  // Writes pending_ and snapshots_ to the state file. Caller holds mu_.
+  Status SaveState() const {
+    if (state_dir_.empty()) return Status::Ok();
+    rapidjson::StringBuffer buf;
+    rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+    w.StartObject();
+    w.Key("pending");
+    w.StartArray();
+    for (const auto& [set_id, set] : pending_) {
+      w.StartObject();
+      w.Key("set_id");
+      w.String(set_id.c_str());
+      w.Key("state");
+      w.String(StateName(set.state).c_str());
+      w.Key("snapshots");
+      w.StartArray();
+      for (const auto& s : set.snapshots) WriteInfo(w, s);
+      w.EndArray();
+      w.EndObject();
+    }
+    w.EndArray();
+    w.Key("complete");
+    w.StartArray();
+    for (const auto& [id, s] : snapshots_) WriteInfo(w, s);
+    w.EndArray();
+    w.EndObject();
+    return WriteFileDurably(state_dir_, kStateFile, std::string(buf.GetString(), buf.GetSize()));
+  }
+
+  // Reads the state file an earlier instance wrote, if any.
+  Status LoadState() {
+    std::error_code ec;
+    std::filesystem::create_directories(state_dir_, ec);
+    if (ec)
+      return Status::Unavailable("scripted provider: cannot create " + state_dir_.string() + ": " +
+                                 ec.message());
+    const std::filesystem::path file = state_dir_ / kStateFile;
+    std::ifstream in(file);
+    if (!in) return Status::Ok();  // nothing saved yet
+    std::stringstream text;
+    text << in.rdbuf();
+    const Status damaged = Status::Internal("scripted provider: state file " + file.string() +
+                                            " is damaged");
+    rapidjson::Document doc;
+    doc.Parse(text.str().c_str());
+    if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("pending") ||
+        !doc["pending"].IsArray() || !doc.HasMember("complete") || !doc["complete"].IsArray())
+      return damaged;
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& p : doc["pending"].GetArray()) {
+      if (!p.IsObject() || !p.HasMember("set_id") || !p["set_id"].IsString() ||
+          !p.HasMember("state") || !p["state"].IsString() || !p.HasMember("snapshots") ||
+          !p["snapshots"].IsArray())
+        return damaged;
+      PendingSet set;
+      if (!StateByName(p["state"].GetString(), &set.state)) return damaged;
+      for (const auto& v : p["snapshots"].GetArray()) {
+        SnapshotInfo info;
+        if (!ReadInfo(v, &info)) return damaged;
+        set.snapshots.push_back(std::move(info));
+      }
+      pending_[p["set_id"].GetString()] = std::move(set);
+    }
+    for (const auto& v : doc["complete"].GetArray()) {
+      SnapshotInfo info;
+      if (!ReadInfo(v, &info)) return damaged;
+      snapshots_[info.snapshot_id] = std::move(info);
+    }
+    return Status::Ok();
+  }
+
+  static constexpr const char* kStateFile = "scripted-state.json";
+
+  struct PendingSet {
+    int32_t state = SNAPSET_STATE_PREPARING;
+    std::vector<SnapshotInfo> snapshots;
+  };
+
   std::vector<std::string> supports_;
   std::string reason_;
   std::map<std::string, Code> fail_;
   std::set<std::string> throw_;
   std::map<std::string, int> delay_;
+  std::string crash_in_;
+  std::filesystem::path state_dir_;  // empty: memory only
 
   std::mutex mu_;
-  std::map<std::string, std::vector<SnapshotInfo>> pending_;  // set -> snapshots
-  std::map<std::string, SnapshotInfo> snapshots_;              // complete
+  std::map<std::string, PendingSet> pending_;      // set -> its prepared snapshots
+  std::map<std::string, SnapshotInfo> snapshots_;  // complete
 };
 
 }  // namespace

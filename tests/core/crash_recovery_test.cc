@@ -1,0 +1,473 @@
+// Crash recovery: the coordinator is killed (SIGKILL) between each pair of
+// phases of a set's creation, and the next start must leave the catalog and
+// every provider consistent: the set aborted with the reason, nothing of it
+// on any provider (prepared or complete), the volumes free for a new set,
+// and a held filesystem thawed.
+//
+// The crash comes from inside: a scripted provider with "crash_in" kills the
+// process it runs in (the coordinator) right after doing its work in that
+// event. Both providers keep their snapshots in a "state_dir", so the test
+// can see what the dead process left on them, and so can the provider
+// instance of the next start.
+#define BOOST_TEST_MODULE crash_recovery
+#include <boost/test/unit_test.hpp>
+
+#include <snapset/provider.h>
+#include <snapset/requestor.hpp>
+
+#include <rapidjson/document.h>
+
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "core/catalog.hpp"
+#include "core/host_log.hpp"
+#include "core/provider_instance.hpp"
+#include "core/provider_registration.hpp"
+#include "core/set_creation.hpp"
+#include "tests/support/command.hpp"
+#include "tests/support/loop_filesystem.hpp"
+#include "tests/support/temp_dir.hpp"
+
+using namespace snapset;
+using snapset::test::LoopFilesystem;
+using snapset::test::TempDir;
+
+namespace {
+
+const std::string kPlugins = SNAPSET_TEST_PLUGIN_DIR;
+const std::string kLibrary = kPlugins + "/libscripted_provider.so";
+
+// Each crash point, with the state the set has on a provider that finished
+// that event ("complete" once post_final_commit moved it out of pending).
+const std::vector<std::pair<std::string, std::string>> kCrashPoints = {
+    {"begin_prepare_snapshot", "preparing"},
+    {"end_prepare_snapshots", "prepared"},
+    {"pre_commit_snapshots", "pre-committed"},
+    {"commit_snapshots", "committed"},
+    {"post_commit_snapshots", "post-committed"},
+    {"pre_final_commit_snapshots", "post-committed"},
+    {"post_final_commit_snapshots", "complete"}};
+
+// What a scripted provider's state file holds.
+struct ProviderState {
+  std::map<std::string, std::string> set_state;                 // pending set -> state
+  std::map<std::string, std::vector<std::string>> pending;      // pending set -> snapshot ids
+  std::map<std::string, std::string> complete;                  // snapshot id -> set id
+
+  std::vector<std::string> CompleteOf(const std::string& set_id) const {
+    std::vector<std::string> ids;
+    for (const auto& [id, set] : complete)
+      if (set == set_id) ids.push_back(id);
+    return ids;
+  }
+};
+
+ProviderState ReadState(const std::string& state_dir) {
+  ProviderState out;
+  std::ifstream in(state_dir + "/scripted-state.json");
+  if (!in) return out;  // nothing saved yet
+  std::stringstream text;
+  text << in.rdbuf();
+  rapidjson::Document doc;
+  doc.Parse(text.str().c_str());
+  BOOST_TEST_REQUIRE(!doc.HasParseError(), "state file of " << state_dir << " is not JSON");
+  for (const auto& p : doc["pending"].GetArray()) {
+    const std::string set = p["set_id"].GetString();
+    out.set_state[set] = p["state"].GetString();
+    for (const auto& s : p["snapshots"].GetArray())
+      out.pending[set].push_back(s["snapshot_id"].GetString());
+  }
+  for (const auto& s : doc["complete"].GetArray())
+    out.complete[s["snapshot_id"].GetString()] = s["set_id"].GetString();
+  return out;
+}
+
+// A config and state directory with persistent scripted providers.
+struct World {
+  TempDir dir;
+  std::map<std::string, std::string> ids;  // provider name -> registration id
+
+  std::string config() const { return dir.str() + "/config"; }
+  std::string state() const { return dir.str() + "/state"; }
+  std::string provider_state(const std::string& name) const {
+    return dir.str() + "/provider-" + name;
+  }
+
+  World() {
+    std::filesystem::create_directories(config() + "/providers.d");
+    ::chmod(config().c_str(), 0755);
+  }
+
+  // Registers (or re-registers, keeping its id) a scripted provider whose
+  // snapshots live in provider_state(name). `extra` adds config members.
+  void SetProvider(const std::string& name, const std::string& type, const std::string& supports,
+                   const std::string& extra = "") {
+    if (!ids.count(name)) ids[name] = NewUuid();
+    const std::string config = R"({"supports": [")" + supports + R"("], "state_dir": ")" +
+                               provider_state(name) + "\"" + extra + "}";
+    dir.Write("config/providers.d/" + name + ".json",
+              snapset::test::Registration(ids[name], name, type, kLibrary, config));
+  }
+
+  std::unique_ptr<Requestor> Open() const {
+    RequestorOptions o;
+    o.config_dir = config();
+    o.state_dir = state();
+    o.log_level = SNAPSET_LOG_ERROR;
+    if (const char* g = std::getenv("SNAPSET_THAW_GUARD")) o.thaw_guard = g;
+    auto r = Requestor::Open(o);
+    BOOST_TEST_REQUIRE(r.ok(), r.status().ToString());
+    return std::move(*r);
+  }
+
+  std::string CliLog() const {
+    std::ifstream in(dir.str() + "/cli.log");
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+  }
+};
+
+// Waits up to `timeout` for `pid` to end; false if it still runs.
+bool WaitFor(pid_t pid, std::chrono::milliseconds timeout, int* status) {
+  const auto give_up = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    pid_t r = ::waitpid(pid, status, WNOHANG);
+    if (r == pid) return true;
+    if (r < 0 && errno != EINTR) return true;  // not our child any more: nothing to wait for
+    if (std::chrono::steady_clock::now() >= give_up) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+// Starts the snapset CLI as a user runs it; its output goes to cli.log.
+pid_t StartCli(const World& w, const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {SNAPSET_CLI, "--config-dir", w.config(), "--state-dir",
+                                   w.state()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  const std::string log = w.dir.str() + "/cli.log";
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+      ::dup2(fd, 1);
+      ::dup2(fd, 2);
+    }
+    std::vector<char*> raw;
+    for (auto& a : argv) raw.push_back(a.data());
+    raw.push_back(nullptr);
+    ::execv(SNAPSET_CLI, raw.data());
+    ::_exit(127);
+  }
+  BOOST_TEST_REQUIRE(pid > 0);
+  return pid;
+}
+
+// The one set the killed coordinator left "creating", as the catalog holds
+// it before any recovery: read without a Requestor, whose Open recovers.
+SetRecord InterruptedSet(const World& w) {
+  auto catalog = Catalog::Open(w.state());
+  BOOST_TEST_REQUIRE(catalog.ok(), catalog.status().ToString());
+  auto creating = (*catalog)->ListCreating();
+  BOOST_TEST_REQUIRE(creating.ok(), creating.status().ToString());
+  BOOST_TEST_REQUIRE(creating->size() == 1u, "the killed run left no set \"creating\"");
+  return creating->front();
+}
+
+bool SawEvent(const TimelineData& t, const std::string& lane, const std::string& step) {
+  for (const auto& e : t.events)
+    if (e.lane == lane && e.step == step && e.kind == TimelineKind::kBegin) return true;
+  return false;
+}
+
+// Nothing on any provider that the catalog does not know, and the reverse.
+void ExpectConsistent(Requestor& r) {
+  auto findings = r.Verify();
+  BOOST_TEST_REQUIRE(findings.ok(), findings.status().ToString());
+  for (const auto& f : *findings)
+    BOOST_TEST_MESSAGE("difference: " << f.snapshot_id << " on " << f.provider << ": "
+                                      << f.problem);
+  BOOST_TEST(findings->empty());
+}
+
+// What every recovery must leave: the set aborted with the crash as its
+// reason, no complete set, nothing of the set on any provider.
+void ExpectRecovered(const World& w, Requestor& r, const std::string& set_id) {
+  auto all = r.ListSets(true);
+  BOOST_TEST_REQUIRE(all.ok(), all.status().ToString());
+  BOOST_TEST_REQUIRE(all->size() == 1u);
+  const SetEntry& set = all->front();
+  BOOST_TEST(set.set_id == set_id);
+  BOOST_TEST(set.state == "aborted");
+  BOOST_TEST(set.snapshots.empty());
+  // Recovery went to each provider of the plan, and everything succeeded:
+  // the reason is the crash alone, with no provider failure appended.
+  BOOST_TEST(set.error ==
+                 "the coordinator stopped while creating this set; aborted at the next start",
+             set.error);
+  for (const auto& [name, id] : w.ids)
+    BOOST_TEST(SawEvent(set.timeline, "provider:" + name, "abort_snapshots"), name);
+  auto complete = r.ListSets(false);
+  BOOST_TEST_REQUIRE(complete.ok());
+  BOOST_TEST(complete->empty());
+  ExpectConsistent(r);
+  // Verify sees complete snapshots only; the state files show the pending
+  // ones too.
+  for (const auto& [name, id] : w.ids) {
+    ProviderState s = ReadState(w.provider_state(name));
+    BOOST_TEST(s.pending.empty(), name << " still has prepared snapshots");
+    BOOST_TEST(s.complete.empty(), name << " still has complete snapshots");
+  }
+}
+
+bool Frozen(const std::string& mount_point) {
+  // FIFREEZE answers EBUSY on a frozen filesystem; if it succeeds, the
+  // filesystem was not frozen and is thawed again at once.
+  int fd = ::open(mount_point.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd < 0) return false;
+  bool frozen = false;
+  if (::ioctl(fd, FIFREEZE, 0) == 0) {
+    ::ioctl(fd, FITHAW, 0);
+  } else {
+    frozen = errno == EBUSY;
+  }
+  ::close(fd);
+  return frozen;
+}
+
+// Thaws a mount point at scope exit, whatever happened: a process writing
+// to a frozen filesystem cannot be killed, so this must run before anything
+// waits on one.
+class Unfreeze {
+ public:
+  explicit Unfreeze(std::string mount_point) : mount_point_(std::move(mount_point)) {}
+  ~Unfreeze() { Now(); }
+  void Now() const { snapset::test::RunCommand({"fsfreeze", "--unfreeze", mount_point_}); }
+
+ private:
+  std::string mount_point_;
+};
+
+bool LoopAvailable() {
+  std::string missing = LoopFilesystem::MissingPrerequisite();
+  if (missing.empty()) return true;
+  BOOST_TEST(!snapset::test::InCi(), "CI must provide " + missing);
+  BOOST_TEST_MESSAGE("skipped: needs " + missing);
+  return false;
+}
+
+Volume CowVolume(const std::string& name) {
+  Volume v;
+  v.kind = VolumeKind::kCow;
+  v.name = v.device_path = name;
+  return v;
+}
+
+}  // namespace
+
+// The SDK keeps each set's state in memory, per instance. A provider whose
+// snapshots outlive the process must still get the abort of a set that an
+// instance of an earlier process prepared; two instances over one state_dir
+// stand for the two processes.
+BOOST_AUTO_TEST_CASE(an_abort_reaches_a_provider_whose_earlier_instance_prepared_the_set) {
+  TempDir dir;
+  ProviderRegistration reg;
+  reg.file = dir.str() + "/providers.d/p.json";
+  reg.id = NewUuid();
+  reg.name = "p";
+  reg.type = ProviderType::kSoftware;
+  reg.library = kLibrary;
+  reg.config_json = R"({"supports": ["*"], "state_dir": ")" + dir.str() + "/p\"}";
+  HostLog log(nullptr);
+  {
+    auto first = ProviderInstance::Load(reg, &log);
+    BOOST_TEST_REQUIRE(first.ok(), first.status().ToString());
+    auto& p = *first;
+    BOOST_TEST(p->BeginPrepareSnapshot("prepared", "a", CowVolume("cow:a"), 0).ok());
+    BOOST_TEST(p->BeginPrepareSnapshot("prepared", "b", CowVolume("cow:b"), 0).ok());
+    BOOST_TEST(p->EndPrepareSnapshots("prepared").ok());
+    BOOST_TEST(p->BeginPrepareSnapshot("done", "c", CowVolume("cow:c"), 0).ok());
+    BOOST_TEST(p->EndPrepareSnapshots("done").ok());
+    BOOST_TEST(p->PreCommitSnapshots("done").ok());
+    BOOST_TEST(p->CommitSnapshots("done").ok());
+    BOOST_TEST(p->PostCommitSnapshots("done").ok());
+    BOOST_TEST(p->PostFinalCommitSnapshots("done").ok());
+  }
+  ProviderState saved = ReadState(dir.str() + "/p");
+  BOOST_TEST(saved.set_state["prepared"] == "prepared");
+  BOOST_TEST(saved.pending["prepared"].size() == 2u);
+  BOOST_TEST(saved.CompleteOf("done") == std::vector<std::string>{"c"});
+
+  auto second = ProviderInstance::Load(reg, &log);
+  BOOST_TEST_REQUIRE(second.ok(), second.status().ToString());
+  auto& p = *second;
+  auto listed = p->ListSnapshots();
+  BOOST_TEST_REQUIRE(listed.ok());
+  BOOST_TEST_REQUIRE(listed->size() == 1u);  // complete ones only
+  BOOST_TEST(listed->front().snapshot_id == "c");
+
+  // Unseen by this instance, yet it reaches the provider, which undoes it.
+  BOOST_TEST(p->AbortSnapshots("prepared").ok());
+  BOOST_TEST(ReadState(dir.str() + "/p").pending.empty());
+  BOOST_TEST(p->AbortSnapshots("prepared").ok());     // idempotent
+  BOOST_TEST(p->AbortSnapshots("never-seen").ok());   // nothing to undo: OK
+  // Aborted stays aborted, also for a set first heard of in the abort.
+  BOOST_TEST(p->BeginPrepareSnapshot("never-seen", "d", CowVolume("cow:d"), 0).IsBadState());
+
+  // Complete on the provider: abort is refused, as within one process; the
+  // snapshots go by delete_snapshot.
+  Status s = p->AbortSnapshots("done");
+  BOOST_TEST(s.IsBadState(), s.ToString());
+  BOOST_TEST(p->ListSnapshots()->size() == 1u);
+  BOOST_TEST(p->DeleteSnapshot("c").ok());
+  BOOST_TEST(ReadState(dir.str() + "/p").complete.empty());
+
+  // The refused abort left the set unknown to the SDK, not aborted: a retry
+  // reaches the provider again, which now has nothing of it.
+  BOOST_TEST(p->AbortSnapshots("done").ok());
+}
+
+BOOST_AUTO_TEST_CASE(a_coordinator_killed_between_phases_is_recovered_at_the_next_start) {
+  for (const auto& [event, state_after] : kCrashPoints) {
+    BOOST_TEST_CONTEXT("killed in " << event) {
+      World w;
+      // "hw" dies in `event`, after a delay in it that lets "sw" finish the
+      // same event first: the dead process leaves both with the set.
+      const std::string crash =
+          R"(, "crash_in": ")" + event + R"(", "delay_ms": {")" + event + R"(": 300})";
+      w.SetProvider("hw", "hardware", "name-prefix:cow:a", crash);
+      w.SetProvider("sw", "software", "name-prefix:cow:b");
+      const std::vector<std::string> volumes = {"cow:a1", "cow:a2", "cow:b1"};
+      const std::string set_id = NewUuid();
+
+      std::vector<std::string> args = {"create", "--set-id", set_id};
+      args.insert(args.end(), volumes.begin(), volumes.end());
+      pid_t cli = StartCli(w, args);
+      int status = 0;
+      if (!WaitFor(cli, std::chrono::seconds(60), &status)) {
+        ::kill(cli, SIGKILL);
+        ::waitpid(cli, &status, 0);
+        BOOST_FAIL("the coordinator did not die in " << event << "; it printed:\n" << w.CliLog());
+      }
+      BOOST_TEST_REQUIRE((WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL),
+                         "the coordinator was not killed (wait status " << status
+                                                                        << "); it printed:\n"
+                                                                        << w.CliLog());
+
+      // What the dead process left: the set "creating" in the catalog, and
+      // on the providers prepared or complete snapshots of it.
+      SetRecord interrupted = InterruptedSet(w);
+      BOOST_TEST(interrupted.set_id == set_id);
+      BOOST_TEST(interrupted.snapshots.size() == volumes.size());
+      ProviderState hw = ReadState(w.provider_state("hw"));
+      ProviderState sw = ReadState(w.provider_state("sw"));
+      if (state_after == "complete") {
+        BOOST_TEST(hw.CompleteOf(set_id).size() == 2u);
+        BOOST_TEST(sw.CompleteOf(set_id).size() == 1u);
+        BOOST_TEST(hw.pending.empty());
+      } else {
+        BOOST_TEST(hw.set_state[set_id] == state_after);
+        // begin_prepare_snapshot runs per volume: it died after the first.
+        BOOST_TEST(hw.pending[set_id].size() == (event == "begin_prepare_snapshot" ? 1u : 2u));
+        BOOST_TEST(sw.pending[set_id].size() == 1u);
+        BOOST_TEST(hw.complete.empty());
+      }
+
+      // The next start.
+      {
+        auto r = w.Open();
+        ExpectRecovered(w, *r, set_id);
+      }
+
+      // The volume locks died with the process: the same volumes make a new
+      // set, once the provider no longer kills its host.
+      w.SetProvider("hw", "hardware", "name-prefix:cow:a");
+      auto r = w.Open();
+      SetRequest req;
+      req.volumes = volumes;
+      SetResult again = r->CreateSet(req);
+      BOOST_TEST_REQUIRE(again.status.ok(), again.status.ToString());
+      BOOST_TEST(again.snapshots.size() == volumes.size());
+      auto sets = r->ListSets(true);
+      BOOST_TEST_REQUIRE(sets.ok());
+      BOOST_TEST(sets->size() == 2u);  // the aborted one and the new one: recovered once
+      ExpectConsistent(*r);
+      BOOST_TEST(ReadState(w.provider_state("hw")).CompleteOf(again.set_id).size() == 2u);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_coordinator_killed_in_commit_on_ext4_is_thawed_and_recovered) {
+  if (!LoopAvailable()) return;
+  auto fs = LoopFilesystem::Create(64ull << 20);
+  BOOST_TEST_REQUIRE(fs.ok(), fs.status().ToString());
+  const std::string mnt = (*fs)->mount_point();
+  Unfreeze unfreeze(mnt);  // destroyed before the filesystem: never left frozen
+
+  World w;
+  w.SetProvider("fs", "software", "kind:filesystem", R"(, "crash_in": "commit_snapshots")");
+  w.SetProvider("cow", "hardware", "name-prefix:cow:");
+  const std::string set_id = NewUuid();
+  pid_t cli = StartCli(w, {"create", "--set-id", set_id, mnt, "cow:b1"});
+  int status = 0;
+  if (!WaitFor(cli, std::chrono::seconds(60), &status)) {
+    unfreeze.Now();
+    ::kill(cli, SIGKILL);
+    ::waitpid(cli, &status, 0);
+    BOOST_FAIL("the coordinator did not die in commit_snapshots; it printed:\n" << w.CliLog());
+  }
+  BOOST_TEST_REQUIRE((WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL),
+                     "the coordinator was not killed (wait status " << status
+                                                                    << "); it printed:\n"
+                                                                    << w.CliLog());
+
+  // It died with the filesystem frozen; the thaw guard, not the commit
+  // window's deadline (10 s away), must have thawed it: a write goes
+  // through at once.
+  const std::string probe_file = mnt + "/written-after-the-crash";
+  pid_t probe = ::fork();
+  if (probe == 0) {
+    int fd = ::open(probe_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    bool ok = fd >= 0 && ::write(fd, "x", 1) == 1 && ::fsync(fd) == 0;
+    ::_exit(ok ? 0 : 1);
+  }
+  BOOST_TEST_REQUIRE(probe > 0);
+  int probe_status = 0;
+  const bool wrote = WaitFor(probe, std::chrono::seconds(3), &probe_status);
+  if (!wrote) {
+    unfreeze.Now();
+    ::waitpid(probe, &probe_status, 0);
+  }
+  BOOST_TEST_REQUIRE(wrote, "the filesystem stayed frozen after the coordinator was killed");
+  BOOST_TEST((WIFEXITED(probe_status) && WEXITSTATUS(probe_status) == 0));
+  BOOST_TEST(!Frozen(mnt));
+
+  ProviderState before = ReadState(w.provider_state("fs"));
+  BOOST_TEST(before.set_state[set_id] == "committed");
+  {
+    auto r = w.Open();
+    ExpectRecovered(w, *r, set_id);
+  }
+
+  w.SetProvider("fs", "software", "kind:filesystem");
+  auto r = w.Open();
+  SetRequest req;
+  req.volumes = {mnt, "cow:b1"};
+  SetResult again = r->CreateSet(req);
+  BOOST_TEST_REQUIRE(again.status.ok(), again.status.ToString());
+  ExpectConsistent(*r);
+  BOOST_TEST(!Frozen(mnt));
+}
