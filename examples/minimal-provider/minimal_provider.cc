@@ -159,6 +159,13 @@ class LoopCloneProvider : public snapset::Provider {
     if (p->source.get() < 0)
       return Status::Unavailable(ErrnoText("loop-clone: cannot open " + p->backing_file));
     const fs::path image = ImagePath(snapshot_id);
+    // A durable "<id>.pending" naming the set comes before the image: after a
+    // crash, the host's recovery aborts the set in a new process that never
+    // saw it, and this marker is how that abort finds the set's files.
+    if (std::error_code ec; fs::exists(image, ec))
+      return Status::AlreadyExists("loop-clone: " + image.string() + " exists already");
+    SNAPSET_RETURN_IF_ERROR(
+        WriteFileDurably(dir_, std::string(snapshot_id) + ".pending", std::string(set_id)));
     // O_EXCL: a reused snapshot id must fail, not overwrite a snapshot.
     p->image.reset(::open(image.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
     if (p->image.get() < 0 && errno == EEXIST)
@@ -198,6 +205,8 @@ class LoopCloneProvider : public snapset::Provider {
         return Status::Unavailable(ErrnoText("loop-clone: cannot finish " +
                                              ImagePath(p->info.snapshot_id).string()));
       SNAPSET_RETURN_IF_ERROR(WriteFileDurably(dir_, p->info.snapshot_id + ".json", Sidecar(*p)));
+      // Listed from now on; the marker is no longer needed.
+      ::unlink((dir_ / (p->info.snapshot_id + ".pending")).c_str());
       p->source.reset();
       p->image.reset();
     }
@@ -215,7 +224,7 @@ class LoopCloneProvider : public snapset::Provider {
   Status AbortSnapshots(const Call&, std::string_view set_id) override {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = sets_.find(std::string(set_id));
-    if (it == sets_.end()) return Status::Ok();
+    if (it == sets_.end()) return AbortFromMarkers(set_id);
     for (const auto& p : *it->second) SNAPSET_RETURN_IF_ERROR(RemoveFiles(p->info.snapshot_id));
     sets_.erase(it);
     return Status::Ok();
@@ -354,10 +363,24 @@ class LoopCloneProvider : public snapset::Provider {
     return Status::Ok();
   }
 
+  // A set prepared by an earlier process (it crashed): its snapshots are the
+  // ".pending" markers that name it.
+  Status AbortFromMarkers(std::string_view set_id) const {
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(dir_, ec)) {
+      if (entry.path().extension() != ".pending") continue;
+      std::ifstream in(entry.path());
+      std::string owner;
+      if (std::getline(in, owner) && owner == set_id)
+        SNAPSET_RETURN_IF_ERROR(RemoveFiles(entry.path().stem().string()));
+    }
+    return Status::Ok();
+  }
+
   // Sidecar first: once it is gone the snapshot no longer exists, even if a
   // crash keeps the image. Files already gone are fine: abort is idempotent.
   Status RemoveFiles(const std::string& id) const {
-    for (const char* suffix : {".json", ".json.tmp", ".img"}) {
+    for (const char* suffix : {".json", ".json.tmp", ".img", ".pending", ".pending.tmp"}) {
       const fs::path path = dir_ / (id + suffix);
       if (::unlink(path.c_str()) != 0 && errno != ENOENT)
         return Status::Unavailable(ErrnoText("loop-clone: cannot remove " + path.string()));
