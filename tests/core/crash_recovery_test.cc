@@ -39,6 +39,7 @@
 #include "core/set_creation.hpp"
 #include "tests/support/command.hpp"
 #include "tests/support/loop_filesystem.hpp"
+#include "tests/support/prerequisites.hpp"
 #include "tests/support/temp_dir.hpp"
 
 using namespace snapset;
@@ -233,42 +234,6 @@ void ExpectRecovered(const World& w, Requestor& r, const std::string& set_id) {
   }
 }
 
-bool Frozen(const std::string& mount_point) {
-  // FIFREEZE answers EBUSY on a frozen filesystem; if it succeeds, the
-  // filesystem was not frozen and is thawed again at once.
-  int fd = ::open(mount_point.c_str(), O_RDONLY | O_DIRECTORY);
-  if (fd < 0) return false;
-  bool frozen = false;
-  if (::ioctl(fd, FIFREEZE, 0) == 0) {
-    ::ioctl(fd, FITHAW, 0);
-  } else {
-    frozen = errno == EBUSY;
-  }
-  ::close(fd);
-  return frozen;
-}
-
-// Thaws a mount point at scope exit, whatever happened: a process writing
-// to a frozen filesystem cannot be killed, so this must run before anything
-// waits on one.
-class Unfreeze {
- public:
-  explicit Unfreeze(std::string mount_point) : mount_point_(std::move(mount_point)) {}
-  ~Unfreeze() { Now(); }
-  void Now() const { snapset::test::RunCommand({"fsfreeze", "--unfreeze", mount_point_}); }
-
- private:
-  std::string mount_point_;
-};
-
-bool LoopAvailable() {
-  std::string missing = LoopFilesystem::MissingPrerequisite();
-  if (missing.empty()) return true;
-  BOOST_TEST(!snapset::test::InCi(), "CI must provide " + missing);
-  BOOST_TEST_MESSAGE("skipped: needs " + missing);
-  return false;
-}
-
 Volume CowVolume(const std::string& name) {
   Volume v;
   v.kind = VolumeKind::kCow;
@@ -411,11 +376,11 @@ BOOST_AUTO_TEST_CASE(a_coordinator_killed_between_phases_is_recovered_at_the_nex
 }
 
 BOOST_AUTO_TEST_CASE(a_coordinator_killed_in_commit_on_ext4_is_thawed_and_recovered) {
-  if (!LoopAvailable()) return;
+  if (!test::LoopFilesystemsAvailable()) return;
   auto fs = LoopFilesystem::Create(64ull << 20);
   BOOST_TEST_REQUIRE(fs.ok(), fs.status().ToString());
   const std::string mnt = (*fs)->mount_point();
-  Unfreeze unfreeze(mnt);  // destroyed before the filesystem: never left frozen
+  test::Unfreeze unfreeze(mnt);  // destroyed before the filesystem: never left frozen
 
   World w;
   w.SetProvider("fs", "software", "kind:filesystem", R"(, "crash_in": "commit_snapshots")");
@@ -453,7 +418,7 @@ BOOST_AUTO_TEST_CASE(a_coordinator_killed_in_commit_on_ext4_is_thawed_and_recove
   }
   BOOST_TEST_REQUIRE(wrote, "the filesystem stayed frozen after the coordinator was killed");
   BOOST_TEST((WIFEXITED(probe_status) && WEXITSTATUS(probe_status) == 0));
-  BOOST_TEST(!Frozen(mnt));
+  BOOST_TEST(!test::IsFrozen(mnt));
 
   ProviderState before = ReadState(w.provider_state("fs"));
   BOOST_TEST(before.set_state[set_id] == "committed");
@@ -469,5 +434,5 @@ BOOST_AUTO_TEST_CASE(a_coordinator_killed_in_commit_on_ext4_is_thawed_and_recove
   SetResult again = r->CreateSet(req);
   BOOST_TEST_REQUIRE(again.status.ok(), again.status.ToString());
   ExpectConsistent(*r);
-  BOOST_TEST(!Frozen(mnt));
+  BOOST_TEST(!test::IsFrozen(mnt));
 }

@@ -20,6 +20,7 @@
 
 #include "core/iscsi_identity.hpp"
 #include "core/volume.hpp"
+#include "tests/support/temp_dir.hpp"
 #include "tests/support/tgtd.hpp"
 
 namespace snapset {
@@ -59,15 +60,10 @@ std::string RandomHex(size_t digits) {
   return hex;
 }
 
-bool InCi() {
-  const char* ci = std::getenv("CI");
-  return ci != nullptr && std::string_view(ci) == "true";
-}
-
 // Where tgtd cannot run, its tests are skipped and say why. Not under CI
 // (CI=true): there they run, so that a missing dependency fails loudly.
 boost::test_tools::assertion_result TgtdUsable(boost::unit_test::test_unit_id) {
-  if (InCi()) return true;
+  if (snapset::test::InCi()) return true;
   const Status status = Tgtd::CheckPrerequisites();
   boost::test_tools::assertion_result result(status.ok());
   if (!status.ok()) {

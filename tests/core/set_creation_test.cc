@@ -25,6 +25,7 @@
 #include "core/set_creation.hpp"
 #include "tests/support/command.hpp"
 #include "tests/support/loop_filesystem.hpp"
+#include "tests/support/prerequisites.hpp"
 #include "tests/support/temp_dir.hpp"
 
 using namespace snapset;
@@ -106,29 +107,6 @@ void ExpectConsistent(Requestor& r) {
   BOOST_TEST_REQUIRE(findings.ok(), findings.status().ToString());
   for (const auto& f : *findings) BOOST_TEST_MESSAGE("difference: " << f.snapshot_id << " " << f.problem);
   BOOST_TEST(findings->empty());
-}
-
-bool Frozen(const std::string& mount_point) {
-  // FIFREEZE answers EBUSY on a frozen filesystem; if it succeeds, the
-  // filesystem was not frozen and is thawed again at once.
-  int fd = ::open(mount_point.c_str(), O_RDONLY | O_DIRECTORY);
-  if (fd < 0) return false;
-  bool frozen = false;
-  if (::ioctl(fd, FIFREEZE, 0) == 0) {
-    ::ioctl(fd, FITHAW, 0);
-  } else {
-    frozen = errno == EBUSY;
-  }
-  ::close(fd);
-  return frozen;
-}
-
-bool LoopAvailable() {
-  std::string missing = LoopFilesystem::MissingPrerequisite();
-  if (missing.empty()) return true;
-  BOOST_TEST(!snapset::test::InCi(), "CI must provide " + missing);
-  BOOST_TEST_MESSAGE("skipped: needs " + missing);
-  return false;
 }
 
 int64_t NowNs() {
@@ -283,7 +261,7 @@ BOOST_AUTO_TEST_CASE(failure_matrix_leaves_nothing_behind) {
   // One real ext4 volume joins the set, so "no volume left held" is tested
   // on a real hold.
   std::unique_ptr<LoopFilesystem> fs;
-  if (LoopAvailable()) {
+  if (test::LoopFilesystemsAvailable()) {
     auto made = LoopFilesystem::Create(32ull << 20);
     BOOST_TEST_REQUIRE(made.ok(), made.status().ToString());
     fs = std::move(*made);
@@ -335,7 +313,7 @@ BOOST_AUTO_TEST_CASE(failure_matrix_leaves_nothing_behind) {
         BOOST_TEST(all->front().snapshots.empty());
         BOOST_TEST(!all->front().error.empty());
         ExpectConsistent(*r);
-        if (fs) BOOST_TEST(!Frozen(fs->mount_point()), "the filesystem was left frozen");
+        if (fs) BOOST_TEST(!test::IsFrozen(fs->mount_point()), "the filesystem was left frozen");
       }
     }
   }
@@ -493,7 +471,7 @@ BOOST_AUTO_TEST_CASE(bad_input_is_refused_clearly_and_creates_nothing) {
 // ------------------------------------------- the commit window, for real
 
 BOOST_AUTO_TEST_CASE(two_ext4_filesystems_are_held_only_around_commit) {
-  if (!LoopAvailable()) return;
+  if (!test::LoopFilesystemsAvailable()) return;
   auto a = LoopFilesystem::Create(64ull << 20);
   auto b = LoopFilesystem::Create(64ull << 20);
   BOOST_TEST_REQUIRE(a.ok(), a.status().ToString());
@@ -509,8 +487,8 @@ BOOST_AUTO_TEST_CASE(two_ext4_filesystems_are_held_only_around_commit) {
     BOOST_TEST(p.hold == "fsfreeze");
     BOOST_TEST(!p.crash_consistent);
   }
-  BOOST_TEST(!Frozen((*a)->mount_point()));
-  BOOST_TEST(!Frozen((*b)->mount_point()));
+  BOOST_TEST(!test::IsFrozen((*a)->mount_point()));
+  BOOST_TEST(!test::IsFrozen((*b)->mount_point()));
   BOOST_TEST(res.hold_ns > 0);
   BOOST_TEST(res.hold_ns < 10'000'000'000);
   // Holds wrap the commit: every pre-commit ended before the first hold,
@@ -530,7 +508,7 @@ BOOST_AUTO_TEST_CASE(two_ext4_filesystems_are_held_only_around_commit) {
 }
 
 BOOST_AUTO_TEST_CASE(a_writer_is_blocked_during_the_hold_and_resumes_by_the_deadline) {
-  if (!LoopAvailable()) return;
+  if (!test::LoopFilesystemsAvailable()) return;
   auto fs = LoopFilesystem::Create(64ull << 20);
   BOOST_TEST_REQUIRE(fs.ok(), fs.status().ToString());
   const std::string mnt = (*fs)->mount_point();
@@ -566,11 +544,11 @@ BOOST_AUTO_TEST_CASE(a_writer_is_blocked_during_the_hold_and_resumes_by_the_dead
   BOOST_TEST_REQUIRE(resumed > 0, "the writer never resumed");
   BOOST_TEST(resumed <= deadline + 500'000'000,
              "writer resumed " << (resumed - deadline) / 1e6 << " ms after the deadline");
-  BOOST_TEST(!Frozen(mnt));
+  BOOST_TEST(!test::IsFrozen(mnt));
 }
 
 BOOST_AUTO_TEST_CASE(kill_9_of_the_coordinator_during_the_hold_is_thawed_by_the_guard) {
-  if (!LoopAvailable()) return;
+  if (!test::LoopFilesystemsAvailable()) return;
   auto fs = LoopFilesystem::Create(64ull << 20);
   BOOST_TEST_REQUIRE(fs.ok(), fs.status().ToString());
   const std::string mnt = (*fs)->mount_point();

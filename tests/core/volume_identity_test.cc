@@ -16,6 +16,7 @@
 #include "core/volume_resolver.hpp"
 #include "tests/support/command.hpp"
 #include "tests/support/loop_filesystem.hpp"
+#include "tests/support/prerequisites.hpp"
 #include "tests/support/temp_dir.hpp"
 
 using namespace snapset;
@@ -37,15 +38,6 @@ std::vector<uint8_t> SamplePage83() {
       0x61, 0x94, 0x00, 0x04, 0x00, 0x00, 0x00, 0x01,
       // T10 vendor id, ASCII, association LU
       0x02, 0x01, 0x00, 0x08, 'A', 'C', 'M', 'E', ' ', 'L', 'U', '1'};
-}
-
-// Skips (outside CI) or fails (in CI) when loop filesystems cannot be made.
-bool LoopAvailable() {
-  std::string missing = LoopFilesystem::MissingPrerequisite();
-  if (missing.empty()) return true;
-  BOOST_TEST(!snapset::test::InCi(), "CI must provide " + missing);
-  BOOST_TEST_MESSAGE("skipped: needs " + missing);
-  return false;
 }
 
 }  // namespace
@@ -184,7 +176,7 @@ BOOST_AUTO_TEST_CASE(cow_names_are_left_to_the_software_cow_provider) {
 }
 
 BOOST_AUTO_TEST_CASE(ext4_on_a_loop_device_by_mount_point_path_and_device) {
-  if (!LoopAvailable()) return;
+  if (!test::LoopFilesystemsAvailable()) return;
   auto fs = LoopFilesystem::Create(64ull << 20, "ext4");
   BOOST_TEST_REQUIRE(fs.ok(), fs.status().ToString());
   const std::string mnt = (*fs)->mount_point();
@@ -209,7 +201,7 @@ BOOST_AUTO_TEST_CASE(ext4_on_a_loop_device_by_mount_point_path_and_device) {
 }
 
 BOOST_AUTO_TEST_CASE(an_unmounted_loop_device_is_a_block_volume) {
-  if (!LoopAvailable()) return;
+  if (!test::LoopFilesystemsAvailable()) return;
   TempDir dir;
   const std::string file = dir.str() + "/raw.img";
   std::filesystem::resize_file(std::filesystem::path(dir.Write("raw.img", "")), 8ull << 20);

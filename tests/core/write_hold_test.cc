@@ -33,6 +33,7 @@
 #include "core/write_hold.hpp"
 #include "tests/support/command.hpp"
 #include "tests/support/loop_filesystem.hpp"
+#include "tests/support/prerequisites.hpp"
 #include "tests/support/temp_dir.hpp"
 
 using namespace snapset;
@@ -52,10 +53,7 @@ bool CanFreeze(const std::string& fstype = "ext4") {
   if (fstype == "btrfs" && missing.empty() && !snapset::test::HaveProgram("btrfs")) {
     missing = "btrfs (btrfs-progs)";
   }
-  if (missing.empty()) return true;
-  BOOST_TEST(!snapset::test::InCi(), "CI must provide " + missing);
-  BOOST_TEST_MESSAGE("skipped: needs " + missing);
-  return false;
+  return snapset::test::Available(missing);
 }
 
 std::unique_ptr<LoopFilesystem> MakeFs(const std::string& fstype = "ext4") {

@@ -1,0 +1,66 @@
+// What tests on real system components share: the skip rule for a missing
+// prerequisite, and probing or undoing a filesystem freeze.
+#ifndef SNAPSET_TESTS_SUPPORT_PREREQUISITES_HPP
+#define SNAPSET_TESTS_SUPPORT_PREREQUISITES_HPP
+
+#include <boost/test/unit_test.hpp>
+
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <string>
+
+#include "tests/support/command.hpp"
+#include "tests/support/loop_filesystem.hpp"
+#include "tests/support/temp_dir.hpp"
+
+namespace snapset::test {
+
+// True when `missing` is empty. Otherwise the test must end: in CI (CI=true)
+// a missing dependency is a failure, elsewhere a skip that says what is
+// missing.
+inline bool Available(const std::string& missing) {
+  if (missing.empty()) return true;
+  BOOST_TEST(!InCi(), "CI must provide " + missing);
+  BOOST_TEST_MESSAGE("skipped: needs " + missing);
+  return false;
+}
+
+inline bool LoopFilesystemsAvailable(const std::string& fstype = "ext4") {
+  return Available(LoopFilesystem::MissingPrerequisite(fstype));
+}
+
+// FIFREEZE answers EBUSY on a frozen filesystem; if it succeeds, the
+// filesystem was not frozen and is thawed again at once.
+inline bool IsFrozen(const std::string& mount_point) {
+  int fd = ::open(mount_point.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd < 0) return false;
+  bool frozen = false;
+  if (::ioctl(fd, FIFREEZE, 0) == 0) {
+    ::ioctl(fd, FITHAW, 0);
+  } else {
+    frozen = errno == EBUSY;
+  }
+  ::close(fd);
+  return frozen;
+}
+
+// Thaws a mount point at scope exit, whatever happened: a process writing to
+// a frozen filesystem cannot be killed, so this must run before anything
+// waits on one.
+class Unfreeze {
+ public:
+  explicit Unfreeze(std::string mount_point) : mount_point_(std::move(mount_point)) {}
+  ~Unfreeze() { Now(); }
+  void Now() const { RunCommand({"fsfreeze", "--unfreeze", mount_point_}); }
+
+ private:
+  std::string mount_point_;
+};
+
+}  // namespace snapset::test
+
+#endif  // SNAPSET_TESTS_SUPPORT_PREREQUISITES_HPP
