@@ -285,6 +285,24 @@ Status ProviderInstance::RevertToSnapshot(const std::string& id, const CallOptio
   return SetEvent("revert_to_snapshot", ops_.revert_to_snapshot, id, o, false);
 }
 
+Status ProviderInstance::HoldWrites(const Volume& v, const CallOptions& o) {
+  if (!can_hold_writes())
+    return Status::NotImplemented("provider " + reg_.name + " cannot hold writes");
+  VolumeAbiView view(v);
+  CallState call(o);
+  return ToStatus("hold_writes", ops_.hold_writes(instance_, ToCall(&call), o.flags, view.get()),
+                  call);
+}
+
+Status ProviderInstance::ReleaseWrites(const Volume& v, const CallOptions& o) {
+  if (!can_hold_writes())
+    return Status::NotImplemented("provider " + reg_.name + " cannot hold writes");
+  VolumeAbiView view(v);
+  CallState call(o);
+  return ToStatus("release_writes",
+                  ops_.release_writes(instance_, ToCall(&call), o.flags, view.get()), call);
+}
+
 Result<std::vector<SnapshotInfo>> ProviderInstance::ListSnapshots(const CallOptions& o) {
   if (!ops_.list_snapshots)
     return Status::NotImplemented("list_snapshots is not implemented by provider " + reg_.name);

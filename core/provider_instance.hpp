@@ -88,6 +88,11 @@ class ProviderInstance {
   Status UnexposeSnapshot(const std::string& snapshot_id, const CallOptions& o = {});
   Status RevertToSnapshot(const std::string& snapshot_id, const CallOptions& o = {});
 
+  // Write holds the provider offers for volumes it alone can hold.
+  bool can_hold_writes() const { return ops_.hold_writes && ops_.release_writes; }
+  Status HoldWrites(const Volume& v, const CallOptions& o = {});
+  Status ReleaseWrites(const Volume& v, const CallOptions& o = {});
+
   struct HostContext;  // what snapset_host.context points to
 
  private:

@@ -60,6 +60,11 @@ std::string VolumeLane(const std::string& volume) { return "volume:" + volume; }
 // (reverse order of holding).
 class HoldSet {
  public:
+  struct Held {
+    std::unique_ptr<WriteHold> hold;
+    bool held;
+  };
+
   HoldSet(Timeline* timeline, ThawGuard* guard) : timeline_(timeline), guard_(guard) {}
 
   void Add(std::unique_ptr<WriteHold> hold) { holds_.push_back({std::move(hold), false}); }
@@ -95,7 +100,19 @@ class HoldSet {
       std::lock_guard<std::mutex> lock(mu_);
       first_hold_ns_ = Timeline::NowNs();
     }
-    return ForEachInParallel([this, deadline](Held& h) {
+    // Top-down: filesystems first (their flush must reach the layer
+    // below), then what the providers hold.
+    for (HoldMethod stage : {HoldMethod::kFreeze, HoldMethod::kGate}) {
+      Status s = ForEachInParallel([&](Held& h) {
+        return h.hold->method() == stage ? HoldOne(h, deadline) : Status::Ok();
+      });
+      if (!s.ok()) return s;
+    }
+    return Status::Ok();
+  }
+
+  Status HoldOne(Held& h, Clock::time_point deadline) {
+    {
       const std::string lane = VolumeLane(h.hold->target());
       const bool guarded = guard_ && h.hold->method() == HoldMethod::kFreeze;
       if (guarded) {
@@ -112,14 +129,20 @@ class HoldSet {
       timeline_->End(lane, "hold", s);
       if (guarded) (void)guard_->Unregister(h.hold->target());
       return s;
-    });
+    }
   }
 
-  // Releases every held volume, last held first. Returns the first failure.
+  // Releases every held volume, bottom-up: what the providers hold first,
+  // then the filesystems above. Returns the first failure.
   Status ReleaseAll(const char* why) {
     Status first;
     std::lock_guard<std::mutex> lock(mu_);
-    for (auto it = holds_.rbegin(); it != holds_.rend(); ++it) {
+    std::vector<Held*> order;
+    for (auto& h : holds_)
+      if (h.hold->method() == HoldMethod::kGate) order.push_back(&h);
+    for (auto it = holds_.rbegin(); it != holds_.rend(); ++it)
+      if (it->hold->method() != HoldMethod::kGate) order.push_back(&*it);
+    for (Held* it : order) {
       if (!it->held) continue;
       Status s = it->hold->Release();
       it->held = false;
@@ -152,10 +175,6 @@ class HoldSet {
   }
 
  private:
-  struct Held {
-    std::unique_ptr<WriteHold> hold;
-    bool held;
-  };
   Timeline* timeline_;
   ThawGuard* guard_;
   std::mutex mu_;
@@ -203,6 +222,48 @@ bool IsFinalAnswer(const Status& s) {
   return s.Is(Code::kMaxSnapshots) || s.Is(Code::kInsufficientStorage) ||
          s.Is(Code::kAlreadyExists) || s.Is(Code::kInvalidArgument);
 }
+
+// A hold the provider makes (provider.h hold_writes): a software-cow
+// daemon's write gate, an array's write fence. Every call is bounded, so a
+// hung provider costs a thread, never the watchdog.
+class GateHold : public WriteHold {
+ public:
+  GateHold(ProviderInstance* provider, Volume volume, const Clock::time_point* deadline)
+      : provider_(provider), volume_(std::move(volume)), deadline_(deadline) {}
+  HoldMethod method() const override { return HoldMethod::kGate; }
+  const std::string& target() const override { return volume_.name; }
+
+  Status Hold() override {
+    return Bounded(*deadline_, [](ProviderInstance* p, const Volume& v, const CallOptions& o) {
+      return p->HoldWrites(v, o);
+    });
+  }
+  Status Release() override {
+    return Bounded(Clock::now() + std::chrono::seconds(1),
+                   [](ProviderInstance* p, const Volume& v, const CallOptions& o) {
+                     return p->ReleaseWrites(v, o);
+                   });
+  }
+
+ private:
+  template <typename Fn>
+  Status Bounded(Clock::time_point deadline, Fn fn) {
+    BoundedCalls call;
+    call.Start([p = provider_, v = volume_, deadline, fn] {
+      CallOptions o;
+      o.deadline = deadline;
+      return fn(p, v, o);
+    });
+    Status s = call.Wait(deadline, Status::HoldWritesTimeout("provider " + provider_->name() +
+                                                             " did not answer in time"))[0];
+    if (call.abandoned()[0]) provider_->MarkUnhealthy("hung holding or releasing writes");
+    return s.WithContext(volume_.name);
+  }
+
+  ProviderInstance* provider_;
+  Volume volume_;
+  const Clock::time_point* deadline_;
+};
 
 uint32_t ContextOf(const SetRequest& r) {
   uint32_t c = 0;
@@ -264,6 +325,7 @@ class SetCreation {
   bool writers_frozen_ = false;
   std::unique_ptr<ThawGuard> guard_;
   std::unique_ptr<HoldSet> holds_;
+  Clock::time_point window_deadline_;  // read by the providers' holds
   bool recorded_ = false;  // BeginSet done
 };
 
@@ -296,6 +358,10 @@ void SetCreation::Regroup() {
     pv.volume = volumes_[i].name;
     pv.provider = plan_.explanations[i].chosen ? plan_.explanations[i].chosen->name() : "";
     HoldMethod m = HoldMethodFor(volumes_[i]);
+    // What the host cannot hold, the provider that takes it may.
+    if (m == HoldMethod::kNone && plan_.explanations[i].chosen &&
+        static_cast<InstanceCandidate*>(plan_.explanations[i].chosen)->instance()->can_hold_writes())
+      m = HoldMethod::kGate;
     pv.hold = HoldMethodName(m);
     pv.crash_consistent = m == HoldMethod::kNone;
     planned_.push_back(pv);
@@ -445,6 +511,7 @@ Status SetCreation::HoldAndCommit() {
   auto cancel = std::make_shared<std::atomic<bool>>(false);
   holds_->Flush();
   const Clock::time_point deadline = Clock::now() + request_.window;
+  window_deadline_ = deadline;
   timeline_->Instant("set", "commit window", std::to_string(request_.window.count()) + " ms");
 
   Status held = holds_->HoldAll(deadline);
@@ -632,6 +699,11 @@ SetResult SetCreation::Run(const std::function<void(const std::vector<PlannedVol
   Status s = Prepare();
   timeline_->End("set", "prepare", s);
   if (!s.ok()) return finish(s);
+  // The plan is final now (re-planning is over): the providers' holds.
+  for (const auto& g : groups_)
+    for (size_t v : g.volumes)
+      if (planned_[v].hold == HoldMethodName(HoldMethod::kGate))
+        holds_->Add(std::make_unique<GateHold>(g.provider, volumes_[v], &window_deadline_));
 
   if (writers_ && !writers_->empty()) {
     timeline_->Begin("set", "writers freeze");

@@ -385,6 +385,26 @@ typedef struct snapset_provider_ops {
                                        snapset_call *call, uint32_t flags,
                                        const char *snapshot_id);
 
+  /* Holding writes on volumes only the provider can hold (optional; NULL
+   * means it cannot). The host holds a filesystem with FIFREEZE itself; for
+   * a volume that is not a mounted filesystem -- a software-cow volume, whose
+   * daemon has a write gate, or an array LUN with a write fence -- it asks
+   * the provider that takes it. hold_writes runs at the start of the commit
+   * window, after FIFREEZE of any filesystem stacked above (top-down): it
+   * must stop new writes, wait for those in flight, and return before
+   * host->deadline_ns(call). release_writes runs when the window ends, before
+   * the thaw of the filesystems above (bottom-up); it must be idempotent and
+   * fast: the host's watchdog calls it at the deadline. Because the host
+   * cannot release a provider's hold if the host process dies, the provider
+   * must release on its own when its hold outlives the deadline or its host.
+   * Returns: OK, VOLUME_NOT_SUPPORTED (cannot hold this volume),
+   * HOLD_WRITES_TIMEOUT, UNAVAILABLE. */
+  snapset_status (*hold_writes)(snapset_provider *instance, snapset_call *call,
+                                uint32_t flags, const snapset_volume *volume);
+  snapset_status (*release_writes)(snapset_provider *instance,
+                                   snapset_call *call, uint32_t flags,
+                                   const snapset_volume *volume);
+
   /* ---- new members are added below, grouped by the minor version ---- */
 } snapset_provider_ops;
 
@@ -406,7 +426,7 @@ SNAPSET_STATIC_ASSERT(sizeof(snapset_volume) == 80,
                       "snapset_volume 1.0 layout");
 SNAPSET_STATIC_ASSERT(sizeof(snapset_snapshot_properties) == 72,
                       "snapset_snapshot_properties 1.0 layout");
-SNAPSET_STATIC_ASSERT(sizeof(snapset_provider_ops) == 8 + 17 * 8,
+SNAPSET_STATIC_ASSERT(sizeof(snapset_provider_ops) == 8 + 19 * 8,
                       "snapset_provider_ops 1.0 layout");
 SNAPSET_STATIC_ASSERT(offsetof(snapset_provider_ops, on_load) == 8,
                       "ops table starts with abi_version, struct_size");

@@ -47,6 +47,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 namespace snapset {
@@ -210,6 +211,14 @@ class Provider {
   virtual Status RevertToSnapshot(const Call&, std::string_view /*snapshot_id*/) {
     return Status::NotImplemented("this provider cannot revert to a snapshot");
   }
+
+  // Write holds for volumes only this provider can hold (provider.h
+  // hold_writes). Override both to offer them: the SDK exports the pair only
+  // for a class that overrides HoldWrites, so the host knows at load time.
+  virtual Status HoldWrites(const Call&, const VolumeRef&) {
+    return Status::NotImplemented("this provider cannot hold writes");
+  }
+  virtual Status ReleaseWrites(const Call&, const VolumeRef&) { return Status::Ok(); }
 
   // The set's state as the SDK tracks it (SNAPSET_STATE_IDLE if unknown).
   int32_t StateOf(std::string_view set_id) const {
@@ -568,6 +577,29 @@ struct detail_adapter {
     });
   }
 
+  template <Status (Provider::*Method)(const Call&, const VolumeRef&)>
+  static snapset_status volume_event(const char* op, snapset_provider* p, snapset_call* call,
+                                     uint32_t flags, const snapset_volume* v) {
+    I* in = detail::From(p);
+    return detail::Guard(in->host, call, op, [&]() -> Status {
+      SNAPSET_RETURN_IF_ERROR(detail::CheckFlags(op, flags, 0));
+      SNAPSET_RETURN_IF_ERROR(detail::CheckVolume(op, v));
+      return (in->provider.get()->*Method)(Call(in->host, call), VolumeRef(v));
+    });
+  }
+  static snapset_status hold_writes(snapset_provider* p, snapset_call* c, uint32_t f,
+                                    const snapset_volume* v) {
+    return volume_event<&Provider::HoldWrites>("hold_writes", p, c, f, v);
+  }
+  static snapset_status release_writes(snapset_provider* p, snapset_call* c, uint32_t f,
+                                       const snapset_volume* v) {
+    return volume_event<&Provider::ReleaseWrites>("release_writes", p, c, f, v);
+  }
+  // True when P overrides HoldWrites: &P::HoldWrites then names P's member.
+  static constexpr bool kHoldsWrites =
+      !std::is_same_v<decltype(&P::HoldWrites),
+                      Status (Provider::*)(const Call&, const VolumeRef&)>;
+
   static const snapset_provider_ops* Ops() {
     static const snapset_provider_ops ops = {
         .abi_version = SNAPSET_ABI_VERSION,
@@ -589,6 +621,8 @@ struct detail_adapter {
         .expose_snapshot = &expose,
         .unexpose_snapshot = &unexpose,
         .revert_to_snapshot = &revert,
+        .hold_writes = kHoldsWrites ? &hold_writes : nullptr,
+        .release_writes = kHoldsWrites ? &release_writes : nullptr,
     };
     return &ops;
   }

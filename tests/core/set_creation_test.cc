@@ -49,11 +49,15 @@ struct World {
   World() { std::filesystem::create_directories(config() + "/providers.d"); ::chmod(config().c_str(), 0755); }
 
   void AddProvider(const std::string& name, const std::string& type, const std::string& config_json,
-                   int priority = 0) {
+                   int priority = 0, const std::string& library = "libscripted_provider.so") {
     dir.Write("config/providers.d/" + name + ".json",
               "{\"id\": \"" + NewUuid() + "\", \"name\": \"" + name + "\", \"type\": \"" + type +
-                  "\", \"library\": \"" + kPlugins + "/libscripted_provider.so\", \"priority\": " +
+                  "\", \"library\": \"" + kPlugins + "/" + library + "\", \"priority\": " +
                   std::to_string(priority) + ", \"config\": " + config_json + "}");
+  }
+  // A scripted provider that also holds writes (a write gate per volume).
+  void AddGateProvider(const std::string& name, const std::string& config_json) {
+    AddProvider(name, "software", config_json, 0, "libscripted_gate_provider.so");
   }
 
   std::unique_ptr<Requestor> Open() const {
@@ -640,4 +644,69 @@ BOOST_AUTO_TEST_CASE(auto_release_sets_live_as_long_as_their_requestor) {
   auto r = w.Open();
   BOOST_TEST(r->GetSet(released).status().IsNotFound());
   BOOST_TEST(r->GetSet(kept).ok());
+}
+
+// --------------------------------------------------- providers' write holds
+
+BOOST_AUTO_TEST_CASE(a_provider_that_holds_writes_holds_them_below_the_frozen_filesystems) {
+  std::unique_ptr<LoopFilesystem> fs;
+  if (test::LoopFilesystemsAvailable()) {
+    auto made = LoopFilesystem::Create(32ull << 20);
+    BOOST_TEST_REQUIRE(made.ok(), made.status().ToString());
+    fs = std::move(*made);
+  }
+  World w;
+  w.AddGateProvider("gate", R"({"supports": ["kind:cow"]})");
+  w.AddProvider("fs", "system", R"({"supports": ["kind:filesystem"]})");
+  auto r = w.Open();
+  SetRequest req;
+  req.volumes = {"cow:db"};
+  if (fs) req.volumes.push_back(fs->mount_point());
+  SetResult res = r->CreateSet(req);
+  BOOST_TEST_REQUIRE(res.status.ok(), res.status.ToString());
+  BOOST_TEST(res.plan[0].hold == "write-gate");
+  BOOST_TEST(!res.plan[0].crash_consistent);
+  BOOST_TEST(!res.snapshots[0].crash_consistent);
+  auto spans = Spans(res.timeline);
+  const Span& gate = spans["volume:cow:db"]["hold"];
+  const Span& commit = spans["provider:gate"]["commit_snapshots"];
+  BOOST_TEST_REQUIRE(gate.begin > 0);
+  BOOST_TEST(gate.begin <= commit.begin);
+  BOOST_TEST(commit.end <= gate.end);
+  if (fs) {
+    // Top-down hold, bottom-up release: the filesystem is frozen before
+    // the gate closes, and thawed after it opens.
+    const Span& freeze = spans["volume:" + fs->mount_point()]["hold"];
+    BOOST_TEST(freeze.begin < gate.begin);
+    BOOST_TEST(gate.end <= freeze.end);
+    BOOST_TEST(!test::IsFrozen(fs->mount_point()));
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_failing_or_hanging_write_hold_fails_the_set_and_releases_the_rest) {
+  std::unique_ptr<LoopFilesystem> fs;
+  if (test::LoopFilesystemsAvailable()) {
+    auto made = LoopFilesystem::Create(32ull << 20);
+    BOOST_TEST_REQUIRE(made.ok(), made.status().ToString());
+    fs = std::move(*made);
+  }
+  for (const std::string fault : {R"("fail": {"hold_writes": "unavailable"})",
+                                  R"("delay_ms": {"hold_writes": 2000})"}) {
+    BOOST_TEST_CONTEXT(fault) {
+      World w;
+      w.AddGateProvider("gate", R"({"supports": ["kind:cow"], )" + fault + "}");
+      w.AddProvider("fs", "system", R"({"supports": ["kind:filesystem"]})");
+      auto r = w.Open();
+      SetRequest req;
+      req.volumes = {"cow:db"};
+      if (fs) req.volumes.push_back(fs->mount_point());
+      req.window = std::chrono::milliseconds(500);
+      SetResult res = r->CreateSet(req);
+      BOOST_TEST(!res.status.ok());
+      BOOST_TEST(res.status.message().find("cow:db") != std::string::npos, res.status.message());
+      BOOST_TEST(SawEvent(res.timeline, "provider:gate", "abort_snapshots"));
+      if (fs) BOOST_TEST(!test::IsFrozen(fs->mount_point()));
+      ExpectConsistent(*r);
+    }
+  }
 }

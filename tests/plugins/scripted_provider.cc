@@ -16,6 +16,8 @@
 //                              provider kills its own process with SIGKILL:
 //                              the coordinator it runs in dies at that point
 // Events are the provider.h names (is_volume_supported, begin_prepare_snapshot, ...).
+// Built a second time with SCRIPTED_HOLDS_WRITES as libscripted_gate_provider:
+// it then also offers write holds (hold_writes / release_writes events).
 //
 // Without "state_dir" the snapshots live in memory and die with the process.
 // With it, every change is written durably (temp file, fsync, rename, fsync
@@ -332,6 +334,22 @@ class ScriptedProvider : public snapset::Provider {
   Status UnexposeSnapshot(const Call&, std::string_view) override {
     return Script("unexpose_snapshot");
   }
+
+#ifdef SCRIPTED_HOLDS_WRITES
+  // Built as libscripted_gate_provider.so: a write gate per volume, as the
+  // software-cow daemon will have. Holds are logged as lines in
+  // "<volume>: hold|release" to the host log, and counted.
+  Status HoldWrites(const Call&, const VolumeRef& v) override {
+    SNAPSET_RETURN_IF_ERROR(Script("hold_writes"));
+    host().Info(std::string(v.name()) + ": hold");
+    return Status::Ok();
+  }
+  Status ReleaseWrites(const Call&, const VolumeRef& v) override {
+    SNAPSET_RETURN_IF_ERROR(Script("release_writes"));
+    host().Info(std::string(v.name()) + ": release");
+    return Status::Ok();
+  }
+#endif
 
  private:
   static bool Match(const std::string& rule, const char* prefix, std::string_view value) {
