@@ -56,8 +56,7 @@ std::string Lane(const ProviderInstance& p) { return "provider:" + p.name(); }
 std::string VolumeLane(const std::string& volume) { return "volume:" + volume; }
 
 // The held volumes of a set. Release may come from the coordinator thread
-// or the watchdog, whichever is first; each hold is released once, bottom-up
-// (reverse order of holding).
+// or the watchdog, whichever is first; each hold is released once.
 class HoldSet {
  public:
   struct Held {
@@ -89,19 +88,18 @@ class HoldSet {
     });
   }
 
-  // Holds every volume, each registered with the guard first. Independent
-  // filesystems are frozen in parallel: FIFREEZE waits for a journal commit,
-  // and 64 of them one after another would eat much of the window. (Stacked
-  // volumes, which must be held top-down, come with the software-cow
-  // provider.) The watchdog is not running yet, so nothing releases while
-  // holds are being taken; the guard covers a FIFREEZE that never returns.
+  // Holds every volume: filesystems first, each registered with the guard
+  // before its FIFREEZE, then the providers' holds (top-down: a filesystem's
+  // flush must reach the layer below before that layer closes). Within a
+  // stage, in parallel: FIFREEZE waits for a journal commit, and 64 of them
+  // one after another would eat much of the window. The watchdog is not
+  // running yet, so nothing releases while holds are being taken; the guard
+  // covers a FIFREEZE that never returns.
   Status HoldAll(Clock::time_point deadline) {
     {
       std::lock_guard<std::mutex> lock(mu_);
       first_hold_ns_ = Timeline::NowNs();
     }
-    // Top-down: filesystems first (their flush must reach the layer
-    // below), then what the providers hold.
     for (HoldMethod stage : {HoldMethod::kFreeze, HoldMethod::kGate}) {
       Status s = ForEachInParallel([&](Held& h) {
         return h.hold->method() == stage ? HoldOne(h, deadline) : Status::Ok();
@@ -112,24 +110,22 @@ class HoldSet {
   }
 
   Status HoldOne(Held& h, Clock::time_point deadline) {
-    {
-      const std::string lane = VolumeLane(h.hold->target());
-      const bool guarded = guard_ && h.hold->method() == HoldMethod::kFreeze;
-      if (guarded) {
-        Status g = guard_->Register(h.hold->target(), deadline);
-        if (!g.ok()) return g.WithContext("cannot register " + h.hold->target() + " with the thaw guard");
-      }
-      timeline_->Begin(lane, "hold");
-      Status s = h.hold->Hold();
-      if (s.ok()) {
-        std::lock_guard<std::mutex> lock(mu_);
-        h.held = true;
-        return s;
-      }
-      timeline_->End(lane, "hold", s);
-      if (guarded) (void)guard_->Unregister(h.hold->target());
+    const std::string lane = VolumeLane(h.hold->target());
+    const bool guarded = guard_ && h.hold->method() == HoldMethod::kFreeze;
+    if (guarded) {
+      Status g = guard_->Register(h.hold->target(), deadline);
+      if (!g.ok()) return g.WithContext("cannot register " + h.hold->target() + " with the thaw guard");
+    }
+    timeline_->Begin(lane, "hold");
+    Status s = h.hold->Hold();
+    if (s.ok()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      h.held = true;
       return s;
     }
+    timeline_->End(lane, "hold", s);
+    if (guarded) (void)guard_->Unregister(h.hold->target());
+    return s;
   }
 
   // Releases every held volume, bottom-up: what the providers hold first,
