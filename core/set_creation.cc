@@ -21,6 +21,7 @@
 
 #include "core/bounded_calls.hpp"
 #include "core/hook_writers.hpp"
+#include "core/mount_table.hpp"
 #include "core/provider_registration.hpp"
 #include "core/thaw_guard.hpp"
 #include "core/timeline.hpp"
@@ -88,34 +89,40 @@ class HoldSet {
     });
   }
 
-  // Holds every volume: filesystems first, each registered with the guard
-  // before its FIFREEZE, then the providers' holds (top-down: a filesystem's
-  // flush must reach the layer below before that layer closes). Within a
-  // stage, in parallel: FIFREEZE waits for a journal commit, and 64 of them
-  // one after another would eat much of the window. The watchdog is not
-  // running yet, so nothing releases while holds are being taken; the guard
-  // covers a FIFREEZE that never returns.
+  // Holds every volume: filesystems first, then the providers' holds
+  // (top-down: a filesystem's flush must reach the layer below before that
+  // layer closes). Within a stage, in parallel: FIFREEZE waits for a journal
+  // commit, and 64 of them one after another would eat much of the window.
+  // Every filesystem is registered with the guard, in one round trip, before
+  // the first freeze. The watchdog is not running yet, so nothing releases
+  // while holds are being taken; the guard covers a FIFREEZE that never
+  // returns.
   Status HoldAll(Clock::time_point deadline) {
+    std::vector<std::string> frozen;
+    for (auto& h : holds_)
+      if (h.hold->method() == HoldMethod::kFreeze) frozen.push_back(h.hold->target());
+    if (guard_ && !frozen.empty()) {
+      Status g = guard_->RegisterAll(frozen, deadline);
+      if (!g.ok()) {
+        (void)guard_->UnregisterAll(frozen);
+        return g.WithContext("cannot register the filesystems with the thaw guard");
+      }
+    }
     {
       std::lock_guard<std::mutex> lock(mu_);
       first_hold_ns_ = Timeline::NowNs();
     }
     for (HoldMethod stage : {HoldMethod::kFreeze, HoldMethod::kGate}) {
       Status s = ForEachInParallel([&](Held& h) {
-        return h.hold->method() == stage ? HoldOne(h, deadline) : Status::Ok();
+        return h.hold->method() == stage ? HoldOne(h) : Status::Ok();
       });
       if (!s.ok()) return s;
     }
     return Status::Ok();
   }
 
-  Status HoldOne(Held& h, Clock::time_point deadline) {
+  Status HoldOne(Held& h) {
     const std::string lane = VolumeLane(h.hold->target());
-    const bool guarded = guard_ && h.hold->method() == HoldMethod::kFreeze;
-    if (guarded) {
-      Status g = guard_->Register(h.hold->target(), deadline);
-      if (!g.ok()) return g.WithContext("cannot register " + h.hold->target() + " with the thaw guard");
-    }
     timeline_->Begin(lane, "hold");
     Status s = h.hold->Hold();
     if (s.ok()) {
@@ -124,7 +131,7 @@ class HoldSet {
       return s;
     }
     timeline_->End(lane, "hold", s);
-    if (guarded) (void)guard_->Unregister(h.hold->target());
+    if (guard_ && h.hold->method() == HoldMethod::kFreeze) (void)guard_->Unregister(h.hold->target());
     return s;
   }
 
@@ -138,18 +145,19 @@ class HoldSet {
       if (h.hold->method() == HoldMethod::kGate) order.push_back(&h);
     for (auto it = holds_.rbegin(); it != holds_.rend(); ++it)
       if (it->hold->method() != HoldMethod::kGate) order.push_back(&*it);
+    std::vector<std::string> thawed;
     for (Held* it : order) {
       if (!it->held) continue;
       Status s = it->hold->Release();
       it->held = false;
       last_release_ns_ = Timeline::NowNs();
-      timeline_->End(VolumeLane(it->hold->target()), "hold",
-                     s.ok() ? Status::Ok() : s);
+      timeline_->End(VolumeLane(it->hold->target()), "hold", s);
       timeline_->Instant(VolumeLane(it->hold->target()), "released", why);
-      if (s.ok() && guard_ && it->hold->method() == HoldMethod::kFreeze)
-        (void)guard_->Unregister(it->hold->target());
+      if (s.ok() && it->hold->method() == HoldMethod::kFreeze) thawed.push_back(it->hold->target());
       if (!s.ok() && first.ok()) first = s;
     }
+    // After the last thaw, in one round trip: writes flow already.
+    if (guard_ && !thawed.empty()) (void)guard_->UnregisterAll(thawed);
     return first;
   }
 
@@ -366,9 +374,13 @@ void SetCreation::Regroup() {
 
 Status SetCreation::Plan() {
   SNAPSET_RETURN_IF_ERROR(Validate());
+  auto mounts = MountTable::Read();
+  if (!mounts.ok()) return mounts.status();
+  ResolverOptions resolver;
+  resolver.mounts = &*mounts;  // read once, not once per volume
   std::set<std::string> seen;
   for (const auto& name : request_.volumes) {
-    auto v = ResolveVolume(name);
+    auto v = ResolveVolume(name, resolver);
     if (!v.ok()) return v.status();
     if (!seen.insert(v->name).second)
       return Status::InvalidArgument("volume " + v->name + " is named twice in the set" +
@@ -376,7 +388,7 @@ Status SetCreation::Plan() {
     volumes_.push_back(std::move(*v));
   }
   for (const auto& [volume, provider] : request_.pins) {
-    auto v = ResolveVolume(volume);
+    auto v = ResolveVolume(volume, resolver);
     if (!v.ok()) return v.status().WithContext("provider pin " + provider + "=" + volume);
     policy_.pins[v->name] = provider;
   }
@@ -792,23 +804,26 @@ Result<int> RecoverInterruptedSets(const CreationEnv& env) {
   if (!creating.ok()) return creating.status();
   int recovered = 0;
   for (const auto& set : *creating) {
-    std::vector<std::string> volumes;
-    std::map<std::string, std::vector<std::string>> planned;  // provider id -> snapshot ids
+    std::vector<std::string> volumes, snapshot_ids;
     for (const auto& s : set.snapshots) {
       volumes.push_back(s.volume);
-      planned[s.provider_id].push_back(s.snapshot_id);
+      snapshot_ids.push_back(s.snapshot_id);
+      if (!env.registry->FindById(s.provider_id))
+        return Status::Config("set " + set.set_id + " was left unfinished on provider " +
+                              s.provider_name + " (" + s.provider_id +
+                              "), which is no longer registered; register it again so the set "
+                              "can be aborted on it");
     }
     // A live coordinator still holds the volume locks: not ours to touch.
     auto locks = VolumeLocks::Acquire(env.state_dir, volumes, set.set_id);
     if (!locks.ok()) continue;
     Timeline timeline;  // of the recovery; the crashed run's was never stored
     std::string outcome;
-    for (const auto& [id, snapshot_ids] : planned) {
-      ProviderInstance* p = env.registry->FindById(id);
-      if (!p) {
-        outcome += " provider " + id + " is no longer registered;";
-        continue;
-      }
+    // Every registered provider, not only the planned ones: a re-plan may
+    // have moved volumes to a provider the catalog's record does not name.
+    // Aborting a set a provider never saw is a no-op.
+    for (const auto& instance : env.registry->providers()) {
+      ProviderInstance* p = instance.get();
       timeline.Begin(Lane(*p), "abort_snapshots");
       CallOptions o;
       o.deadline = Clock::now() + std::chrono::seconds(30);

@@ -29,6 +29,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 namespace snapset {
 
@@ -54,12 +55,17 @@ class ThawGuard {
   // Call AFTER thawing. The guard forgets the mount point; OK if it does not
   // hold it (e.g. it thawed it at the deadline). Errors as for Register.
   Status Unregister(const std::string& mount_point);
+  // The same for many mount points in one round trip (the guard answers in
+  // order). On a refusal the others are still registered / unregistered.
+  Status RegisterAll(const std::vector<std::string>& mount_points,
+                     std::chrono::steady_clock::time_point deadline);
+  Status UnregisterAll(const std::vector<std::string>& mount_points);
 
   pid_t pid() const { return pid_; }
 
  private:
   ThawGuard() = default;
-  Status Request(const std::string& line);  // sends a line, waits for "ok"
+  Status Request(const std::vector<std::string>& lines);  // one answer per line
   std::mutex mu_;
   pid_t pid_ = -1;
   int to_guard_ = -1;    // write end

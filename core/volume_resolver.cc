@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <optional>
 #include <sstream>
 
 #include "core/mount_table.hpp"
@@ -126,8 +127,13 @@ Result<Volume> ResolveVolume(std::string_view name, const ResolverOptions& optio
     return Status::InvalidArgument("cannot examine " + path + ": " + std::strerror(errno));
   }
 
-  auto table = MountTable::Read(options.mountinfo);
-  if (!table.ok()) return table.status();
+  std::optional<MountTable> own;
+  if (!options.mounts) {
+    auto read = MountTable::Read(options.mountinfo);
+    if (!read.ok()) return read.status();
+    own = std::move(*read);
+  }
+  const MountTable* table = options.mounts ? options.mounts : &*own;
 
   Volume v;
   if (S_ISBLK(st.st_mode)) {

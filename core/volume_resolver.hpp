@@ -21,9 +21,14 @@
 
 namespace snapset {
 
+class MountTable;
+
 struct ResolverOptions {
   std::string sysfs_root = "/sys";            // a test may point it at a copy
   std::string mountinfo = "/proc/self/mountinfo";
+  // A mount table read once for many resolutions (a set of 64 volumes);
+  // null: read `mountinfo` for each.
+  const MountTable* mounts = nullptr;
   IscsiOptions iscsi;
 };
 
