@@ -13,6 +13,7 @@
 #include <cstring>
 #include <cstdio>
 #include <fstream>
+#include <latch>
 #include <map>
 #include <mutex>
 #include <random>
@@ -108,13 +109,19 @@ class HoldSet {
         return g.WithContext("cannot register the filesystems with the thaw guard");
       }
     }
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      first_hold_ns_ = Timeline::NowNs();
-    }
+    bool first = true;
     for (HoldMethod stage : {HoldMethod::kFreeze, HoldMethod::kGate}) {
-      Status s = ForEachInParallel([&](Held& h) {
-        return h.hold->method() == stage ? HoldOne(h) : Status::Ok();
+      std::vector<Held*> items;
+      for (auto& h : holds_)
+        if (h.hold->method() == stage) items.push_back(&h);
+      if (items.empty()) continue;
+      // The threads start before the hold does and wait for one signal, so
+      // no thread creation lands inside the hold.
+      Status s = RunTogether(items, [this](Held& h) { return HoldOne(h); }, [&] {
+        if (!first) return;
+        first = false;
+        std::lock_guard<std::mutex> lock(mu_);
+        first_hold_ns_ = Timeline::NowNs();
       });
       if (!s.ok()) return s;
     }
@@ -164,10 +171,25 @@ class HoldSet {
   // Runs fn on every hold at once, one thread each; the first failure.
   template <typename Fn>
   Status ForEachInParallel(Fn fn) {
-    std::vector<Status> results(holds_.size());
+    std::vector<Held*> items;
+    for (auto& h : holds_) items.push_back(&h);
+    return RunTogether(items, fn, [] {});
+  }
+
+  // One thread per item, all started first and then let go together by one
+  // signal (after `at_start`); returns the first failure.
+  template <typename Fn, typename Start>
+  Status RunTogether(const std::vector<Held*>& items, Fn fn, Start at_start) {
+    std::vector<Status> results(items.size());
+    std::latch go(1);
     std::vector<std::thread> threads;
-    for (size_t i = 0; i < holds_.size(); ++i)
-      threads.emplace_back([&, i] { results[i] = fn(holds_[i]); });
+    for (size_t i = 0; i < items.size(); ++i)
+      threads.emplace_back([&, i] {
+        go.wait();
+        results[i] = fn(*items[i]);
+      });
+    at_start();
+    go.count_down();
     for (auto& t : threads) t.join();
     for (auto& r : results)
       if (!r.ok()) return r;

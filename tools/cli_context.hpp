@@ -69,6 +69,7 @@ struct CreateArgs {
   std::vector<std::string> volumes, pins, excludes;
   bool persistent = false, auto_release = false, no_writers = false;
   int window_ms = 10000;
+  size_t max_volumes = 64;
   std::string set_id;
 };
 struct ListArgs {

@@ -127,6 +127,7 @@ int RunCreate(CliContext& ctx, const CreateArgs& args) {
   req.auto_release = args.auto_release;
   req.with_writers = !args.no_writers;
   req.window = std::chrono::milliseconds(args.window_ms);
+  req.max_volumes = args.max_volumes;
   req.set_id = args.set_id;
 
   SetResult result = (*r)->CreateSet(req, [&](const std::vector<PlannedVolume>& plan) {

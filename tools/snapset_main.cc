@@ -84,6 +84,9 @@ int main(int argc, char** argv) {
   create->add_option("--window-ms", create_args.window_ms,
                      "commit window: longest time writes are held, 1..10000 ms")
       ->capture_default_str();
+  create->add_option("--max-volumes", create_args.max_volumes,
+                     "refuse sets of more volumes than this")
+      ->capture_default_str();
   create->add_option("--set-id", create_args.set_id,
                      "UUID for the set; creating the same id again returns the existing set");
 

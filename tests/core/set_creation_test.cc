@@ -20,6 +20,7 @@
 #include <fstream>
 #include <map>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "core/set_creation.hpp"
@@ -709,4 +710,39 @@ BOOST_AUTO_TEST_CASE(a_failing_or_hanging_write_hold_fails_the_set_and_releases_
       ExpectConsistent(*r);
     }
   }
+}
+
+BOOST_AUTO_TEST_CASE(verify_reports_every_difference_between_catalog_and_providers) {
+  World w;
+  const std::string store = w.dir.str() + "/provider-state";
+  w.AddProvider("p", "software", R"({"supports": ["*"], "state_dir": ")" + store + R"("})");
+  std::string lost;
+  {
+    auto r = w.Open();
+    SetRequest req;
+    req.volumes = {"cow:a", "cow:b"};
+    SetResult res = r->CreateSet(req);
+    BOOST_TEST_REQUIRE(res.status.ok(), res.status.ToString());
+    ExpectConsistent(*r);
+    lost = res.snapshots[0].snapshot_id;
+  }
+  // The provider loses one snapshot behind the catalog's back.
+  {
+    std::ifstream in(store + "/scripted-state.json");
+    std::stringstream text;
+    text << in.rdbuf();
+    std::string state = text.str();
+    size_t at = state.find(lost);
+    BOOST_TEST_REQUIRE(at != std::string::npos);
+    state.replace(at, lost.size(), std::string(lost.size(), '0'));
+    std::ofstream(store + "/scripted-state.json") << state;
+  }
+  auto r = w.Open();
+  auto findings = r->Verify();
+  BOOST_TEST_REQUIRE(findings.ok(), findings.status().ToString());
+  std::map<std::string, std::string> problems;
+  for (const auto& f : *findings) problems[f.snapshot_id] = f.problem;
+  BOOST_TEST(problems.size() == 2u);
+  BOOST_TEST(problems[lost] == "in the catalog but not on the provider");
+  BOOST_TEST(problems[std::string(lost.size(), '0')] == "on the provider but not in the catalog");
 }

@@ -94,6 +94,7 @@ C=(--config-dir "$cfg" --state-dir "$st")
 expect 2 "usage error" -- "${C[@]}" create
 expect 3 "commit window is 10001 ms; it must be from 1 to 10000 ms" -- "${C[@]}" create cow:db --window-ms 10001
 expect 3 "volume cow:db is named twice" -- "${C[@]}" create cow:db cow:db
+expect 14 "the set has 3 volumes; the limit is 2" -- "${C[@]}" create cow:a cow:b cow:c --max-volumes 2
 expect 4 "no such file, device or mount point: /no/such/volume" -- "${C[@]}" create cow:db /no/such/volume
 expect 3 "is not a UUID" -- "${C[@]}" create cow:db --set-id tuesday
 expect 6 "no provider supports it" -- "${C[@]}" create cow:db --exclude cow-like
