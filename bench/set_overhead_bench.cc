@@ -356,7 +356,7 @@ struct SetSample {
   int64_t hold_ns;
   int64_t set_ns;
   // From the timeline. The window opens at the "commit window" instant.
-  int64_t to_last_freeze_ns;  // -> the last volume's "hold" span begins (registers done)
+  int64_t to_last_freeze_ns;  // "holds begin" -> the last volume's "hold" span begins
   int64_t freeze_phase_ns;    // -> commit_snapshots begins (every FIFREEZE returned)
   int64_t commit_phase_ns;    // -> the first release is done
   int64_t release_phase_ns;   // -> the last release is done
@@ -368,13 +368,15 @@ struct SetSample {
 // just after its FITHAW (before its guard unregistration).
 Result<SetSample> Phases(const TimelineData& t, const std::vector<std::string>& volumes) {
   std::map<std::pair<std::string, std::string>, std::pair<int64_t, int64_t>> spans;
-  int64_t window = 0;
+  int64_t window = 0, holds_begin = 0;
   for (const auto& e : t.events) {
     auto& s = spans[{e.lane, e.step}];
     if (e.kind == TimelineKind::kBegin) s.first = e.t_ns;
     if (e.kind == TimelineKind::kEnd) s.second = e.t_ns;
     if (e.kind == TimelineKind::kInstant && e.lane == "set" && e.step == "commit window")
       window = e.t_ns;
+    if (e.kind == TimelineKind::kInstant && e.lane == "set" && e.step == "holds begin")
+      holds_begin = e.t_ns;
   }
   int64_t first_begin = INT64_MAX, last_begin = 0, first_end = INT64_MAX, last_end = 0;
   for (const auto& v : volumes) {
@@ -394,8 +396,11 @@ Result<SetSample> Phases(const TimelineData& t, const std::vector<std::string>& 
   for (const auto& [key, s] : spans)
     if (key.first.rfind("provider:", 0) == 0 && key.second == "commit_snapshots")
       slowest = std::max(slowest, s.second - s.first);
+  // The hold begins when the freeze threads are let go, after the guard
+  // registrations: those are in the window but not in the hold.
+  if (!holds_begin) holds_begin = window;
   SetSample out{};
-  out.to_last_freeze_ns = last_begin - window;
+  out.to_last_freeze_ns = last_begin - holds_begin;
   out.freeze_phase_ns = commit->second.first - window;
   out.commit_phase_ns = first_end - commit->second.first;
   out.release_phase_ns = last_end - first_end;
@@ -626,8 +631,9 @@ void PrintTables(const std::vector<SizeResult>& results, const Options& o) {
                 Ms(P50(r.own_before)).c_str(), Ms(P99(r.own_before)).c_str(),
                 Ms(P50(r.own_after)).c_str(), Ms(P99(r.own_after)).c_str(),
                 Ms(P50(r.own_work)).c_str(), Ms(P99(r.own_work)).c_str());
-  std::printf("\nbefore the last FIFREEZE: window open to the last volume's hold span "
-              "(thread starts, guard registrations; may overlap earlier freezes). after "
+  std::printf("\nbefore the last FIFREEZE: from the start of the hold (the freeze threads "
+              "are let go; the guard registrations come before it) to the last volume's hold "
+              "span (may overlap earlier freezes). after "
               "freezing: commit and release phases less the paired bare FITHAW time "
               "(provider threads, watchdog, guard unregistrations). The kernel's FIFREEZE "
               "wait is left out.\n");
@@ -641,7 +647,7 @@ void PrintTables(const std::vector<SizeResult>& results, const Options& o) {
                 Ms(P99(r.set_overhead)).c_str());
 
   std::printf("\n### Where the hold goes (p50, ms)\n\n");
-  std::printf("| volumes | registers done | freeze phase | bare parallel freeze "
+  std::printf("| volumes | last FIFREEZE starts | freeze phase | bare parallel freeze "
               "| bare sequential freeze | commit phase | slowest provider commit "
               "| release phase | bare thaw | guard 2N round trips alone | per trip (us) |\n");
   std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
@@ -655,8 +661,9 @@ void PrintTables(const std::vector<SizeResult>& results, const Options& o) {
                 Us(P50(r.guard_trips) / int64_t(2 * r.volumes)).c_str());
   }
   std::printf(
-      "\nPhases from the set's timeline, from the \"commit window\" instant: registers done = "
-      "the last volume's hold span begins (its FIFREEZE starts); freeze phase = "
+      "\nPhases from the set's timeline: last FIFREEZE starts = from the start of the hold "
+      "to the last volume's hold span; the others from the \"commit window\" instant "
+      "(which precedes the guard registrations): freeze phase = "
       "commit_snapshots begins (every FIFREEZE returned, watchdog started); commit phase = "
       "from there to the first release done (provider threads, the commits, watchdog "
       "disarm, one FITHAW); release phase = first to last release done (N-1 FITHAW and "

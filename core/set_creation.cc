@@ -74,10 +74,13 @@ class HoldSet {
 
   // Writes back each filesystem's dirty data before the window starts, so
   // that FIFREEZE, inside the window, has little left to flush (the "flush"
-  // of flush-and-hold). Best effort: FIFREEZE flushes anyway.
+  // of flush-and-hold). Best effort: FIFREEZE flushes anyway. One after
+  // another on this thread: threads exiting just before a FIFREEZE make its
+  // RCU grace periods longer on kernels with lazy RCU (measured: 21 -> 42 ms
+  // for one filesystem, see docs/benchmarks.md).
   void Flush() {
-    (void)ForEachInParallel([this](Held& h) {
-      if (h.hold->method() != HoldMethod::kFreeze) return Status::Ok();
+    for (auto& h : holds_) {
+      if (h.hold->method() != HoldMethod::kFreeze) continue;
       const std::string lane = VolumeLane(h.hold->target());
       timeline_->Begin(lane, "flush");
       int fd = ::open(h.hold->target().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -86,8 +89,7 @@ class HoldSet {
                      : Status::Unavailable(std::string("syncfs: ") + std::strerror(errno));
       if (fd >= 0) ::close(fd);
       timeline_->End(lane, "flush", s);
-      return s;
-    });
+    }
   }
 
   // Holds every volume: filesystems first, then the providers' holds
@@ -122,6 +124,7 @@ class HoldSet {
         first = false;
         std::lock_guard<std::mutex> lock(mu_);
         first_hold_ns_ = Timeline::NowNs();
+        timeline_->Instant("set", "holds begin");
       });
       if (!s.ok()) return s;
     }
@@ -166,14 +169,6 @@ class HoldSet {
     // After the last thaw, in one round trip: writes flow already.
     if (guard_ && !thawed.empty()) (void)guard_->UnregisterAll(thawed);
     return first;
-  }
-
-  // Runs fn on every hold at once, one thread each; the first failure.
-  template <typename Fn>
-  Status ForEachInParallel(Fn fn) {
-    std::vector<Held*> items;
-    for (auto& h : holds_) items.push_back(&h);
-    return RunTogether(items, fn, [] {});
   }
 
   // One thread per item, all started first and then let go together by one
