@@ -2,6 +2,8 @@
 
 #include "core/provider_registration.hpp"
 
+#include <mutex>
+
 namespace snapset {
 
 Result<std::unique_ptr<ProviderRegistry>> ProviderRegistry::Load(const std::string& config_dir,
@@ -22,10 +24,26 @@ Result<std::unique_ptr<ProviderRegistry>> ProviderRegistry::Load(const std::stri
   return registry;
 }
 
+namespace {
+// Unhealthy providers, kept loaded until the process exits (see the header).
+// Reachable from here, so they are kept on purpose, not leaked.
+std::vector<std::unique_ptr<ProviderInstance>>& Abandoned() {
+  static auto* abandoned = new std::vector<std::unique_ptr<ProviderInstance>>();
+  return *abandoned;
+}
+std::mutex abandoned_mu;
+}  // namespace
+
 ProviderRegistry::~ProviderRegistry() {
-  for (auto& p : providers_) {
-    if (p->unhealthy()) (void)p.release();  // deliberately leaked, see header
-  }
+  std::lock_guard<std::mutex> lock(abandoned_mu);
+  for (auto& p : providers_)
+    if (p->unhealthy()) Abandoned().push_back(std::move(p));
+}
+
+bool ProviderRegistry::has_unhealthy() const {
+  for (const auto& p : providers_)
+    if (p->unhealthy()) return true;
+  return false;
 }
 
 ProviderInstance* ProviderRegistry::FindByName(std::string_view name) const {

@@ -26,6 +26,8 @@ class ProviderRegistry {
   // Unloads every provider except unhealthy ones, whose code a hung thread
   // may still be running: those are left loaded until the process exits.
   ~ProviderRegistry();
+  // True when a provider hung: the log it writes to must outlive the registry.
+  bool has_unhealthy() const;
 
   const std::vector<std::unique_ptr<ProviderInstance>>& providers() const { return providers_; }
   ProviderInstance* FindByName(std::string_view name) const;

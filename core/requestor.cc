@@ -63,8 +63,17 @@ class RequestorImpl : public Requestor {
       ids = auto_release_;
     }
     for (const auto& id : ids) (void)DeleteSet(id);
+    // A provider that hung may still log from its abandoned thread: then its
+    // log stays alive (reachable, not leaked) until the process exits.
+    const bool keep_log = registry_->has_unhealthy();
     registry_.reset();  // before the log: on_unload may log
     log_->Flush();
+    if (keep_log) {
+      static auto* kept = new std::vector<std::unique_ptr<HostLog>>();
+      static std::mutex kept_mu;
+      std::lock_guard<std::mutex> lock(kept_mu);
+      kept->push_back(std::move(log_));
+    }
   }
 
   // Start-up housekeeping: sets a crashed coordinator left half-made, and
