@@ -82,6 +82,7 @@
 #include "core/run_command.hpp"
 #include "core/set_creation.hpp"  // NewUuid
 #include "core/thaw_guard.hpp"
+#include "tests/support/freeze_probe.hpp"
 #include "tests/support/loop_filesystem.hpp"
 #include "tests/support/temp_dir.hpp"
 
@@ -500,21 +501,6 @@ Result<std::unique_ptr<LoopFilesystem>> CreateFilesystemIn(const std::string& di
   return fs;
 }
 
-bool Frozen(const std::string& mount_point) {
-  // FIFREEZE answers EBUSY on a frozen filesystem; if it succeeds the
-  // filesystem was not frozen and is thawed again at once.
-  int fd = ::open(mount_point.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return false;
-  bool frozen = false;
-  if (::ioctl(fd, FIFREEZE, 0) == 0) {
-    ::ioctl(fd, FITHAW, 0);
-  } else {
-    frozen = errno == EBUSY;
-  }
-  ::close(fd);
-  return frozen;
-}
-
 // ---------------------------------------------------------------- measuring
 
 struct SizeResult {
@@ -765,7 +751,7 @@ int Run(const Options& o) {
     }
   }
   for (const auto& m : mounts) {
-    if (Frozen(m)) {
+    if (snapset::test::IsFrozen(m)) {
       std::fprintf(stderr, "set_overhead_bench: %s was left frozen; thawing it\n", m.c_str());
       RunCommand({"fsfreeze", "--unfreeze", m});
       rc = 1;

@@ -5,15 +5,10 @@
 
 #include <boost/test/unit_test.hpp>
 
-#include <fcntl.h>
-#include <linux/fs.h>
-#include <sys/ioctl.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <string>
 
 #include "tests/support/command.hpp"
+#include "tests/support/freeze_probe.hpp"
 #include "tests/support/loop_filesystem.hpp"
 #include "tests/support/temp_dir.hpp"
 
@@ -31,21 +26,6 @@ inline bool Available(const std::string& missing) {
 
 inline bool LoopFilesystemsAvailable(const std::string& fstype = "ext4") {
   return Available(LoopFilesystem::MissingPrerequisite(fstype));
-}
-
-// FIFREEZE answers EBUSY on a frozen filesystem; if it succeeds, the
-// filesystem was not frozen and is thawed again at once.
-inline bool IsFrozen(const std::string& mount_point) {
-  int fd = ::open(mount_point.c_str(), O_RDONLY | O_DIRECTORY);
-  if (fd < 0) return false;
-  bool frozen = false;
-  if (::ioctl(fd, FIFREEZE, 0) == 0) {
-    ::ioctl(fd, FITHAW, 0);
-  } else {
-    frozen = errno == EBUSY;
-  }
-  ::close(fd);
-  return frozen;
 }
 
 // Thaws a mount point at scope exit, whatever happened: a process writing to
