@@ -414,7 +414,7 @@ Status SetCreation::Plan() {
 
   std::vector<BrokerCandidate*> ptrs;
   for (const auto& p : env_.registry->providers()) {
-    candidates_.push_back(std::make_unique<InstanceCandidate>(p.get()));
+    candidates_.push_back(std::make_unique<InstanceCandidate>(p.get(), request_.provider_timeout));
     ptrs.push_back(candidates_.back().get());
   }
   broker_ = std::make_unique<Broker>(ptrs);

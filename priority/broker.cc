@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "core/bounded_calls.hpp"
 #include "core/provider_instance.hpp"
 
 namespace snapset {
@@ -12,7 +13,17 @@ int InstanceCandidate::priority() const { return p_->priority(); }
 Status InstanceCandidate::IsVolumeSupported(const Volume& v, uint32_t context) {
   if (p_->unhealthy())
     return Status::Unavailable("unhealthy for the rest of this process: " + p_->unhealthy_reason());
-  return p_->IsVolumeSupported(v, context);
+  BoundedCalls call;
+  const auto deadline = std::chrono::steady_clock::now() + timeout_;
+  call.Start([p = p_, v, context, deadline] {
+    CallOptions o;
+    o.deadline = deadline;
+    return p->IsVolumeSupported(v, context, o);
+  });
+  Status s = call.Wait(deadline, Status::Unavailable("did not answer is_volume_supported within " +
+                                                     std::to_string(timeout_.count()) + " ms"))[0];
+  if (call.abandoned()[0]) p_->MarkUnhealthy("hung in is_volume_supported");
+  return s;
 }
 
 const char* VerdictName(Verdict v) {

@@ -19,6 +19,7 @@
 
 #include <snapset/status.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <set>
@@ -44,10 +45,14 @@ class BrokerCandidate {
   virtual Status IsVolumeSupported(const Volume& v, uint32_t context) = 0;
 };
 
-// A loaded provider as a candidate.
+// A loaded provider as a candidate. Its answer is bounded by `timeout`: a
+// provider that does not answer in time is abandoned, marked unhealthy, and
+// counted as unable to answer.
 class InstanceCandidate : public BrokerCandidate {
  public:
-  explicit InstanceCandidate(ProviderInstance* p) : p_(p) {}
+  explicit InstanceCandidate(ProviderInstance* p,
+                             std::chrono::milliseconds timeout = std::chrono::seconds(30))
+      : p_(p), timeout_(timeout) {}
   const std::string& name() const override;
   ProviderType type() const override;
   int priority() const override;
@@ -56,6 +61,7 @@ class InstanceCandidate : public BrokerCandidate {
 
  private:
   ProviderInstance* p_;
+  std::chrono::milliseconds timeout_;
 };
 
 struct BrokerPolicy {

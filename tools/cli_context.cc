@@ -24,8 +24,12 @@ int ExitCodeOf(const Status& s) { return ExitCode(s.code()); }
 
 CliContext::~CliContext() {
   requestor_.reset();
+  // A provider that hung may still log from its abandoned thread: keep its
+  // log alive (the process is about to exit anyway).
+  const bool keep_log = registry_ && registry_->has_unhealthy();
   registry_.reset();  // on_unload may still log
   log_->Flush();
+  if (keep_log) (void)log_.release();
 }
 
 Result<ProviderRegistry*> CliContext::Registry() {

@@ -746,3 +746,22 @@ BOOST_AUTO_TEST_CASE(verify_reports_every_difference_between_catalog_and_provide
   BOOST_TEST(problems[lost] == "in the catalog but not on the provider");
   BOOST_TEST(problems[std::string(lost.size(), '0')] == "on the provider but not in the catalog");
 }
+
+BOOST_AUTO_TEST_CASE(a_provider_hanging_in_is_volume_supported_is_passed_over) {
+  World w;
+  w.AddProvider("hw", "hardware", R"({"supports": ["*"], "delay_ms": {"is_volume_supported": 3000}})");
+  w.AddProvider("sw", "software", R"({"supports": ["*"]})");
+  auto r = w.Open();
+  SetRequest req;
+  req.volumes = {"cow:a"};
+  req.provider_timeout = std::chrono::milliseconds(300);
+  const auto start = std::chrono::steady_clock::now();
+  SetResult res = r->CreateSet(req);
+  BOOST_TEST_REQUIRE(res.status.ok(), res.status.ToString());
+  BOOST_TEST(res.snapshots[0].provider == "sw");
+  // It did not wait for the 3 s answer.
+  const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::steady_clock::now() - start)
+                          .count();
+  BOOST_TEST(waited < 2500);
+}
