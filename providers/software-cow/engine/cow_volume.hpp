@@ -13,7 +13,7 @@
 // longer holds a live snapshot.
 //
 // On disk (diff area; all integers little-endian, every record checksummed
-// with CRC-32C):
+// with zlib's CRC-32):
 //   file 0: superblock copy A (64 KiB) | superblock copy B (64 KiB) |
 //           slot table (one 64-byte entry per slot, padded to 4 KiB) |
 //           data slots (chunk_size each)
@@ -21,9 +21,11 @@
 //           the file's index | data slots
 // The superblock holds the geometry, the origin's path and size, the volume
 // name, the live snapshots (id, epoch, time, valid/invalid + reason), the
-// next epoch, the overflow history and an in-progress revert; it is written
-// alternately to copy A and B with a sequence number, so an update is
-// atomic: after a crash the valid copy with the higher sequence wins.
+// next epoch, the overflow history and an in-progress revert; each update
+// gets a higher sequence number and is written and synced to the copy (A or
+// B) not holding the last durable state, then copied unsynced to the other
+// one, so an update is atomic (after a crash the valid copy with the higher
+// sequence wins) and damage to one copy normally loses nothing.
 // A slot entry is rewritten only while its slot is free (its range holds no
 // live snapshot), and a 64-byte entry never straddles a sector, so a torn
 // write can damage only an entry whose origin write never happened.
