@@ -250,9 +250,14 @@ bool IsFinalAnswer(const Status& s) {
 class GateHold : public WriteHold {
  public:
   GateHold(ProviderInstance* provider, Volume volume, const Clock::time_point* deadline)
-      : provider_(provider), volume_(std::move(volume)), deadline_(deadline) {}
+      : provider_(provider),
+        volume_(std::move(volume)),
+        // A filesystem over a cow volume: its freeze is on the mount's lane,
+        // the gate below it on the cow volume's.
+        target_(volume_.lower.empty() ? volume_.name : volume_.lower),
+        deadline_(deadline) {}
   HoldMethod method() const override { return HoldMethod::kGate; }
-  const std::string& target() const override { return volume_.name; }
+  const std::string& target() const override { return target_; }
 
   Status Hold() override {
     return Bounded(*deadline_, [](ProviderInstance* p, const Volume& v, const CallOptions& o) {
@@ -283,8 +288,17 @@ class GateHold : public WriteHold {
 
   ProviderInstance* provider_;
   Volume volume_;
+  std::string target_;
   const Clock::time_point* deadline_;
 };
+
+// The filesystems FIFREEZE holds for `v`: its own mount, or for a cow
+// volume every filesystem stacked on it (core/cow_stack.hpp).
+std::vector<std::string> FreezeTargets(const Volume& v) {
+  if (HoldMethodFor(v) == HoldMethod::kFreeze) return {v.mount_point};
+  if (v.kind == VolumeKind::kCow) return v.upper;
+  return {};
+}
 
 uint32_t ContextOf(const SetRequest& r) {
   uint32_t c = 0;
@@ -339,6 +353,7 @@ class SetCreation {
   snapset::Plan plan_;
   std::vector<Group> groups_;
   std::vector<PlannedVolume> planned_;
+  std::vector<bool> gated_;  // per volume: its provider holds its writes
   std::set<ProviderInstance*> saw_set_;  // providers that got begin_prepare
 
   std::unique_ptr<VolumeLocks> locks_;
@@ -374,17 +389,25 @@ void SetCreation::Regroup() {
     groups_.push_back({static_cast<InstanceCandidate*>(g.provider)->instance(), g.volumes});
   }
   planned_.clear();
+  gated_.clear();
   for (size_t i = 0; i < volumes_.size(); ++i) {
     PlannedVolume pv;
     pv.volume = volumes_[i].name;
     pv.provider = plan_.explanations[i].chosen ? plan_.explanations[i].chosen->name() : "";
-    HoldMethod m = HoldMethodFor(volumes_[i]);
-    // What the host cannot hold, the provider that takes it may.
-    if (m == HoldMethod::kNone && plan_.explanations[i].chosen &&
-        static_cast<InstanceCandidate*>(plan_.explanations[i].chosen)->instance()->can_hold_writes())
-      m = HoldMethod::kGate;
-    pv.hold = HoldMethodName(m);
-    pv.crash_consistent = m == HoldMethod::kNone;
+    // The host freezes the filesystems; the provider that takes the volume
+    // may hold what is below them (a daemon's gate, an array's fence).
+    const bool freeze = !FreezeTargets(volumes_[i]).empty();
+    const bool gate =
+        plan_.explanations[i].chosen &&
+        static_cast<InstanceCandidate*>(plan_.explanations[i].chosen)->instance()->can_hold_writes();
+    if (freeze && gate)
+      pv.hold = std::string(HoldMethodName(HoldMethod::kFreeze)) + "+" +
+                HoldMethodName(HoldMethod::kGate);
+    else
+      pv.hold = HoldMethodName(freeze ? HoldMethod::kFreeze
+                                      : gate ? HoldMethod::kGate : HoldMethod::kNone);
+    pv.crash_consistent = !freeze && !gate;
+    gated_.push_back(gate);
     planned_.push_back(pv);
   }
 }
@@ -404,6 +427,12 @@ Status SetCreation::Plan() {
                                      (v->name != name ? " (as " + name + ")" : ""));
     volumes_.push_back(std::move(*v));
   }
+  // A filesystem over a cow volume and that cow volume are one stack.
+  for (const auto& v : volumes_)
+    if (!v.lower.empty() && seen.count(v.lower))
+      return Status::InvalidArgument("volumes " + v.name + " and " + v.lower +
+                                     " are one stack (" + v.name + " is a filesystem on " +
+                                     v.lower + "); name one of them: either holds both");
   for (const auto& [volume, provider] : request_.pins) {
     auto v = ResolveVolume(volume, resolver);
     if (!v.ok()) return v.status().WithContext("provider pin " + provider + "=" + volume);
@@ -425,11 +454,14 @@ Status SetCreation::Plan() {
 
   // Every hold must be possible before anything starts.
   holds_ = std::make_unique<HoldSet>(timeline_.get(), nullptr);
+  std::set<std::string> frozen;
   for (const auto& v : volumes_) {
-    if (HoldMethodFor(v) != HoldMethod::kFreeze) continue;
-    auto hold = MakeFreezeHold(v.mount_point, {env_.state_dir});
-    if (!hold.ok()) return hold.status();
-    holds_->Add(std::move(*hold));
+    for (const auto& mount : FreezeTargets(v)) {
+      if (!frozen.insert(mount).second) continue;
+      auto hold = MakeFreezeHold(mount, {env_.state_dir});
+      if (!hold.ok()) return hold.status().WithContext(v.name);
+      holds_->Add(std::move(*hold));
+    }
   }
   if (request_.with_writers) {
     auto hooks = HookWriters::Discover(env_.config_dir);
@@ -727,7 +759,7 @@ SetResult SetCreation::Run(const std::function<void(const std::vector<PlannedVol
   // The plan is final now (re-planning is over): the providers' holds.
   for (const auto& g : groups_)
     for (size_t v : g.volumes)
-      if (planned_[v].hold == HoldMethodName(HoldMethod::kGate))
+      if (gated_[v])
         holds_->Add(std::make_unique<GateHold>(g.provider, volumes_[v], &window_deadline_));
 
   if (writers_ && !writers_->empty()) {

@@ -51,6 +51,12 @@ struct Volume {
   std::string mount_point;  // empty unless mounted
   std::string filesystem;   // empty unless mounted
   ScsiIdentity identity;
+  // The stack around a software-cow volume (core/cow_stack.hpp):
+  // a filesystem on a loop device over a cowd origin names that volume
+  // ("cow:NAME") in `lower`; a cow volume lists the mount points of the
+  // filesystems on it in `upper`. Both are held in a commit window.
+  std::string lower;
+  std::vector<std::string> upper;
 };
 
 }  // namespace snapset

@@ -14,6 +14,7 @@
 #include <optional>
 #include <sstream>
 
+#include "core/cow_stack.hpp"
 #include "core/mount_table.hpp"
 #include "core/scsi_vpd.hpp"
 
@@ -111,6 +112,21 @@ Result<Volume> ResolveVolume(std::string_view name, const ResolverOptions& optio
     v.kind = VolumeKind::kCow;
     v.name = std::string(name);
     v.device_path = v.name;
+    // Served by a running snapset-cowd: its size, and what is stacked on it.
+    std::optional<MountTable> own;
+    if (!options.mounts) {
+      auto read = MountTable::Read(options.mountinfo);
+      if (!read.ok()) return read.status();
+      own = std::move(*read);
+    }
+    const MountTable& table = options.mounts ? *options.mounts : *own;
+    const std::string origin = CowOriginPath(std::string(cow), table);
+    struct stat st;
+    if (!origin.empty() && ::stat(origin.c_str(), &st) == 0) {
+      v.size_bytes = uint64_t(st.st_size);
+      v.block_size = 4096;
+      v.upper = MountsOverFile(origin, options.sysfs_root, table);
+    }
     return v;
   }
   if (name.rfind("iscsi://", 0) == 0) return ResolveIscsiVolume(name, options.iscsi);
@@ -147,6 +163,7 @@ Result<Volume> ResolveVolume(std::string_view name, const ResolverOptions& optio
       v.mount_point = m->mount_point;
       v.filesystem = m->fstype;
     }
+    v.lower = CowVolumeUnder(st.st_rdev, options.sysfs_root, *table);
     return v;
   }
   if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
@@ -170,6 +187,7 @@ Result<Volume> ResolveVolume(std::string_view name, const ResolverOptions& optio
       S_ISBLK(src.st_mode)) {
     v.device_path = fs::canonical(m->source, ec).string();
     SNAPSET_RETURN_IF_ERROR(ReadBlockDevice(options.sysfs_root, src.st_rdev, &v));
+    v.lower = CowVolumeUnder(src.st_rdev, options.sysfs_root, *table);
     return v;
   }
   v.device_path = m->source;

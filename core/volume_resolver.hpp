@@ -3,7 +3,9 @@
 //     filesystem (kind filesystem), with its block device's size and identity;
 //   - a block device -> kind block, or filesystem when it is mounted;
 //   - iscsi://host[:port]/target-iqn/lun -> kind iscsi, through libiscsi;
-//   - cow:NAME -> kind cow, left for the software-cow provider to resolve.
+//   - cow:NAME -> kind cow, left for the software-cow provider to resolve;
+//     when a running snapset-cowd serves it, with its size and the
+//     filesystems stacked on it (core/cow_stack.hpp).
 // A name that resolves to nothing gets NotFound or InvalidArgument with the
 // accepted forms, never a guess.
 #ifndef SNAPSET_CORE_VOLUME_RESOLVER_HPP

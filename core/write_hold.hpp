@@ -1,8 +1,9 @@
 // Holding writes on the volumes of a set during the commit window (DESIGN §4).
 //
 //   mounted filesystem -> FreezeHold: FIFREEZE on the mount, FITHAW to release
-//   software-cow volume -> a WriteGate the software-cow provider supplies
-//   anything else      -> no hold possible: crash-consistent only
+//   a provider's hold  -> a gate (software-cow daemon, array fence), under
+//                         the freeze when both apply
+//   neither            -> no hold possible: crash-consistent only
 //
 // A hold must never outlive the coordinator: every FreezeHold is registered
 // with the ThawGuard (thaw_guard.hpp) before it freezes, and the guard thaws
@@ -59,8 +60,9 @@ class WriteHold {
 Result<std::unique_ptr<WriteHold>> MakeFreezeHold(const std::string& mount_point,
                                                   const std::vector<std::string>& protected_paths);
 
-// The hold method snapset would use for `v` (kGate only once the software-cow
-// provider supplies gates; until then cow volumes are kNone).
+// The hold the host itself can make on `v`: kFreeze for a mounted
+// filesystem, else kNone. A provider may add a gate (provider.h
+// hold_writes); the set's plan combines both.
 HoldMethod HoldMethodFor(const Volume& v);
 
 }  // namespace snapset

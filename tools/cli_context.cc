@@ -88,6 +88,11 @@ rapidjson::Value VolumeToJson(const Volume& v, rapidjson::Document::AllocatorTyp
     designators.PushBack(dj, a);
   }
   o.AddMember("designators", designators, a);
+  // The software-cow stack (core/cow_stack.hpp).
+  o.AddMember("stacked_on", str(v.lower), a);
+  Value upper(rapidjson::kArrayType);
+  for (const auto& m : v.upper) upper.PushBack(Value(m.c_str(), a), a);
+  o.AddMember("filesystems_on_it", upper, a);
   return o;
 }
 

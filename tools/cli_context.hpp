@@ -86,6 +86,17 @@ int RunDelete(CliContext& ctx, const DeleteArgs& args);
 int RunExpose(CliContext& ctx, const std::string& id, const std::string& mount_dir);
 int RunUnexpose(CliContext& ctx, const std::string& id);
 
+struct CowArgs {
+  enum Command { kCreate, kList, kDelete, kStats } command = kList;
+  std::string socket;  // snapset-cowd's control socket
+  std::string name;
+  std::string size, chunk, diff_max, origin;  // as typed: "1G", "64K"
+};
+int RunCow(CliContext& ctx, const CowArgs& args);
+// "64K" -> 65536 (units K, M, G, T are powers of 1024; "" -> 0).
+// InvalidArgument naming `option` for anything else.
+Result<uint64_t> ParseSize(const std::string& text, const std::string& option);
+
 }  // namespace snapset::cli
 
 #endif  // SNAPSET_TOOLS_CLI_CONTEXT_HPP

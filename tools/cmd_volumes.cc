@@ -32,6 +32,14 @@ int RunVolumesShow(CliContext& ctx, const std::vector<std::string>& names) {
            dash(v.identity.Naa()), dash(v.identity.serial)});
   }
   t.Print(std::cout);
+  for (const auto& v : volumes) {
+    if (!v.lower.empty())
+      std::cout << v.name << " is a filesystem on " << v.lower
+                << ": a snapshot holds both (FIFREEZE, then the daemon's write gate)\n";
+    for (const auto& m : v.upper)
+      std::cout << v.name << " carries the filesystem mounted on " << m
+                << ": a snapshot freezes it first\n";
+  }
   return 0;
 }
 

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "providers/software-cow/client/cowd_client.hpp"
 #include "tools/cli_context.hpp"
 #include "tools/exit_codes.hpp"
 
@@ -118,6 +119,33 @@ int main(int argc, char** argv) {
   auto* unexpose = app.add_subcommand("unexpose", "undo expose");
   unexpose->add_option("ID", unexpose_id, "snapshot id")->required();
 
+  CowArgs cow_args;
+  cow_args.socket = EnvOr("SNAPSET_COWD_SOCKET", snapset::cow::kDefaultSocket);
+  auto* cow = app.add_subcommand("cow", "software copy-on-write volumes (served by snapset-cowd)");
+  cow->require_subcommand(1);
+  cow->add_option("--socket", cow_args.socket,
+                  "snapset-cowd's control socket (env SNAPSET_COWD_SOCKET)")
+      ->capture_default_str();
+  auto* cow_create = cow->add_subcommand(
+      "create", "create cow:NAME: a new origin of --size, or adopt --origin PATH");
+  cow_create->add_option("NAME", cow_args.name, "1 to 64 letters, digits, '.', '_' or '-'")
+      ->required();
+  auto* cow_size = cow_create->add_option("--size", cow_args.size, "size of a new origin (64M, 1G)");
+  cow_create->add_option("--origin", cow_args.origin, "adopt this file or block device as origin")
+      ->excludes(cow_size);
+  cow_create->add_option("--chunk", cow_args.chunk, "copy-on-write chunk: a power of two, 4K..1M")
+      ->default_str("64K");
+  cow_create->add_option("--diff-max", cow_args.diff_max,
+                         "diff area's maximum size (default: a quarter of the origin, at least "
+                         "64M); when full, the oldest snapshot is deleted");
+  auto* cow_list = cow->add_subcommand("list", "list cow volumes");
+  auto* cow_delete = cow->add_subcommand("delete", "delete a cow volume, its snapshots and diff area");
+  cow_delete->add_option("NAME", cow_args.name, "volume name (without cow:)")->required();
+  auto* cow_stats = cow->add_subcommand("stats", "diff-area use, chunks copied, overflow deletions");
+  cow_stats->add_option("NAME", cow_args.name, "volume name (without cow:)")->required();
+  // --socket may follow the subcommand word too: `snapset cow list --socket S`.
+  for (auto* sub : {cow_create, cow_list, cow_delete, cow_stats}) sub->fallthrough();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
@@ -148,6 +176,15 @@ int main(int argc, char** argv) {
   if (*del) return RunDelete(ctx, delete_args);
   if (*expose) return RunExpose(ctx, expose_id, mount_dir);
   if (*unexpose) return RunUnexpose(ctx, unexpose_id);
+  if (*cow) {
+    if (*cow_create) cow_args.command = CowArgs::kCreate;
+    if (*cow_list) cow_args.command = CowArgs::kList;
+    if (*cow_delete) cow_args.command = CowArgs::kDelete;
+    if (*cow_stats) cow_args.command = CowArgs::kStats;
+    // "cow:db" is how volumes are named elsewhere; accept it here too.
+    if (cow_args.name.rfind("cow:", 0) == 0) cow_args.name.erase(0, 4);
+    return RunCow(ctx, cow_args);
+  }
   std::cerr << app.help();
   return kExitUsage;
 }

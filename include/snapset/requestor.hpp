@@ -61,7 +61,7 @@ struct SetRequest {
 struct PlannedVolume {
   std::string volume;         // canonical name
   std::string provider;       // provider name
-  std::string hold;           // "fsfreeze", "write-gate" or "none"
+  std::string hold;  // "fsfreeze", "write-gate", "fsfreeze+write-gate" or "none"
   bool crash_consistent = false;  // no hold possible: only the provider's atomicity
 };
 

@@ -1,0 +1,306 @@
+// The software-cow provider end to end, on real parts only, run the way a
+// user runs it: snapset-cowd serving a cow volume through FUSE, a loop
+// device over its origin carrying ext4, files being written, and the
+// `snapset` CLI creating, exposing and mounting snapshots through the
+// coordinator (FIFREEZE on the ext4, then the daemon's write gate, then the
+// provider's O(1) commit).
+#define BOOST_TEST_MODULE cow_e2e_test
+#include <boost/test/unit_test.hpp>
+
+#include <rapidjson/document.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "tests/support/command.hpp"
+#include "tests/software-cow/daemon/cowd_fixture.hpp"
+#include "tests/support/prerequisites.hpp"
+#include "tests/support/temp_dir.hpp"
+
+namespace snapset::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string ReadFile(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+void WriteFileSynced(const fs::path& p, const std::string& data) {
+  std::ofstream(p, std::ios::binary) << data;
+  RunCommand({"sync", p.string()});
+}
+
+std::string RandomBytes(std::mt19937_64& rng, size_t n) {
+  std::string s(n, '\0');
+  for (auto& c : s) c = static_cast<char>(rng());
+  return s;
+}
+
+// A cow volume with ext4 on a loop device over its served origin, and the
+// software-cow provider registered: what a user sets up before snapshots.
+class CowStack {
+ public:
+  CowStack() {
+    daemon_ = std::make_unique<cowd::Daemon>(dir_.str() + "/cowd");
+    if (Status s = daemon_->Start(); !s.ok()) throw std::runtime_error(s.ToString());
+    config_ = dir_.str() + "/config";
+    state_ = dir_.str() + "/state";
+    dir_.Write("config/providers.d/software-cow.json",
+               Registration("6d1f7c1e-7a43-4d0b-9a64-3c1f2b5e9d01", "software-cow", "software",
+                            SNAPSET_COW_PROVIDER, "{\"socket\": \"" + daemon_->socket() + "\"}"));
+    auto made = Cli({"cow", "create", "db", "--size", "96M", "--chunk", "64K"});
+    if (made.exit_code != 0) throw std::runtime_error("cow create: " + made.output);
+    origin_ = daemon_->mount() + "/db/origin";
+    auto loop = RunCommand({"losetup", "--direct-io=on", "--find", "--show", origin_});
+    if (loop.exit_code != 0) throw std::runtime_error("losetup: " + loop.output);
+    loop_ = loop.output.substr(0, loop.output.find('\n'));
+    mnt_ = dir_.str() + "/mnt";
+    fs::create_directories(mnt_);
+    if (RunCommand({"mkfs.ext4", "-q", "-F", loop_}).exit_code != 0 ||
+        RunCommand({"mount", loop_, mnt_}).exit_code != 0)
+      throw std::runtime_error("cannot make and mount ext4 on " + loop_);
+    mounted_ = true;
+  }
+  ~CowStack() {
+    for (const auto& m : extra_mounts_) RunCommand({"umount", m});
+    RunCommand({"fsfreeze", "--unfreeze", mnt_});
+    if (mounted_) RunCommand({"umount", mnt_});
+    if (!loop_.empty()) RunCommand({"losetup", "-d", loop_});
+  }
+
+  CommandResult Cli(std::vector<std::string> args) const {
+    std::vector<std::string> argv = {SNAPSET_CLI, "--config-dir", config_, "--state-dir", state_};
+    argv.insert(argv.end(), args.begin(), args.end());
+    // `cow` takes the daemon's socket after its own word.
+    auto cow = std::find(argv.begin(), argv.end(), "cow");
+    if (cow != argv.end()) argv.insert(cow + 1, {"--socket", daemon_->socket()});
+    return RunCommand(argv);
+  }
+
+  // `snapset --json create ...`: the parsed document; fails the test on error.
+  rapidjson::Document Create(const std::vector<std::string>& volumes) const {
+    std::vector<std::string> args = {"--json", "create"};
+    args.insert(args.end(), volumes.begin(), volumes.end());
+    auto r = Cli(args);
+    BOOST_TEST_REQUIRE(r.exit_code == 0, "snapset create failed: " << r.output);
+    rapidjson::Document doc;
+    doc.Parse(r.output.c_str());
+    BOOST_TEST_REQUIRE(!doc.HasParseError(), r.output);
+    return doc;
+  }
+
+  // Mounts the snapshot read-only with `snapset expose ID --mount DIR`.
+  fs::path ExposeMounted(const std::string& snapshot_id) {
+    fs::path where = dir_.path() / ("snap-" + snapshot_id);
+    fs::create_directories(where);
+    auto r = Cli({"expose", snapshot_id, "--mount", where.string()});
+    BOOST_TEST_REQUIRE(r.exit_code == 0, "expose --mount failed: " << r.output);
+    extra_mounts_.push_back(where.string());
+    return where;
+  }
+
+  const fs::path mnt() const { return mnt_; }
+  const std::string& loop() const { return loop_; }
+  const std::string& origin() const { return origin_; }
+  const cowd::Daemon& daemon() const { return *daemon_; }
+  const TempDir& dir() const { return dir_; }
+
+ private:
+  TempDir dir_;
+  std::unique_ptr<cowd::Daemon> daemon_;
+  std::string config_, state_, origin_, loop_, mnt_;
+  bool mounted_ = false;
+  std::vector<std::string> extra_mounts_;
+};
+
+bool Prerequisites() {
+  return Available(cowd::MissingPrerequisite(/*loop_devices=*/true));
+}
+
+// The events of one lane and step from a create's timeline.
+int64_t EventTime(const rapidjson::Value& timeline, const std::string& lane,
+                  const std::string& step, const std::string& kind) {
+  for (const auto& e : timeline["events"].GetArray())
+    if (lane == e["lane"].GetString() && step == e["step"].GetString() &&
+        kind == e["kind"].GetString())
+      return e["t_ns"].GetInt64();
+  return -1;
+}
+
+BOOST_AUTO_TEST_CASE(snapshot_of_ext4_on_cow_volume_holds_the_files_of_that_instant) {
+  if (!Prerequisites()) return;
+  CowStack stack;
+  std::mt19937_64 rng(42);
+
+  // Files of the instant, flushed.
+  std::map<std::string, std::string> before;
+  fs::create_directories(stack.mnt() / "data");
+  for (int i = 0; i < 40; ++i) {
+    const std::string name = "data/file-" + std::to_string(i);
+    before[name] = RandomBytes(rng, 4096 + (rng() % 200000));
+    WriteFileSynced(stack.mnt() / name, before[name]);
+  }
+
+  // A writer keeps creating files while the set is taken. Each file is
+  // recorded once its close returned.
+  std::atomic<bool> stop{false};
+  std::mutex mu;
+  std::map<std::string, std::string> written;  // finished files
+  std::vector<std::pair<std::string, std::chrono::steady_clock::time_point>> started;
+  std::thread writer([&] {
+    std::mt19937_64 wrng(7);
+    for (int i = 0; !stop; ++i) {
+      const std::string name = "data/live-" + std::to_string(i);
+      const std::string data = RandomBytes(wrng, 65536);
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        started.emplace_back(name, std::chrono::steady_clock::now());
+      }
+      std::ofstream(stack.mnt() / name, std::ios::binary) << data;
+      std::lock_guard<std::mutex> lock(mu);
+      written[name] = data;
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  std::map<std::string, std::string> finished_before_create;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    finished_before_create = written;
+  }
+  auto doc = stack.Create({"cow:db"});
+  const auto create_returned = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  stop = true;
+  writer.join();
+
+  // The plan: the cow provider, the ext4 frozen above the daemon's gate.
+  const auto& plan = doc["plan"][0];
+  BOOST_TEST(std::string(plan["provider"].GetString()) == "software-cow");
+  BOOST_TEST(std::string(plan["hold"].GetString()) == "fsfreeze+write-gate");
+  BOOST_TEST(plan["crash_consistent"].GetBool() == false);
+  const auto& timeline = doc["timeline"];
+  const std::string fs_lane = "volume:" + stack.mnt().string();
+  const int64_t freeze = EventTime(timeline, fs_lane, "hold", "begin");
+  const int64_t gate = EventTime(timeline, "volume:cow:db", "hold", "begin");
+  const int64_t gate_released = EventTime(timeline, "volume:cow:db", "hold", "end");
+  const int64_t thawed = EventTime(timeline, fs_lane, "hold", "end");
+  BOOST_TEST_REQUIRE(freeze > 0);
+  BOOST_TEST_REQUIRE(gate > 0);
+  BOOST_TEST(freeze < gate, "the filesystem is frozen before the gate closes below it");
+  BOOST_TEST(gate_released <= thawed, "the gate opens before the filesystem thaws");
+  const std::string snapshot_id = doc["snapshots"][0]["snapshot_id"].GetString();
+
+  // After the snapshot: change and delete the old files, add a marker.
+  for (auto& [name, data] : before)
+    if (name.back() % 2) WriteFileSynced(stack.mnt() / name, "changed after the snapshot");
+    else fs::remove(stack.mnt() / name);
+  WriteFileSynced(stack.mnt() / "after-the-snapshot", "must not be in the snapshot");
+
+  // The snapshot file passes e2fsck on a read-only loop device.
+  const std::string snap_file = stack.daemon().mount() + "/db/snapshots/" + snapshot_id;
+  auto ro = RunCommand({"losetup", "--read-only", "--find", "--show", snap_file});
+  BOOST_TEST_REQUIRE(ro.exit_code == 0, ro.output);
+  const std::string ro_loop = ro.output.substr(0, ro.output.find('\n'));
+  auto fsck = RunCommand({"e2fsck", "-fn", ro_loop});
+  RunCommand({"losetup", "-d", ro_loop});
+  BOOST_TEST(fsck.exit_code == 0, "e2fsck -fn on the snapshot: " << fsck.output);
+
+  // Mounted read-only through the CLI, it has exactly the files of then.
+  const fs::path snap = stack.ExposeMounted(snapshot_id);
+  for (const auto& [name, data] : before)
+    BOOST_TEST((ReadFile(snap / name) == data), name << " is as it was at the snapshot");
+  BOOST_TEST(!fs::exists(snap / "after-the-snapshot"));
+  for (const auto& [name, data] : finished_before_create)
+    BOOST_TEST((ReadFile(snap / name) == data), name << " was written before the snapshot");
+  std::lock_guard<std::mutex> lock(mu);
+  size_t absent_after = 0;
+  for (const auto& [name, when] : started)
+    if (when > create_returned) {
+      BOOST_TEST(!fs::exists(snap / name), name << " was begun after the snapshot");
+      ++absent_after;
+    }
+  BOOST_TEST(absent_after > 0, "the writer kept writing after the snapshot");
+  // And a snapshot cannot be written.
+  std::ofstream probe(snap / "data" / "file-0", std::ios::app);
+  BOOST_TEST(!(probe << "x" << std::flush));
+}
+
+BOOST_AUTO_TEST_CASE(naming_the_mount_point_takes_the_same_stack) {
+  if (!Prerequisites()) return;
+  CowStack stack;
+  WriteFileSynced(stack.mnt() / "a", "first");
+  auto doc = stack.Create({stack.mnt().string()});
+  const auto& plan = doc["plan"][0];
+  BOOST_TEST(std::string(plan["provider"].GetString()) == "software-cow");
+  BOOST_TEST(std::string(plan["hold"].GetString()) == "fsfreeze+write-gate");
+  const std::string id = doc["snapshots"][0]["snapshot_id"].GetString();
+  WriteFileSynced(stack.mnt() / "a", "second");
+  BOOST_TEST(ReadFile(stack.ExposeMounted(id) / "a") == "first");
+
+  // snapset volumes show tells the stack from either end.
+  auto shown = stack.Cli({"volumes", "show", "cow:db", stack.mnt().string()});
+  BOOST_TEST(shown.exit_code == 0);
+  BOOST_TEST(shown.output.find("is a filesystem on cow:db") != std::string::npos, shown.output);
+  BOOST_TEST(shown.output.find("carries the filesystem mounted on " + stack.mnt().string()) !=
+                 std::string::npos,
+             shown.output);
+}
+
+BOOST_AUTO_TEST_CASE(naming_both_ends_of_a_stack_is_refused_and_nothing_is_made) {
+  if (!Prerequisites()) return;
+  CowStack stack;
+  auto r = stack.Cli({"create", "cow:db", stack.mnt().string()});
+  BOOST_TEST(r.exit_code == 3, r.output);  // invalid argument
+  BOOST_TEST(r.output.find("are one stack") != std::string::npos, r.output);
+  auto listed = stack.Cli({"--json", "cow", "stats", "db"});
+  BOOST_TEST(listed.output.find("\"snapshots\": 0") != std::string::npos, listed.output);
+}
+
+BOOST_AUTO_TEST_CASE(many_snapshots_each_keep_their_instant_and_delete_reclaims_space) {
+  if (!Prerequisites()) return;
+  CowStack stack;
+  std::vector<std::pair<std::string, std::string>> taken;  // id, content of "f" then
+  for (int i = 0; i < 6; ++i) {
+    const std::string content = "generation " + std::to_string(i) + std::string(300000, 'a' + i);
+    WriteFileSynced(stack.mnt() / "f", content);
+    auto doc = stack.Create({"cow:db"});
+    taken.emplace_back(doc["snapshots"][0]["snapshot_id"].GetString(), content);
+  }
+  for (const auto& [id, content] : taken)
+    BOOST_TEST((ReadFile(stack.ExposeMounted(id) / "f") == content), "snapshot " << id);
+  auto stats = [&] {
+    auto r = stack.Cli({"--json", "cow", "stats", "db"});
+    rapidjson::Document d;
+    d.Parse(r.output.c_str());
+    BOOST_TEST_REQUIRE((!d.HasParseError() && d.HasMember("volume")), r.output);
+    return std::make_pair(d["volume"]["snapshots"].GetUint64(),
+                          d["volume"]["diff_bytes_used"].GetUint64());
+  };
+  const auto [count, used] = stats();
+  BOOST_TEST(count == 6u);
+  BOOST_TEST(used > 0u);
+  for (const auto& [id, content] : taken) {
+    RunCommand({"umount", (stack.dir().path() / ("snap-" + id)).string()});
+    auto r = stack.Cli({"delete", id});
+    BOOST_TEST(r.exit_code == 0, r.output);
+  }
+  const auto [count_after, used_after] = stats();
+  BOOST_TEST(count_after == 0u);
+  BOOST_TEST(used_after == 0u, "deleting every snapshot frees the whole diff area");
+}
+
+}  // namespace
+}  // namespace snapset::test
