@@ -9,9 +9,11 @@ PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config
   # libraries (DESIGN §2)
   libiscsi-dev libcurl4-openssl-dev rapidjson-dev libboost-test-dev
-  libcpp-httplib-dev libssl-dev libsqlite3-dev libfuse3-dev libcli11-dev
+  libcpp-httplib-dev libssl-dev libsqlite3-dev libfuse3-dev libcli11-dev zlib1g-dev
   # system tools the tests and demo drive for real
   tgt libiscsi-bin fuse3 e2fsprogs xfsprogs btrfs-progs util-linux kmod openssl iproute2
+  # peers the benchmarks measure against (bench/)
+  fio qemu-utils
 )
 
 missing=()
