@@ -7,6 +7,10 @@
 #   list, show --timeline, expose --mount   (the snapshot holds the old data)
 #   create on a volume no provider supports: refused, nothing kept
 #   delete --set
+#   software copy-on-write: snapset-cowd serves cow:demo through FUSE, ext4
+#   on a loop device over it; snapset create cow:demo freezes the ext4, then
+#   closes the daemon's write gate, and the snapshot mounts read-only with
+#   the files of that instant
 # Volumes: ext4 filesystems on loop devices whose backing files live on XFS,
 # so the example provider loop-clone (examples/minimal-provider, type system)
 # snapshots them for real with FICLONE; one ext4 over a file on the root
@@ -153,5 +157,50 @@ run list
 
 run delete --set "$set_id"
 run list
+
+# Software copy-on-write: the fallback when no array owns a volume.
+cowd_pid=""
+stop_cowd() { kill "$cowd_pid" 2>/dev/null; wait "$cowd_pid" 2>/dev/null; }
+mkdir -p "$work/cow-mount"
+"$build/providers/software-cow/daemon/snapset-cowd" --state-dir "$work/cow-state" \
+  --mount "$work/cow-mount" --socket "$work/cowd.sock" >"$work/cowd.log" 2>&1 &
+cowd_pid=$!
+undo+=("stop_cowd")
+for _ in $(seq 100); do grep -q '"ready":true' "$work/cowd.log" && break; sleep 0.1; done
+cat >"$cfg/providers.d/software-cow.json" <<JSON
+{
+  "id": "$(cat /proc/sys/kernel/random/uuid)",
+  "name": "software-cow",
+  "type": "software",
+  "library": "$build/providers/libsnapset_cow_provider.so",
+  "config": { "socket": "$work/cowd.sock" }
+}
+JSON
+chmod 644 "$cfg/providers.d/software-cow.json"
+export SNAPSET_COWD_SOCKET="$work/cowd.sock"
+
+run cow create demo --size 256M
+cow_dev="$(losetup --direct-io=on --find --show "$work/cow-mount/demo/origin")"
+undo+=("losetup -d $cow_dev")
+mkfs.ext4 -q "$cow_dev"
+mkdir -p "$work/cowfs"
+mount "$cow_dev" "$work/cowfs"
+undo+=("umount $work/cowfs")
+echo "version 1" >"$work/cowfs/report.txt"
+sync
+run volumes show cow:demo
+run create cow:demo
+cow_snap="$("$snapset" --state-dir "$work/state" --config-dir "$cfg" --json list --volume cow:demo |
+            sed -n 's/.*"snapshot_id": "\([0-9a-f-]*\)".*/\1/p' | head -n 1)"
+echo "version 2" >"$work/cowfs/report.txt"   # the live volume moves on
+sync
+mkdir -p "$work/cow-restore"
+run expose "$cow_snap" --mount "$work/cow-restore"
+say "cat $work/cow-restore/report.txt   # the cow snapshot holds version 1"
+cat "$work/cow-restore/report.txt"
+umount "$work/cow-restore"
+run cow stats demo
+run delete "$cow_snap"
+
 echo
-echo "demo: done (all loop devices, mounts and tgtd are being removed)"
+echo "demo: done (all loop devices, mounts, snapset-cowd and tgtd are being removed)"
