@@ -194,6 +194,11 @@ int main(int argc, char** argv) {
   int mount_exit = 0;
   std::string mount_problem = CheckMountDir(mount_dir, &mount_exit);
   if (!mount_problem.empty()) return Fail(mount_exit, mount_problem);
+  // The path the kernel reports for files under the mount (a loop device's
+  // backing_file, mountinfo) is the canonical one: publish that, so clients
+  // can match it (the provider finds cow volumes under loop devices so).
+  if (auto canonical = std::filesystem::canonical(mount_dir, ec); !ec)
+    mount_dir = canonical.string();
 
   // Signals are taken by sigwait in this thread only; every thread started
   // from here on inherits the mask.
