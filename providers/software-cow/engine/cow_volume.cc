@@ -162,7 +162,10 @@ Status CowVolume::Impl::WriteBatch(uint64_t offset, const uint8_t* buf, size_t n
           }
         }
       }
-      if (outcome == kDone) st = origin->WriteAt(offset, buf, n);
+      if (outcome == kDone) {
+        st = origin->WriteAt(offset, buf, n);
+        origin_writes.fetch_add(1, std::memory_order_acq_rel);
+      }
     }
     switch (outcome) {
       case kDone:
@@ -379,7 +382,18 @@ Status CowVolume::Write(uint64_t offset, const void* buf, size_t n) {
   return impl_->Write(offset, static_cast<const uint8_t*>(buf), n);
 }
 
-Status CowVolume::Flush() { return impl_->origin->Sync(); }
+Status CowVolume::Impl::SyncOrigin() {
+  const uint64_t target = origin_writes.load(std::memory_order_acquire);
+  if (origin_synced.load(std::memory_order_acquire) >= target) return Status::Ok();
+  SNAPSET_RETURN_IF_ERROR(origin->Sync());
+  uint64_t seen = origin_synced.load(std::memory_order_relaxed);
+  while (seen < target &&
+         !origin_synced.compare_exchange_weak(seen, target, std::memory_order_acq_rel)) {
+  }
+  return Status::Ok();
+}
+
+Status CowVolume::Flush() { return impl_->SyncOrigin(); }
 
 Status CowVolume::ReadSnapshot(const std::string& id, uint64_t offset, void* buf, size_t n) {
   SNAPSET_RETURN_IF_ERROR(impl_->CheckRange("snapshot read", offset, n));

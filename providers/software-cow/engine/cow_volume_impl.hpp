@@ -77,6 +77,15 @@ struct CowVolume::Impl {
 
   std::atomic<uint64_t> chunks_copied{0};
 
+  // Origin durability, so an idle origin is not synced again: every
+  // completed origin write bumps origin_writes; a sync that began after
+  // the n-th write raises origin_synced to n once it is done.
+  std::atomic<uint64_t> origin_writes{0};
+  std::atomic<uint64_t> origin_synced{0};
+  // Makes every origin write completed before the call durable; no device
+  // flush when a sync that covers them has finished already.
+  Status SyncOrigin();
+
   // ---- cow_volume.cc ----
   Status CheckRange(const char* what, uint64_t offset, size_t n) const;
   Status Write(uint64_t offset, const uint8_t* buf, size_t n);

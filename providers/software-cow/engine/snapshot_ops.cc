@@ -186,7 +186,9 @@ Result<SnapshotInfo> CowVolume::CreateSnapshot(const std::string& id) {
   }
   // The snapshot's view of chunks never copied is the origin itself: make
   // every completed write durable before the snapshot exists on disk.
-  SNAPSET_RETURN_IF_ERROR(m.origin->Sync());
+  // Usually free inside a commit window: the filesystem's freeze above has
+  // just flushed through to Flush().
+  SNAPSET_RETURN_IF_ERROR(m.SyncOrigin());
   SnapshotInfo info;
   {
     std::unique_lock lock(m.meta_mu);
