@@ -123,5 +123,18 @@ printf '#!/bin/sh\n[ "$1" = freeze ] && { echo "db refuses to freeze"; exit 3; }
 expect 11 "writer hook .*10-db.* failed.*db refuses to freeze" -- "${C[@]}" create cow:logs
 rm -rf "$cfg/writers.d"
 
+# ---- snapset cow: arguments checked before the daemon is asked ----
+nodaemon="$tmp/no-cowd.sock"
+expect 2 "usage error" -- cow
+expect 2 "usage error.*NAME" -- cow create
+expect 2 "usage error.*--size excludes --origin" -- cow create db --size 1G --origin /tmp/x
+expect 3 "either --size SIZE .* or --origin PATH" -- cow create db --socket "$nodaemon"
+expect 3 "--size 12Q is not a size" -- cow create db --size 12Q --socket "$nodaemon"
+expect 3 "--diff-max -1G is not a size" -- cow create db --size 1G --diff-max -1G --socket "$nodaemon"
+expect 15 "snapset-cowd is not running .*$nodaemon" -- cow create db --size 1G --socket "$nodaemon"
+expect 15 "snapset-cowd is not running" -- cow list --socket "$nodaemon"
+expect 15 "snapset-cowd is not running" -- --json cow stats db --socket "$nodaemon"
+SNAPSET_COWD_SOCKET="$nodaemon" expect 15 "nobody listens on $nodaemon" -- cow list
+
 echo "cli_test: $passes passed, $failures failed"
 [ "$failures" -eq 0 ]
