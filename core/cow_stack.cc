@@ -1,8 +1,8 @@
 #include "core/cow_stack.hpp"
 
-#include <sys/stat.h>
 #include <sys/sysmacros.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -40,30 +40,28 @@ std::string CowVolumeUnder(dev_t device, const std::string& sysfs_root, const Mo
   return "";
 }
 
-std::string CowOriginPath(const std::string& name, const MountTable& mounts) {
-  for (const auto& m : mounts.entries()) {
-    if (m.fstype != kCowdFuseType) continue;
-    const std::string origin = m.mount_point + "/" + name + "/origin";
-    struct stat st;
-    if (::stat(origin.c_str(), &st) == 0 && S_ISREG(st.st_mode)) return origin;
-  }
-  return "";
-}
-
-std::vector<std::string> MountsOverFile(const std::string& origin_path,
-                                        const std::string& sysfs_root, const MountTable& mounts) {
-  std::vector<std::string> out;
+CowStack CowStackOf(const std::string& name, const std::string& sysfs_root,
+                    const MountTable& mounts) {
+  std::vector<std::string> origins;
+  for (const auto& m : mounts.entries())
+    if (m.fstype == kCowdFuseType) origins.push_back(m.mount_point + "/" + name + "/origin");
+  CowStack stack;
+  if (origins.empty()) return stack;
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(fs::path(sysfs_root) / "block", ec)) {
     if (entry.path().filename().string().rfind("loop", 0) != 0) continue;
-    if (BackingFile(entry.path()) != origin_path) continue;
+    const std::string backing = BackingFile(entry.path());
+    if (std::find(origins.begin(), origins.end(), backing) == origins.end()) continue;
+    std::ifstream size(entry.path() / "size");  // 512-byte sectors
+    uint64_t sectors = 0;
+    if (size >> sectors) stack.size_bytes = sectors * 512;
     std::ifstream dev(entry.path() / "dev");
     unsigned maj = 0, min = 0;
     char colon = 0;
     if (!(dev >> maj >> colon >> min) || colon != ':') continue;
-    if (auto m = mounts.OfDevice(makedev(maj, min))) out.push_back(m->mount_point);
+    if (auto m = mounts.OfDevice(makedev(maj, min))) stack.mounts.push_back(m->mount_point);
   }
-  return out;
+  return stack;
 }
 
 }  // namespace snapset

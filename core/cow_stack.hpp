@@ -28,13 +28,16 @@ constexpr const char* kCowdFuseType = "fuse.snapset-cowd";
 // is NAME/origin inside a snapset-cowd mount; "" otherwise.
 std::string CowVolumeUnder(dev_t device, const std::string& sysfs_root, const MountTable& mounts);
 
-// The served origin file of cow volume NAME (<cowd mount>/NAME/origin), or
-// "" when no running snapset-cowd serves it.
-std::string CowOriginPath(const std::string& name, const MountTable& mounts);
-
-// Mount points of the filesystems on loop devices over `origin_path`.
-std::vector<std::string> MountsOverFile(const std::string& origin_path,
-                                        const std::string& sysfs_root, const MountTable& mounts);
+// What is stacked on cow volume NAME: the loop devices over
+// <cowd mount>/NAME/origin in any snapset-cowd mount, and the filesystems
+// mounted on them. Found from sysfs and the mount table alone: nothing here
+// touches the FUSE mount, so a hung daemon cannot hang the caller.
+struct CowStack {
+  uint64_t size_bytes = 0;          // the origin's, read from a loop device; 0 if none
+  std::vector<std::string> mounts;  // mount points of the filesystems on it
+};
+CowStack CowStackOf(const std::string& name, const std::string& sysfs_root,
+                    const MountTable& mounts);
 
 }  // namespace snapset
 

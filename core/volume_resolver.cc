@@ -112,7 +112,7 @@ Result<Volume> ResolveVolume(std::string_view name, const ResolverOptions& optio
     v.kind = VolumeKind::kCow;
     v.name = std::string(name);
     v.device_path = v.name;
-    // Served by a running snapset-cowd: its size, and what is stacked on it.
+    // What is stacked on it (and its size, when a loop device is over it).
     std::optional<MountTable> own;
     if (!options.mounts) {
       auto read = MountTable::Read(options.mountinfo);
@@ -120,13 +120,9 @@ Result<Volume> ResolveVolume(std::string_view name, const ResolverOptions& optio
       own = std::move(*read);
     }
     const MountTable& table = options.mounts ? *options.mounts : *own;
-    const std::string origin = CowOriginPath(std::string(cow), table);
-    struct stat st;
-    if (!origin.empty() && ::stat(origin.c_str(), &st) == 0) {
-      v.size_bytes = uint64_t(st.st_size);
-      v.block_size = 4096;
-      v.upper = MountsOverFile(origin, options.sysfs_root, table);
-    }
+    CowStack stack = CowStackOf(std::string(cow), options.sysfs_root, table);
+    v.size_bytes = stack.size_bytes;
+    v.upper = std::move(stack.mounts);
     return v;
   }
   if (name.rfind("iscsi://", 0) == 0) return ResolveIscsiVolume(name, options.iscsi);
