@@ -554,6 +554,18 @@ Status VolumeRegistry::DeleteSnapshot(const std::string& volume, const std::stri
   std::shared_lock<std::shared_mutex> life(v.life);
   if (!v.cow) return Status::NotFound("volume " + Quote(volume) + " was deleted meanwhile");
   auto info = v.cow->GetSnapshot(id);
+  if (info.ok()) {
+    // A mounted snapshot would start failing with EIO under its filesystem:
+    // refuse, as for a volume in use. (Overflow still deletes open ones; it
+    // must never fail an origin write.)
+    std::lock_guard<std::mutex> lock(v.mu);
+    auto open = v.open_snapshot_epochs.find(info->epoch);
+    if (open != v.open_snapshot_epochs.end() && open->second > 0)
+      return Status::BadState("snapshot " + Quote(id) + " of volume " + Quote(volume) +
+                              " is open (" + std::to_string(open->second) +
+                              " handles, e.g. a loop device or a mount); unmount it and detach "
+                              "its loop device first");
+  }
   Status s = v.cow->DeleteSnapshot(id);
   if (s.ok() && info.ok() && snapshot_gone_) snapshot_gone_(v, info->epoch, false);
   if (s.IsNotFound()) {
