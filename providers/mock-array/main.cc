@@ -1,0 +1,170 @@
+// snapset-mock-array: a storage-array simulator with a Redfish/Swordfish REST
+// control plane and real iSCSI LUNs through its own tgtd. See
+// docs/mock-array.md.
+#include <CLI/CLI.hpp>
+#include <httplib.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "providers/mock-array/mock_array.hpp"
+#include "providers/mock-array/sessions.hpp"
+#include "providers/mock-array/store.hpp"
+#include "providers/mock-array/tgt_daemon.hpp"
+
+namespace {
+
+using snapset::Result;
+using snapset::Status;
+
+struct HostPort {
+  std::string host;
+  int port = 0;
+};
+
+Result<HostPort> ParseHostPort(const std::string& text, const std::string& option) {
+  const size_t colon = text.rfind(':');
+  HostPort hp;
+  if (colon != std::string::npos && colon > 0) {
+    hp.host = text.substr(0, colon);
+    try {
+      size_t used = 0;
+      hp.port = std::stoi(text.substr(colon + 1), &used);
+      if (used == text.size() - colon - 1 && hp.port >= 0 && hp.port <= 65535) return hp;
+    } catch (const std::exception&) {
+    }
+  }
+  return Status::InvalidArgument(option + " must be HOST:PORT (port 0 picks a free one), not '" +
+                                 text + "'");
+}
+
+std::string JsonEscape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+int Fail(const Status& status) {
+  std::cerr << "snapset-mock-array: " << status.ToString() << "\n";
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"snapset-mock-array: a storage array simulator (Redfish/Swordfish + iSCSI)"};
+  std::string listen, portal, state_dir, users_file, name = "mock-array";
+  int64_t token_ttl_s = 1800;
+  uint64_t pool_bytes = 1ull << 40;
+  app.add_option("--listen", listen, "REST address HOST:PORT")->required();
+  app.add_option("--iscsi-portal", portal, "iSCSI portal HOST:PORT")->required();
+  app.add_option("--state-dir", state_dir, "directory for the database and LUN files")
+      ->required();
+  app.add_option("--users", users_file,
+                 "JSON users file, mode 0600 (default: one user admin/admin)");
+  app.add_option("--name", name, "array name, part of its target IQNs ([a-z0-9.-])");
+  app.add_option("--token-ttl-s", token_ttl_s, "session idle timeout in seconds")
+      ->check(CLI::Range(int64_t{1}, int64_t{86400 * 365}));
+  app.add_option("--pool-capacity-bytes", pool_bytes, "size of the one storage pool")
+      ->check(CLI::PositiveNumber);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    std::cout << app.help();
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    // Exit 2 for a usage error, as every snapset program does.
+    std::cerr << "snapset-mock-array: usage error: " << e.what() << "\n\n" << app.help();
+    return 2;
+  }
+
+  for (unsigned char c : name) {
+    if (!(std::islower(c) || std::isdigit(c) || c == '-' || c == '.') || name.size() > 64) {
+      return Fail(Status::InvalidArgument("--name must be 1 to 64 of [a-z0-9.-]"));
+    }
+  }
+  if (name.empty()) return Fail(Status::InvalidArgument("--name must not be empty"));
+  Result<HostPort> rest = ParseHostPort(listen, "--listen");
+  if (!rest.ok()) return Fail(rest.status());
+  Result<HostPort> iscsi = ParseHostPort(portal, "--iscsi-portal");
+  if (!iscsi.ok()) return Fail(iscsi.status());
+
+  std::map<std::string, std::string> users = {{"admin", "admin"}};
+  if (!users_file.empty()) {
+    auto loaded = snapset::mock::Sessions::LoadUsers(users_file);
+    if (!loaded.ok()) return Fail(loaded.status());
+    users = *loaded;
+  }
+  if (mkdir(state_dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return Fail(Status::Internal("creating " + state_dir + ": " + strerror(errno)));
+  }
+  char resolved[PATH_MAX];
+  if (realpath(state_dir.c_str(), resolved) == nullptr) {
+    return Fail(Status::Internal("resolving " + state_dir + ": " + strerror(errno)));
+  }
+  state_dir = resolved;
+
+  // Signals go to one thread that stops the server; block them everywhere
+  // before any thread starts.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  auto store = snapset::mock::Store::Open(state_dir + "/state.db");
+  if (!store.ok()) return Fail(store.status());
+  auto tgt = snapset::mock::TgtDaemon::Start(state_dir, iscsi->host, iscsi->port);
+  if (!tgt.ok()) return Fail(tgt.status());
+
+  snapset::mock::Sessions sessions(users, std::chrono::seconds(token_ttl_s));
+  snapset::mock::ArrayOptions options;
+  options.name = name;
+  options.state_dir = state_dir;
+  options.target_prefix = "iqn.2026-11.io.snapset.mock:" + name;
+  options.pool_capacity_bytes = pool_bytes;
+  snapset::mock::MockArray array(options, store->get(), tgt->get(), &sessions);
+  Status recovered = array.Recover();
+  if (!recovered.ok()) return Fail(recovered);
+
+  httplib::Server server;
+  array.Register(server);
+  int rest_port = rest->port;
+  if (rest_port == 0) {
+    rest_port = server.bind_to_any_port(rest->host);
+  } else if (!server.bind_to_port(rest->host, rest_port)) {
+    rest_port = -1;
+  }
+  if (rest_port <= 0) return Fail(Status::Unavailable("cannot listen on " + listen));
+
+  std::thread stopper([&server, stop_signals] {
+    int signal_number = 0;
+    sigwait(&stop_signals, &signal_number);
+    server.stop();
+  });
+
+  std::printf(
+      "{\"ready\":true,\"pid\":%d,\"name\":\"%s\",\"rest\":\"http://%s:%d\","
+      "\"iscsi_portal\":\"%s:%d\",\"target_prefix\":\"%s\",\"state_dir\":\"%s\"}\n",
+      static_cast<int>(getpid()), JsonEscape(name).c_str(), rest->host.c_str(), rest_port,
+      iscsi->host.c_str(), (*tgt)->port(), JsonEscape(options.target_prefix).c_str(),
+      JsonEscape(state_dir).c_str());
+  std::fflush(stdout);
+
+  server.listen_after_bind();
+  // listen_after_bind also returns on an error; make sure the stopper ends.
+  kill(getpid(), SIGTERM);
+  stopper.join();
+  (*tgt)->Stop();
+  return 0;
+}

@@ -1,0 +1,156 @@
+#include "providers/mock-array/store.hpp"
+
+#include <sqlite3.h>
+#include <sys/random.h>
+
+#include <cstdio>
+
+namespace snapset::mock {
+namespace {
+
+// An OUI for the mock ("SSM" in ASCII); NAA 6 = 4-bit NAA, 24-bit OUI,
+// 36-bit vendor id, 64-bit extension.
+constexpr char kOui[] = "53534d";
+
+struct StmtDeleter {
+  void operator()(sqlite3_stmt* s) const { sqlite3_finalize(s); }
+};
+using Stmt = std::unique_ptr<sqlite3_stmt, StmtDeleter>;
+
+std::string RandomHex(size_t digits) {
+  std::string out;
+  while (out.size() < digits) {
+    unsigned char bytes[16];
+    if (getrandom(bytes, sizeof(bytes), 0) != static_cast<ssize_t>(sizeof(bytes))) continue;
+    for (unsigned char b : bytes) {
+      char two[3];
+      std::snprintf(two, sizeof(two), "%02x", b);
+      out += two;
+    }
+  }
+  return out.substr(0, digits);
+}
+
+std::string Hex(uint64_t value, int digits) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof(buffer), "%0*llx", digits, static_cast<unsigned long long>(value));
+  return buffer;
+}
+
+std::string Column(sqlite3_stmt* s, int i) {
+  const unsigned char* text = sqlite3_column_text(s, i);
+  return text ? reinterpret_cast<const char*>(text) : "";
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> Store::Open(const std::string& path) {
+  sqlite3* db = nullptr;
+  const int rc = sqlite3_open_v2(path.c_str(), &db,
+                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
+  if (rc != SQLITE_OK) {
+    std::string message = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    sqlite3_close(db);
+    return Status::Internal("opening " + path + ": " + message);
+  }
+  std::unique_ptr<Store> store(new Store(db));
+  SNAPSET_RETURN_IF_ERROR(store->Init());
+  return store;
+}
+
+Store::~Store() { sqlite3_close(db_); }
+
+Status Store::Exec(const std::string& sql) const {
+  char* error = nullptr;
+  if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &error) != SQLITE_OK) {
+    std::string message = error ? error : "unknown error";
+    sqlite3_free(error);
+    return Status::Internal("sqlite: " + message);
+  }
+  return Status::Ok();
+}
+
+Status Store::Init() {
+  sqlite3_busy_timeout(db_, 5000);
+  SNAPSET_RETURN_IF_ERROR(Exec(
+      "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+      "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+      "CREATE TABLE IF NOT EXISTS volumes ("
+      " id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE,"
+      " capacity_bytes INTEGER NOT NULL, block_size INTEGER NOT NULL,"
+      " naa TEXT NOT NULL DEFAULT '', serial TEXT NOT NULL DEFAULT '',"
+      " state TEXT NOT NULL);"));
+  SNAPSET_RETURN_IF_ERROR(Exec("INSERT OR IGNORE INTO meta VALUES ('array_id', '" +
+                               RandomHex(13) + "');"));
+  sqlite3_stmt* raw = nullptr;
+  sqlite3_prepare_v2(db_, "SELECT value FROM meta WHERE key='array_id'", -1, &raw, nullptr);
+  Stmt s(raw);
+  if (!s || sqlite3_step(s.get()) != SQLITE_ROW) return Status::Internal("no array_id");
+  array_id_ = Column(s.get(), 0);
+  return Status::Ok();
+}
+
+Result<VolumeRecord> Store::InsertVolume(const std::string& name, uint64_t capacity_bytes,
+                                         uint32_t block_size) {
+  sqlite3_stmt* raw = nullptr;
+  sqlite3_prepare_v2(db_,
+                     "INSERT INTO volumes (name, capacity_bytes, block_size, state)"
+                     " VALUES (?, ?, ?, 'creating')",
+                     -1, &raw, nullptr);
+  Stmt s(raw);
+  if (!s) return Status::Internal(std::string("sqlite: ") + sqlite3_errmsg(db_));
+  sqlite3_bind_text(s.get(), 1, name.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(s.get(), 2, static_cast<sqlite3_int64>(capacity_bytes));
+  sqlite3_bind_int64(s.get(), 3, block_size);
+  const int rc = sqlite3_step(s.get());
+  if (rc == SQLITE_CONSTRAINT) return Status::AlreadyExists("a volume named '" + name + "' exists");
+  if (rc != SQLITE_DONE) return Status::Internal(std::string("sqlite: ") + sqlite3_errmsg(db_));
+  VolumeRecord v;
+  v.id = sqlite3_last_insert_rowid(db_);
+  v.name = name;
+  v.capacity_bytes = capacity_bytes;
+  v.block_size = block_size;
+  v.state = "creating";
+  // 6 | OUI | 9 + 4 digits of the array id | 12 digits of the volume id.
+  v.naa = "6" + std::string(kOui) + array_id_ + Hex(static_cast<uint64_t>(v.id), 12);
+  v.serial = "SSM" + array_id_ + Hex(static_cast<uint64_t>(v.id), 8);
+  SNAPSET_RETURN_IF_ERROR(Exec("UPDATE volumes SET naa='" + v.naa + "', serial='" + v.serial +
+                               "' WHERE id=" + std::to_string(v.id)));
+  return v;
+}
+
+Status Store::SetState(int64_t id, const std::string& state) {
+  // state is one of three literals from this program, never user input.
+  return Exec("UPDATE volumes SET state='" + state + "' WHERE id=" + std::to_string(id));
+}
+
+Status Store::DeleteVolume(int64_t id) {
+  return Exec("DELETE FROM volumes WHERE id=" + std::to_string(id));
+}
+
+Result<std::vector<VolumeRecord>> Store::Volumes() const {
+  sqlite3_stmt* raw = nullptr;
+  sqlite3_prepare_v2(db_,
+                     "SELECT id, name, capacity_bytes, block_size, naa, serial, state"
+                     " FROM volumes ORDER BY id",
+                     -1, &raw, nullptr);
+  Stmt s(raw);
+  if (!s) return Status::Internal(std::string("sqlite: ") + sqlite3_errmsg(db_));
+  std::vector<VolumeRecord> out;
+  int rc;
+  while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
+    VolumeRecord v;
+    v.id = sqlite3_column_int64(s.get(), 0);
+    v.name = Column(s.get(), 1);
+    v.capacity_bytes = static_cast<uint64_t>(sqlite3_column_int64(s.get(), 2));
+    v.block_size = static_cast<uint32_t>(sqlite3_column_int64(s.get(), 3));
+    v.naa = Column(s.get(), 4);
+    v.serial = Column(s.get(), 5);
+    v.state = Column(s.get(), 6);
+    out.push_back(std::move(v));
+  }
+  if (rc != SQLITE_DONE) return Status::Internal(std::string("sqlite: ") + sqlite3_errmsg(db_));
+  return out;
+}
+
+}  // namespace snapset::mock

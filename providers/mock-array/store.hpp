@@ -1,0 +1,62 @@
+// The mock array's durable state: an SQLite database in the state directory.
+// Every change is written here before tgtd is touched, with a state column
+// ("creating", "ready", "deleting") so that start-up can finish or roll back
+// an operation a crash cut in half (see MockArray::Recover).
+//
+// Not thread-safe: the caller serialises every call.
+#ifndef SNAPSET_PROVIDERS_MOCK_ARRAY_STORE_HPP
+#define SNAPSET_PROVIDERS_MOCK_ARRAY_STORE_HPP
+
+#include <snapset/status.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+struct sqlite3;
+
+namespace snapset::mock {
+
+struct VolumeRecord {
+  int64_t id = 0;  // also the tgtd target id; never reused
+  std::string name;
+  uint64_t capacity_bytes = 0;
+  uint32_t block_size = 0;
+  std::string naa;     // 32 lower-case hex digits, NAA 6
+  std::string serial;  // VPD 0x80
+  std::string state;   // creating | ready | deleting
+};
+
+class Store {
+ public:
+  static Result<std::unique_ptr<Store>> Open(const std::string& path);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // 13 random hex digits chosen when the database was created: what makes
+  // this array's identifiers differ from every other array's.
+  const std::string& array_id() const { return array_id_; }
+
+  // Inserts a volume in state "creating" and gives it its id, NAA and
+  // serial. AlreadyExists when the name is taken.
+  Result<VolumeRecord> InsertVolume(const std::string& name, uint64_t capacity_bytes,
+                                    uint32_t block_size);
+  Status SetState(int64_t id, const std::string& state);
+  Status DeleteVolume(int64_t id);
+  Result<std::vector<VolumeRecord>> Volumes() const;
+
+ private:
+  explicit Store(sqlite3* db) : db_(db) {}
+  Status Exec(const std::string& sql) const;
+  Status Init();
+
+  sqlite3* db_;
+  std::string array_id_;
+};
+
+}  // namespace snapset::mock
+
+#endif  // SNAPSET_PROVIDERS_MOCK_ARRAY_STORE_HPP

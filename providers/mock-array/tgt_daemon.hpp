@@ -1,0 +1,68 @@
+// The mock array's own tgtd: started in the foreground with its own control
+// number, its own IPC socket in the state directory and its own loopback
+// portal, so several arrays run side by side and next to a system tgtd.
+//
+// tgtd ignores SIGTERM; Stop() deletes every target this object created and
+// then the system, and reaps the daemon. It is also tied to this process with
+// PR_SET_PDEATHSIG, so a kill -9 of the array takes it down too.
+//
+// Not thread-safe: the caller serialises every call (the array holds one lock
+// around each operation).
+#ifndef SNAPSET_PROVIDERS_MOCK_ARRAY_TGT_DAEMON_HPP
+#define SNAPSET_PROVIDERS_MOCK_ARRAY_TGT_DAEMON_HPP
+
+#include <snapset/status.hpp>
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace snapset::mock {
+
+class TgtDaemon {
+ public:
+  // Starts tgtd with a portal on host:port; port 0 picks a free one.
+  // REQUIRES: called before any other thread exists (it sets
+  // TGT_IPC_SOCKET in this process's environment for tgtadm).
+  static Result<std::unique_ptr<TgtDaemon>> Start(const std::string& state_dir,
+                                                   const std::string& host, int port);
+  ~TgtDaemon();
+  TgtDaemon(const TgtDaemon&) = delete;
+  TgtDaemon& operator=(const TgtDaemon&) = delete;
+
+  // A target open to every initiator, with one LUN (1) backed by `file`,
+  // whose VPD 0x83 NAA-6 comes from scsi_id (32 hex digits starting with 6)
+  // and whose VPD 0x80 is serial.
+  Status AddTargetWithLun(int tid, const std::string& iqn, const std::string& file,
+                          uint32_t block_size, const std::string& scsi_id,
+                          const std::string& serial);
+  // Removes a target and its LUNs, sessions or not. OK when it is not there.
+  Status DeleteTarget(int tid);
+
+  // Deletes what this object created, then the daemon; never fails.
+  void Stop();
+
+  int port() const { return port_; }
+
+ private:
+  TgtDaemon(std::string dir, std::string host, int port, int control)
+      : dir_(std::move(dir)), host_(std::move(host)), port_(port), control_(control) {}
+  Status Launch(bool* port_taken);
+  Result<std::string> Admin(std::vector<std::string> args) const;
+  bool WaitForExit(int milliseconds);
+
+  std::string dir_;
+  std::string host_;
+  int port_;
+  int control_;
+  pid_t pid_ = -1;
+  std::set<int> tids_;
+};
+
+}  // namespace snapset::mock
+
+#endif  // SNAPSET_PROVIDERS_MOCK_ARRAY_TGT_DAEMON_HPP

@@ -1,0 +1,262 @@
+#define BOOST_TEST_MODULE mock_array_rest
+#include <boost/test/unit_test.hpp>
+
+#include <sys/stat.h>
+
+#include <chrono>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+
+#include "tests/mock-array/mock_array_process.hpp"
+#include "tests/support/temp_dir.hpp"
+
+namespace snapset::test {
+namespace {
+
+constexpr char kSessions[] = "/redfish/v1/SessionService/Sessions";
+constexpr char kVolumes[] = "/redfish/v1/Storage/array/Volumes";
+constexpr char kPool[] = "/redfish/v1/Storage/array/StoragePools/pool";
+
+// One array per test in its own state directory, stopped whatever happens.
+struct Array {
+  explicit Array(const std::vector<std::string>& extra = {}) {
+    if (!MockArrayAvailable()) return;
+    process = std::make_unique<MockArrayProcess>(dir.str() + "/state", extra);
+    token = process->Login();
+  }
+  bool ok() const { return process != nullptr; }
+  HttpResponse Get(const std::string& path) const {
+    return Http("GET", process->Url(path), "", token);
+  }
+  HttpResponse Post(const std::string& path, const std::string& body) const {
+    return Http("POST", process->Url(path), body, token);
+  }
+  HttpResponse Delete(const std::string& path) const {
+    return Http("DELETE", process->Url(path), "", token);
+  }
+  HttpResponse CreateVolume(const std::string& name, uint64_t bytes = 1 << 20) const {
+    return Post(kVolumes, R"({"Name":")" + name + R"(","CapacityBytes":)" +
+                              std::to_string(bytes) + "}");
+  }
+
+  TempDir dir;
+  std::unique_ptr<MockArrayProcess> process;
+  std::string token;
+};
+
+uint64_t FreeBytes(const Array& array) {
+  HttpResponse r = array.Get(kPool);
+  BOOST_REQUIRE_EQUAL(r.status, 200);
+  return r.Json()["Oem"]["Snapset"]["FreeBytes"].GetUint64();
+}
+
+BOOST_AUTO_TEST_CASE(login_gives_a_token_and_the_session_location) {
+  Array array;
+  if (!array.ok()) return;
+  HttpResponse r = Http("POST", array.process->Url(kSessions),
+                        R"({"UserName":"admin","Password":"admin"})");
+  BOOST_TEST(r.status == 201);
+  BOOST_TEST(r.headers["x-auth-token"].size() >= 32u);
+  BOOST_TEST(r.headers["location"].rfind(std::string(kSessions) + "/", 0) == 0u);
+  BOOST_TEST(r.Json()["UserName"].GetString() == std::string("admin"));
+  BOOST_TEST(Http("GET", array.process->Url(kVolumes), "", r.headers["x-auth-token"]).status ==
+             200);
+}
+
+BOOST_AUTO_TEST_CASE(deleted_session_token_no_longer_works) {
+  Array array;
+  if (!array.ok()) return;
+  HttpResponse login = Http("POST", array.process->Url(kSessions),
+                            R"({"UserName":"admin","Password":"admin"})");
+  const std::string token = login.headers["x-auth-token"];
+  BOOST_TEST(Http("DELETE", array.process->Url(login.headers["location"]), "", token).status ==
+             204);
+  BOOST_TEST(Http("GET", array.process->Url(kVolumes), "", token).status == 401);
+  BOOST_TEST(array.Delete(std::string(kSessions) + "/999").status == 404);
+}
+
+BOOST_AUTO_TEST_CASE(bad_credentials_and_bad_login_bodies_are_refused) {
+  Array array;
+  if (!array.ok()) return;
+  const std::string url = array.process->Url(kSessions);
+  BOOST_TEST(Http("POST", url, R"({"UserName":"admin","Password":"nope"})").status == 401);
+  BOOST_TEST(Http("POST", url, R"({"UserName":"root","Password":"admin"})").status == 401);
+  HttpResponse missing = Http("POST", url, R"({"UserName":"admin"})");
+  BOOST_TEST(missing.status == 400);
+  BOOST_TEST(missing.RelatedProperty() == "#/Password");
+  BOOST_TEST(Http("POST", url, "not json").status == 400);
+}
+
+BOOST_AUTO_TEST_CASE(every_route_but_root_and_login_needs_a_valid_token) {
+  Array array;
+  if (!array.ok()) return;
+  BOOST_TEST(Http("GET", array.process->Url("/redfish/v1")).status == 200);
+  for (const char* path : {"/redfish/v1/Storage", "/redfish/v1/Storage/array", kPool, kVolumes,
+                           "/redfish/v1/Storage/array/Volumes/1", "/redfish/v1/nothing"}) {
+    for (const char* token : {"", "0123456789abcdef0123456789abcdef"}) {
+      HttpResponse r = Http("GET", array.process->Url(path), "", token);
+      BOOST_TEST(r.status == 401, path << " token '" << token << "'");
+      BOOST_TEST(r.ErrorCode() == "Base.1.8.NoValidSession");
+    }
+  }
+  BOOST_TEST(Http("POST", array.process->Url(kVolumes), R"({"Name":"x","CapacityBytes":512})")
+                 .status == 401);
+  BOOST_TEST(Http("DELETE", array.process->Url(std::string(kVolumes) + "/1")).status == 401);
+}
+
+BOOST_AUTO_TEST_CASE(an_idle_token_expires_after_the_ttl) {
+  Array array({"--token-ttl-s", "1"});
+  if (!array.ok()) return;
+  BOOST_TEST(array.Get(kVolumes).status == 200);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2200));
+  HttpResponse r = array.Get(kVolumes);
+  BOOST_TEST(r.status == 401);
+  BOOST_TEST(r.ErrorCode() == "Base.1.8.NoValidSession");
+}
+
+BOOST_AUTO_TEST_CASE(storage_and_pool_report_capacity_and_free_space) {
+  Array array({"--pool-capacity-bytes", "1073741824"});
+  if (!array.ok()) return;
+  HttpResponse storage = array.Get("/redfish/v1/Storage/array");
+  BOOST_TEST(storage.status == 200);
+  BOOST_TEST(storage.Json()["Volumes"]["@odata.id"].GetString() == std::string(kVolumes));
+  BOOST_TEST(array.Get("/redfish/v1/Storage").Json()["Members@odata.count"].GetInt() == 1);
+  HttpResponse pools = array.Get("/redfish/v1/Storage/array/StoragePools");
+  BOOST_TEST(pools.status == 200);
+  BOOST_TEST(pools.Json()["Members"][0]["@odata.id"].GetString() == std::string(kPool));
+  HttpResponse pool = array.Get(kPool);
+  BOOST_TEST(pool.Json()["Capacity"]["Data"]["AllocatedBytes"].GetUint64() == 1073741824u);
+  BOOST_TEST(FreeBytes(array) == 1073741824u);
+  BOOST_TEST(array.CreateVolume("a", 1 << 20).status == 201);
+  BOOST_TEST(FreeBytes(array) == 1073741824u - (1u << 20));
+  BOOST_TEST(array.Get(kPool).Json()["Capacity"]["Data"]["ConsumedBytes"].GetUint64() ==
+             1u << 20);
+  BOOST_TEST(array.Get("/redfish/v1/Storage/other").status == 404);
+  BOOST_TEST(array.Get("/redfish/v1/Storage/array/StoragePools/other").status == 404);
+}
+
+BOOST_AUTO_TEST_CASE(volume_create_list_get_delete) {
+  Array array;
+  if (!array.ok()) return;
+  HttpResponse created = array.Post(kVolumes,
+                                    R"({"Name":"db","CapacityBytes":8388608,"BlockSizeBytes":4096})");
+  BOOST_REQUIRE_EQUAL(created.status, 201);
+  rapidjson::Document v = created.Json();
+  const std::string path = v["@odata.id"].GetString();
+  BOOST_TEST(created.headers["location"] == path);
+  BOOST_TEST(v["Name"].GetString() == std::string("db"));
+  BOOST_TEST(v["CapacityBytes"].GetUint64() == 8388608u);
+  BOOST_TEST(v["BlockSizeBytes"].GetUint() == 4096u);
+  BOOST_TEST(v["Identifiers"][0]["DurableNameFormat"].GetString() == std::string("NAA"));
+  const std::string naa = v["Identifiers"][0]["DurableName"].GetString();
+  BOOST_TEST(naa.size() == 32u);
+  BOOST_TEST(naa[0] == '6');
+  BOOST_TEST(!std::string(v["Oem"]["Snapset"]["SerialNumber"].GetString()).empty());
+
+  HttpResponse list = array.Get(kVolumes);
+  BOOST_TEST(list.status == 200);
+  BOOST_TEST(list.Json()["Members@odata.count"].GetInt() == 1);
+  BOOST_TEST(list.Json()["Members"][0]["@odata.id"].GetString() == path);
+  HttpResponse got = array.Get(path);
+  BOOST_TEST(got.status == 200);
+  BOOST_TEST(got.body == created.body);
+
+  BOOST_TEST(array.Delete(path).status == 204);
+  BOOST_TEST(array.Get(path).status == 404);
+  BOOST_TEST(array.Get(kVolumes).Json()["Members@odata.count"].GetInt() == 0);
+  // The name is free again, and the new volume gets a new identity.
+  HttpResponse again = array.CreateVolume("db");
+  BOOST_TEST(again.status == 201);
+  BOOST_TEST(again.Json()["Identifiers"][0]["DurableName"].GetString() != naa);
+}
+
+BOOST_AUTO_TEST_CASE(volume_identifiers_are_unique) {
+  Array array;
+  if (!array.ok()) return;
+  std::set<std::string> naas, serials;
+  for (int i = 0; i < 4; ++i) {
+    HttpResponse r = array.CreateVolume("v" + std::to_string(i));
+    BOOST_REQUIRE_EQUAL(r.status, 201);
+    naas.insert(r.Json()["Identifiers"][0]["DurableName"].GetString());
+    serials.insert(r.Json()["Oem"]["Snapset"]["SerialNumber"].GetString());
+  }
+  BOOST_TEST(naas.size() == 4u);
+  BOOST_TEST(serials.size() == 4u);
+}
+
+struct BadCreate {
+  const char* body;
+  const char* property;  // RelatedProperties[0], "" when none
+};
+
+BOOST_AUTO_TEST_CASE(invalid_volume_requests_get_400_naming_the_property) {
+  Array array({"--pool-capacity-bytes", "1073741824"});
+  if (!array.ok()) return;
+  const BadCreate cases[] = {
+      {"not json", ""},
+      {"[1,2]", ""},
+      {R"({"CapacityBytes":1048576})", "#/Name"},
+      {R"({"Name":7,"CapacityBytes":1048576})", "#/Name"},
+      {R"({"Name":"","CapacityBytes":1048576})", "#/Name"},
+      {R"({"Name":"has space","CapacityBytes":1048576})", "#/Name"},
+      {R"({"Name":"x"})", "#/CapacityBytes"},
+      {R"({"Name":"x","CapacityBytes":"1048576"})", "#/CapacityBytes"},
+      {R"({"Name":"x","CapacityBytes":-512})", "#/CapacityBytes"},
+      {R"({"Name":"x","CapacityBytes":0})", "#/CapacityBytes"},
+      {R"({"Name":"x","CapacityBytes":1000})", "#/CapacityBytes"},
+      {R"({"Name":"x","CapacityBytes":1048576,"BlockSizeBytes":1000})", "#/BlockSizeBytes"},
+      {R"({"Name":"x","CapacityBytes":1536,"BlockSizeBytes":4096})", "#/CapacityBytes"},
+      {R"({"Name":"x","CapacityBytes":2147483648})", "#/CapacityBytes"},
+      {R"({"Name":"x","CapacityBytes":1048576,"Colour":"red"})", "#/Colour"},
+  };
+  for (const BadCreate& c : cases) {
+    HttpResponse r = array.Post(kVolumes, c.body);
+    BOOST_TEST(r.status == 400, c.body);
+    BOOST_TEST(r.RelatedProperty() == c.property, c.body << ": " << r.body);
+    BOOST_TEST(!r.ErrorCode().empty(), c.body);
+  }
+  BOOST_TEST(array.Get(kVolumes).Json()["Members@odata.count"].GetInt() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(a_taken_volume_name_is_a_409) {
+  Array array;
+  if (!array.ok()) return;
+  BOOST_TEST(array.CreateVolume("same").status == 201);
+  HttpResponse r = array.CreateVolume("same");
+  BOOST_TEST(r.status == 409);
+  BOOST_TEST(r.ErrorCode() == "Base.1.8.ResourceAlreadyExists");
+  BOOST_TEST(array.Get(kVolumes).Json()["Members@odata.count"].GetInt() == 1);
+}
+
+BOOST_AUTO_TEST_CASE(unknown_volumes_and_routes_are_404) {
+  Array array;
+  if (!array.ok()) return;
+  for (const std::string& path : {std::string(kVolumes) + "/42", std::string(kVolumes) + "/abc"}) {
+    BOOST_TEST(array.Get(path).status == 404);
+    BOOST_TEST(array.Delete(path).status == 404);
+    BOOST_TEST(array.Get(path).ErrorCode() == "Base.1.8.ResourceNotFound");
+  }
+  BOOST_TEST(array.Get("/redfish/v1/Storage/nope/Volumes").status == 404);
+  BOOST_TEST(array.Post("/redfish/v1/Storage/nope/Volumes", "{}").status == 404);
+  BOOST_TEST(array.Get("/redfish/v1/Nowhere").ErrorCode() == "Base.1.8.ResourceNotFound");
+}
+
+BOOST_AUTO_TEST_CASE(users_file_must_be_owner_only_and_replaces_the_default_user) {
+  if (!MockArrayAvailable()) return;
+  TempDir dir;
+  const std::string users =
+      dir.Write("users.json", R"({"Users":[{"UserName":"ops","Password":"s3cret"}]})");
+  // 0644: refused, the array does not start.
+  BOOST_CHECK_THROW(MockArrayProcess(dir.str() + "/state", {"--users", users}),
+                    std::runtime_error);
+  chmod(users.c_str(), 0600);
+  MockArrayProcess array(dir.str() + "/state", {"--users", users});
+  const std::string url = array.Url(kSessions);
+  BOOST_TEST(Http("POST", url, R"({"UserName":"ops","Password":"s3cret"})").status == 201);
+  BOOST_TEST(Http("POST", url, R"({"UserName":"admin","Password":"admin"})").status == 401);
+}
+
+}  // namespace
+}  // namespace snapset::test
