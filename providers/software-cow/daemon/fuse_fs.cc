@@ -333,7 +333,10 @@ void Forget(const Handle& h) {
   } else {
     --v.snapshot_opens;
     auto it = v.open_snapshot_epochs.find(h.epoch);
-    if (it != v.open_snapshot_epochs.end() && --it->second == 0) v.open_snapshot_epochs.erase(it);
+    if (it != v.open_snapshot_epochs.end() && --it->second == 0) {
+      v.open_snapshot_epochs.erase(it);
+      v.cv.notify_all();  // a snapshot.delete may wait for this
+    }
   }
 }
 

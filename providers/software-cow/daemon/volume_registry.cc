@@ -557,12 +557,18 @@ Status VolumeRegistry::DeleteSnapshot(const std::string& volume, const std::stri
   if (info.ok()) {
     // A mounted snapshot would start failing with EIO under its filesystem:
     // refuse, as for a volume in use. (Overflow still deletes open ones; it
-    // must never fail an origin write.)
-    std::lock_guard<std::mutex> lock(v.mu);
-    auto open = v.open_snapshot_epochs.find(info->epoch);
-    if (open != v.open_snapshot_epochs.end() && open->second > 0)
+    // must never fail an origin write.) The kernel releases a file after
+    // close() and umount have returned, so a just-closed snapshot gets a
+    // moment to be let go.
+    std::unique_lock<std::mutex> lock(v.mu);
+    auto opens = [&] {
+      auto it = v.open_snapshot_epochs.find(info->epoch);
+      return it == v.open_snapshot_epochs.end() ? 0 : it->second;
+    };
+    v.cv.wait_for(lock, std::chrono::seconds(2), [&] { return opens() == 0; });
+    if (const int n = opens(); n > 0)
       return Status::BadState("snapshot " + Quote(id) + " of volume " + Quote(volume) +
-                              " is open (" + std::to_string(open->second) +
+                              " is open (" + std::to_string(n) +
                               " handles, e.g. a loop device or a mount); unmount it and detach "
                               "its loop device first");
   }
