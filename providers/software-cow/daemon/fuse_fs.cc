@@ -333,11 +333,9 @@ void Forget(const Handle& h) {
   } else {
     --v.snapshot_opens;
     auto it = v.open_snapshot_epochs.find(h.epoch);
-    if (it != v.open_snapshot_epochs.end() && --it->second == 0) {
-      v.open_snapshot_epochs.erase(it);
-      v.cv.notify_all();  // a snapshot.delete may wait for this
-    }
+    if (it != v.open_snapshot_epochs.end() && --it->second == 0) v.open_snapshot_epochs.erase(it);
   }
+  v.cv.notify_all();  // a volume or snapshot delete may wait for the release
 }
 
 void OnOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {

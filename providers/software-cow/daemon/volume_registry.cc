@@ -461,6 +461,15 @@ Status VolumeRegistry::Delete(const std::string& name) {
   if (name.empty()) return Status::InvalidArgument("no volume name given");
   std::lock_guard<std::mutex> create(create_mu_);
   VolumePtr v;
+  // The kernel releases files after close() and umount have returned: give
+  // a just-detached origin or snapshot a moment to be let go, outside the
+  // registry lock.
+  if (auto found = Lookup(name); found.ok()) {
+    Volume& w = **found;
+    std::unique_lock<std::mutex> wait(w.mu);
+    w.cv.wait_for(wait, std::chrono::seconds(2),
+                  [&] { return w.origin_opens == 0 && w.snapshot_opens == 0; });
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = by_name_.find(name);
