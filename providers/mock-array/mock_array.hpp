@@ -43,6 +43,16 @@ class MockArray {
   std::string VolumeFile(int64_t id) const;
   std::string TargetIqn(int64_t id) const;
   Status Expose(const VolumeRecord& v);
+  // Takes a volume away: "deleting" first, then its target, file and row.
+  Status RemoveVolume(const VolumeRecord& v);
+  // Undoes a snapshot that was never acknowledged (target, file, row).
+  void Discard(const VolumeRecord& v);
+  // Inserts a snapshot record of `source` in state "creating", named `name`
+  // or, when empty, SOURCE-snap-N with the first free N.
+  Result<VolumeRecord> InsertSnapshot(const VolumeRecord& source, const std::string& name);
+  // fdatasyncs the source file and copies it to the snapshot's file:
+  // reflink when the file system can, else a sparse copy.
+  Status CopyContents(const VolumeRecord& source, VolumeRecord* snapshot);
 
   ArrayOptions options_;
   Store* store_;

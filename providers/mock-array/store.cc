@@ -79,7 +79,18 @@ Status Store::Init() {
       " id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE,"
       " capacity_bytes INTEGER NOT NULL, block_size INTEGER NOT NULL,"
       " naa TEXT NOT NULL DEFAULT '', serial TEXT NOT NULL DEFAULT '',"
-      " state TEXT NOT NULL);"));
+      " state TEXT NOT NULL);"
+      "CREATE TABLE IF NOT EXISTS groups ("
+      " id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE);"
+      "CREATE TABLE IF NOT EXISTS group_members ("
+      " group_id INTEGER NOT NULL, position INTEGER NOT NULL, volume_id INTEGER NOT NULL,"
+      " PRIMARY KEY (group_id, position));"));
+  // Step 2 added snapshots: a database from step 1 lacks the column.
+  if (!Exec("SELECT source_id FROM volumes LIMIT 0").ok()) {
+    SNAPSET_RETURN_IF_ERROR(
+        Exec("ALTER TABLE volumes ADD COLUMN source_id INTEGER NOT NULL DEFAULT 0;"
+             "ALTER TABLE volumes ADD COLUMN copy_method TEXT NOT NULL DEFAULT '';"));
+  }
   SNAPSET_RETURN_IF_ERROR(Exec("INSERT OR IGNORE INTO meta VALUES ('array_id', '" +
                                RandomHex(13) + "');"));
   sqlite3_stmt* raw = nullptr;
@@ -91,17 +102,18 @@ Status Store::Init() {
 }
 
 Result<VolumeRecord> Store::InsertVolume(const std::string& name, uint64_t capacity_bytes,
-                                         uint32_t block_size) {
+                                         uint32_t block_size, int64_t source_id) {
   sqlite3_stmt* raw = nullptr;
   sqlite3_prepare_v2(db_,
-                     "INSERT INTO volumes (name, capacity_bytes, block_size, state)"
-                     " VALUES (?, ?, ?, 'creating')",
+                     "INSERT INTO volumes (name, capacity_bytes, block_size, state, source_id)"
+                     " VALUES (?, ?, ?, 'creating', ?)",
                      -1, &raw, nullptr);
   Stmt s(raw);
   if (!s) return Status::Internal(std::string("sqlite: ") + sqlite3_errmsg(db_));
   sqlite3_bind_text(s.get(), 1, name.c_str(), -1, SQLITE_TRANSIENT);
   sqlite3_bind_int64(s.get(), 2, static_cast<sqlite3_int64>(capacity_bytes));
   sqlite3_bind_int64(s.get(), 3, block_size);
+  sqlite3_bind_int64(s.get(), 4, source_id);
   const int rc = sqlite3_step(s.get());
   if (rc == SQLITE_CONSTRAINT) return Status::AlreadyExists("a volume named '" + name + "' exists");
   if (rc != SQLITE_DONE) return Status::Internal(std::string("sqlite: ") + sqlite3_errmsg(db_));
@@ -111,6 +123,7 @@ Result<VolumeRecord> Store::InsertVolume(const std::string& name, uint64_t capac
   v.capacity_bytes = capacity_bytes;
   v.block_size = block_size;
   v.state = "creating";
+  v.source_id = source_id;
   // 6 | OUI | 9 + 4 digits of the array id | 12 digits of the volume id.
   v.naa = "6" + std::string(kOui) + array_id_ + Hex(static_cast<uint64_t>(v.id), 12);
   v.serial = "SSM" + array_id_ + Hex(static_cast<uint64_t>(v.id), 8);
@@ -124,6 +137,91 @@ Status Store::SetState(int64_t id, const std::string& state) {
   return Exec("UPDATE volumes SET state='" + state + "' WHERE id=" + std::to_string(id));
 }
 
+Status Store::SetCopyMethod(int64_t id, const std::string& method) {
+  // method is one of two literals from this program.
+  return Exec("UPDATE volumes SET copy_method='" + method + "' WHERE id=" + std::to_string(id));
+}
+
+Status Store::SetStates(const std::vector<int64_t>& ids, const std::string& state) {
+  std::string sql = "BEGIN IMMEDIATE;";
+  for (int64_t id : ids) {
+    sql += "UPDATE volumes SET state='" + state + "' WHERE id=" + std::to_string(id) + ";";
+  }
+  sql += "COMMIT;";
+  Status s = Exec(sql);
+  if (!s.ok()) static_cast<void>(Exec("ROLLBACK"));
+  return s;
+}
+
+Result<GroupRecord> Store::InsertGroup(const std::string& name,
+                                       const std::vector<int64_t>& members) {
+  SNAPSET_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+  sqlite3_stmt* raw = nullptr;
+  sqlite3_prepare_v2(db_, "INSERT INTO groups (name) VALUES (?)", -1, &raw, nullptr);
+  Stmt s(raw);
+  if (!s) {
+    static_cast<void>(Exec("ROLLBACK"));
+    return Status::Internal(std::string("sqlite: ") + sqlite3_errmsg(db_));
+  }
+  sqlite3_bind_text(s.get(), 1, name.c_str(), -1, SQLITE_TRANSIENT);
+  const int rc = sqlite3_step(s.get());
+  if (rc != SQLITE_DONE) {
+    const std::string message = sqlite3_errmsg(db_);
+    static_cast<void>(Exec("ROLLBACK"));
+    if (rc == SQLITE_CONSTRAINT) return Status::AlreadyExists("a group named '" + name + "' exists");
+    return Status::Internal("sqlite: " + message);
+  }
+  GroupRecord g;
+  g.id = sqlite3_last_insert_rowid(db_);
+  g.name = name;
+  g.members = members;
+  std::string sql;
+  for (size_t i = 0; i < members.size(); ++i) {
+    sql += "INSERT INTO group_members VALUES (" + std::to_string(g.id) + "," + std::to_string(i) +
+           "," + std::to_string(members[i]) + ");";
+  }
+  Status done = Exec(sql + "COMMIT;");
+  if (!done.ok()) {
+    static_cast<void>(Exec("ROLLBACK"));
+    return done;
+  }
+  return g;
+}
+
+Status Store::DeleteGroup(int64_t id) {
+  const std::string g = std::to_string(id);
+  Status s = Exec("BEGIN IMMEDIATE; DELETE FROM group_members WHERE group_id=" + g +
+                  "; DELETE FROM groups WHERE id=" + g + "; COMMIT;");
+  if (!s.ok()) static_cast<void>(Exec("ROLLBACK"));
+  return s;
+}
+
+Result<std::vector<GroupRecord>> Store::Groups() const {
+  sqlite3_stmt* raw = nullptr;
+  sqlite3_prepare_v2(db_,
+                     "SELECT g.id, g.name, m.volume_id FROM groups g"
+                     " LEFT JOIN group_members m ON m.group_id = g.id"
+                     " ORDER BY g.id, m.position",
+                     -1, &raw, nullptr);
+  Stmt s(raw);
+  if (!s) return Status::Internal(std::string("sqlite: ") + sqlite3_errmsg(db_));
+  std::vector<GroupRecord> out;
+  int rc;
+  while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
+    const int64_t id = sqlite3_column_int64(s.get(), 0);
+    if (out.empty() || out.back().id != id) {
+      out.emplace_back();
+      out.back().id = id;
+      out.back().name = Column(s.get(), 1);
+    }
+    if (sqlite3_column_type(s.get(), 2) != SQLITE_NULL) {
+      out.back().members.push_back(sqlite3_column_int64(s.get(), 2));
+    }
+  }
+  if (rc != SQLITE_DONE) return Status::Internal(std::string("sqlite: ") + sqlite3_errmsg(db_));
+  return out;
+}
+
 Status Store::DeleteVolume(int64_t id) {
   return Exec("DELETE FROM volumes WHERE id=" + std::to_string(id));
 }
@@ -131,7 +229,7 @@ Status Store::DeleteVolume(int64_t id) {
 Result<std::vector<VolumeRecord>> Store::Volumes() const {
   sqlite3_stmt* raw = nullptr;
   sqlite3_prepare_v2(db_,
-                     "SELECT id, name, capacity_bytes, block_size, naa, serial, state"
+                     "SELECT id, name, capacity_bytes, block_size, naa, serial, state, source_id, copy_method"
                      " FROM volumes ORDER BY id",
                      -1, &raw, nullptr);
   Stmt s(raw);
@@ -147,6 +245,8 @@ Result<std::vector<VolumeRecord>> Store::Volumes() const {
     v.naa = Column(s.get(), 4);
     v.serial = Column(s.get(), 5);
     v.state = Column(s.get(), 6);
+    v.source_id = sqlite3_column_int64(s.get(), 7);
+    v.copy_method = Column(s.get(), 8);
     out.push_back(std::move(v));
   }
   if (rc != SQLITE_DONE) return Status::Internal(std::string("sqlite: ") + sqlite3_errmsg(db_));

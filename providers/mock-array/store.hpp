@@ -27,6 +27,17 @@ struct VolumeRecord {
   std::string naa;     // 32 lower-case hex digits, NAA 6
   std::string serial;  // VPD 0x80
   std::string state;   // creating | ready | deleting
+  int64_t source_id = 0;  // a snapshot's source volume; 0 for a volume
+  std::string copy_method;  // a snapshot's: "reflink" or "sparse-copy"
+  bool is_snapshot() const { return source_id != 0; }
+};
+
+// A consistency group: a name over member volumes. Written in one
+// transaction and touching no tgtd, so it needs no state column.
+struct GroupRecord {
+  int64_t id = 0;  // never reused
+  std::string name;
+  std::vector<int64_t> members;  // volume ids, in the order given
 };
 
 class Store {
@@ -42,9 +53,18 @@ class Store {
 
   // Inserts a volume in state "creating" and gives it its id, NAA and
   // serial. AlreadyExists when the name is taken.
+  // source_id != 0 makes it a snapshot of that volume.
   Result<VolumeRecord> InsertVolume(const std::string& name, uint64_t capacity_bytes,
-                                    uint32_t block_size);
+                                    uint32_t block_size, int64_t source_id = 0);
   Status SetState(int64_t id, const std::string& state);
+  Status SetCopyMethod(int64_t id, const std::string& method);
+  // Every id to `state` in one transaction: all or none.
+  Status SetStates(const std::vector<int64_t>& ids, const std::string& state);
+
+  // AlreadyExists when the name is taken.
+  Result<GroupRecord> InsertGroup(const std::string& name, const std::vector<int64_t>& members);
+  Status DeleteGroup(int64_t id);
+  Result<std::vector<GroupRecord>> Groups() const;
   Status DeleteVolume(int64_t id);
   Result<std::vector<VolumeRecord>> Volumes() const;
 

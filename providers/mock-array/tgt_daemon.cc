@@ -152,7 +152,7 @@ Result<std::string> TgtDaemon::Admin(std::vector<std::string> args) const {
 
 Status TgtDaemon::AddTargetWithLun(int tid, const std::string& iqn, const std::string& file,
                                    uint32_t block_size, const std::string& scsi_id,
-                                   const std::string& serial) {
+                                   const std::string& serial, bool read_only) {
   const std::string t = std::to_string(tid);
   Result<std::string> r =
       Admin({"--lld", "iscsi", "--op", "new", "--mode", "target", "--tid", t, "-T", iqn});
@@ -164,8 +164,32 @@ Status TgtDaemon::AddTargetWithLun(int tid, const std::string& iqn, const std::s
              "-b", file, "--blocksize", std::to_string(block_size)});
   if (!r.ok()) return r.status();
   r = Admin({"--lld", "iscsi", "--op", "update", "--mode", "logicalunit", "--tid", t, "--lun",
-             "1", "--params", "scsi_id=" + scsi_id + ",scsi_sn=" + serial});
+             "1", "--params",
+             "scsi_id=" + scsi_id + ",scsi_sn=" + serial + (read_only ? ",readonly=1" : "")});
   return r.ok() ? Status::Ok() : r.status();
+}
+
+Status TgtDaemon::Freeze() {
+  if (pid_ <= 0) return Status::Unavailable("tgtd is not running");
+  if (kill(pid_, SIGSTOP) != 0) return Status::Internal(std::string("SIGSTOP: ") + strerror(errno));
+  int status = 0;
+  for (;;) {
+    const pid_t r = waitpid(pid_, &status, WUNTRACED);
+    if (r == pid_ && WIFSTOPPED(status)) return Status::Ok();
+    if (r == pid_) {  // it died
+      pid_ = -1;
+      return Status::Unavailable("tgtd exited while being frozen");
+    }
+    if (r < 0 && errno != EINTR) {
+      const int error = errno;
+      kill(pid_, SIGCONT);
+      return Status::Internal(std::string("waitpid: ") + strerror(error));
+    }
+  }
+}
+
+void TgtDaemon::Thaw() {
+  if (pid_ > 0) kill(pid_, SIGCONT);
 }
 
 Status TgtDaemon::DeleteTarget(int tid) {

@@ -36,10 +36,19 @@ class TgtDaemon {
 
   // A target open to every initiator, with one LUN (1) backed by `file`,
   // whose VPD 0x83 NAA-6 comes from scsi_id (32 hex digits starting with 6)
-  // and whose VPD 0x80 is serial.
+  // and whose VPD 0x80 is serial. read_only: tgt's readonly=1, so every
+  // WRITE fails with DATA PROTECT / WRITE PROTECTED.
   Status AddTargetWithLun(int tid, const std::string& iqn, const std::string& file,
                           uint32_t block_size, const std::string& scsi_id,
-                          const std::string& serial);
+                          const std::string& serial, bool read_only = false);
+  // Freeze() stops the whole daemon (SIGSTOP, and waits until it is
+  // stopped): no backing-store write runs until Thaw() (SIGCONT). Commands
+  // that arrive meanwhile wait in the sockets; none is lost. Not tgt's
+  // target state "offline": tgtd never answers a command that arrives on an
+  // offline target, so a live initiator hangs. No tgtadm call may be made
+  // while frozen.
+  Status Freeze();
+  void Thaw();
   // Removes a target and its LUNs, sessions or not. OK when it is not there.
   Status DeleteTarget(int tid);
 

@@ -1,13 +1,18 @@
 #define BOOST_TEST_MODULE mock_array_iscsi
 #include <boost/test/unit_test.hpp>
 
+#include <iscsi/iscsi.h>
+#include <iscsi/scsi-lowlevel.h>
 #include <sqlite3.h>
 #include <sys/wait.h>
 
+#include <atomic>
+#include <cstring>
+#include <thread>
 #include <filesystem>
-
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/iscsi_identity.hpp"
 #include "tests/mock-array/mock_array_process.hpp"
@@ -54,6 +59,257 @@ void CheckWire(const RestVolume& v) {
   BOOST_TEST(wire->identity.serial == v.serial, v.url);
   BOOST_TEST(wire->size_bytes == v.capacity, v.url);
   BOOST_TEST(wire->block_size == v.block_size, v.url);
+}
+
+// A synchronous libiscsi session to one LUN, for reading and writing blocks.
+class Lun {
+ public:
+  explicit Lun(const std::string& url) {
+    ctx_ = iscsi_create_context("iqn.2026-11.io.snapset.test:mock-array-iscsi-test");
+    BOOST_REQUIRE(ctx_ != nullptr);
+    iscsi_url* parsed = iscsi_parse_full_url(ctx_, url.c_str());
+    BOOST_REQUIRE_MESSAGE(parsed != nullptr, url << ": " << iscsi_get_error(ctx_));
+    iscsi_set_targetname(ctx_, parsed->target);
+    iscsi_set_session_type(ctx_, ISCSI_SESSION_NORMAL);
+    iscsi_set_header_digest(ctx_, ISCSI_HEADER_DIGEST_NONE_CRC32C);
+    lun_ = parsed->lun;
+    const std::string portal = parsed->portal;
+    iscsi_destroy_url(parsed);
+    BOOST_REQUIRE_MESSAGE(iscsi_full_connect_sync(ctx_, portal.c_str(), lun_) == 0,
+                          url << ": " << iscsi_get_error(ctx_));
+  }
+  ~Lun() {
+    iscsi_logout_sync(ctx_);
+    iscsi_destroy_context(ctx_);
+  }
+  Lun(const Lun&) = delete;
+  Lun& operator=(const Lun&) = delete;
+
+  // SCSI status GOOD, or the sense key (negative when the command did not run).
+  int Write(uint64_t lba, std::vector<unsigned char> data, int block_size) {
+    scsi_task* task = iscsi_write16_sync(ctx_, lun_, lba, data.data(),
+                                         static_cast<uint32_t>(data.size()), block_size, 0, 0,
+                                         0, 0, 0);
+    return Finish(task);
+  }
+  std::vector<unsigned char> Read(uint64_t lba, uint32_t bytes, int block_size) {
+    scsi_task* task = iscsi_read16_sync(ctx_, lun_, lba, bytes, block_size, 0, 0, 0, 0, 0);
+    BOOST_REQUIRE_MESSAGE(task != nullptr, iscsi_get_error(ctx_));
+    BOOST_REQUIRE_MESSAGE(task->status == SCSI_STATUS_GOOD, iscsi_get_error(ctx_));
+    std::vector<unsigned char> out(task->datain.data, task->datain.data + task->datain.size);
+    scsi_free_scsi_task(task);
+    return out;
+  }
+  // The sense key and ASC/ASCQ of the last failed command.
+  int last_ascq() const { return last_ascq_; }
+
+ private:
+  int Finish(scsi_task* task) {
+    if (task == nullptr) return -1;
+    int result = SCSI_STATUS_GOOD;
+    if (task->status != SCSI_STATUS_GOOD) {
+      result = task->status == SCSI_STATUS_CHECK_CONDITION ? task->sense.key : -2;
+      last_ascq_ = task->sense.ascq;
+    }
+    scsi_free_scsi_task(task);
+    return result;
+  }
+
+  iscsi_context* ctx_ = nullptr;
+  int lun_ = 0;
+  int last_ascq_ = 0;
+};
+
+std::vector<unsigned char> Pattern(const std::string& text, size_t bytes) {
+  std::vector<unsigned char> out(bytes);
+  for (size_t i = 0; i < bytes; ++i) out[i] = static_cast<unsigned char>(text[i % text.size()]);
+  return out;
+}
+
+std::string Text(const std::vector<unsigned char>& data, size_t bytes) {
+  return std::string(data.begin(), data.begin() + static_cast<std::ptrdiff_t>(bytes));
+}
+
+RestVolume Snapshot(const MockArrayProcess& array, const std::string& token,
+                    const RestVolume& source) {
+  HttpResponse r = Http("POST", array.Url(source.path + "/Actions/Volume.CreateReplicaTarget"),
+                        R"({"ReplicaType":"Snapshot"})", token);
+  BOOST_REQUIRE_MESSAGE(r.status == 201, r.body);
+  return FromJson(array, r.Json());
+}
+
+BOOST_AUTO_TEST_CASE(snapshot_keeps_the_old_data_refuses_writes_and_reports_its_naa) {
+  if (!MockArrayAvailable()) return;
+  TempDir dir;
+  MockArrayProcess array(dir.str());
+  const std::string token = array.Login();
+  const RestVolume v = Create(array, token, "data", 8 << 20, 512);
+  constexpr uint32_t kBytes = 64 * 1024;
+  constexpr uint64_t kLba = 4096;  // past the start, in a hole-surrounded extent
+  {
+    Lun lun(v.url);
+    BOOST_TEST(lun.Write(kLba, Pattern("monday ", kBytes), 512) == SCSI_STATUS_GOOD);
+    const RestVolume snap = Snapshot(array, token, v);
+    BOOST_TEST(lun.Write(kLba, Pattern("tuesday ", kBytes), 512) == SCSI_STATUS_GOOD);
+    // Source now shows tuesday, the snapshot monday.
+    BOOST_TEST(Text(lun.Read(kLba, kBytes, 512), 16) == "tuesday tuesday ");
+    CheckWire(snap);  // NAA/serial/capacity on the wire equal its REST body
+    Lun snap_lun(snap.url);
+    BOOST_TEST(snap_lun.Read(kLba, kBytes, 512) == Pattern("monday ", kBytes));
+    BOOST_TEST(snap_lun.Read(0, 4096, 512) == std::vector<unsigned char>(4096, 0));
+    BOOST_TEST(snap_lun.Write(kLba, Pattern("evil ", 512), 512) == SCSI_SENSE_DATA_PROTECTION);
+    BOOST_TEST(snap_lun.last_ascq() == SCSI_SENSE_ASCQ_WRITE_PROTECTED);
+    BOOST_TEST(snap_lun.Read(kLba, kBytes, 512) == Pattern("monday ", kBytes));
+  }
+}
+
+BOOST_AUTO_TEST_CASE(group_snapshot_shows_one_instant_on_every_member) {
+  if (!MockArrayAvailable()) return;
+  TempDir dir;
+  MockArrayProcess array(dir.str());
+  const std::string token = array.Login();
+  std::vector<RestVolume> volumes;
+  std::string members;
+  for (const char* name : {"m0", "m1", "m2"}) {
+    volumes.push_back(Create(array, token, name, 4 << 20, 4096));
+    members += (members.empty() ? "" : ",") + std::string(R"({"@odata.id":")") +
+               volumes.back().path + "\"}";
+  }
+  HttpResponse group = Http("POST", array.Url("/redfish/v1/Storage/array/ConsistencyGroups"),
+                            R"({"Name":"g","Volumes":[)" + members + "]}", token);
+  BOOST_REQUIRE_MESSAGE(group.status == 201, group.body);
+  const std::string group_path = group.Json()["@odata.id"].GetString();
+  auto counter = [](uint64_t n) {
+    std::vector<unsigned char> block(4096, 0);
+    std::memcpy(block.data(), &n, sizeof(n));
+    return block;
+  };
+  std::vector<std::unique_ptr<Lun>> luns;
+  for (const RestVolume& v : volumes) luns.push_back(std::make_unique<Lun>(v.url));
+  for (uint64_t n = 1; n <= 41; ++n) {
+    for (auto& lun : luns) BOOST_REQUIRE(lun->Write(7, counter(n), 4096) == SCSI_STATUS_GOOD);
+  }
+  HttpResponse snap = Http(
+      "POST", array.Url(group_path + "/Actions/ConsistencyGroup.CreateReplicaTarget"),
+      R"({"ReplicaType":"Snapshot"})", token);
+  BOOST_REQUIRE_MESSAGE(snap.status == 201, snap.body);
+  // The sessions of the members survive the offline/ready cycle.
+  for (auto& lun : luns) BOOST_REQUIRE(lun->Write(7, counter(42), 4096) == SCSI_STATUS_GOOD);
+  rapidjson::Document body = snap.Json();
+  BOOST_REQUIRE_EQUAL(body["Members@odata.count"].GetInt(), 3);
+  for (int i = 0; i < 3; ++i) {
+    rapidjson::Document one;
+    one.CopyFrom(body["Members"][i], one.GetAllocator());
+    const RestVolume s = FromJson(array, one);
+    CheckWire(s);
+    Lun lun(s.url);
+    BOOST_TEST(lun.Read(7, 4096, 4096) == counter(41), "member " << i);
+    BOOST_TEST(luns[static_cast<size_t>(i)]->Read(7, 4096, 4096) == counter(42));
+  }
+}
+
+// A writer keeps writing an increasing counter to m0, m1, m2 in that order,
+// each acknowledged before the next. A snapshot at one instant must then see
+// s0 >= s1 >= s2 >= s0 - 1; copying members at different times would let a
+// later member run ahead of an earlier one.
+BOOST_AUTO_TEST_CASE(group_snapshot_under_a_live_writer_is_one_instant) {
+  if (!MockArrayAvailable()) return;
+  TempDir dir;
+  MockArrayProcess array(dir.str());
+  const std::string token = array.Login();
+  std::vector<RestVolume> volumes;
+  std::string members;
+  for (const char* name : {"w0", "w1", "w2"}) {
+    volumes.push_back(Create(array, token, name, 16 << 20, 4096));
+    members += (members.empty() ? "" : ",") + std::string(R"({"@odata.id":")") +
+               volumes.back().path + "\"}";
+  }
+  HttpResponse group = Http("POST", array.Url("/redfish/v1/Storage/array/ConsistencyGroups"),
+                            R"({"Name":"g","Volumes":[)" + members + "]}", token);
+  BOOST_REQUIRE_EQUAL(group.status, 201);
+  const std::string action = group.Json()["@odata.id"].GetString() +
+                             std::string("/Actions/ConsistencyGroup.CreateReplicaTarget");
+  std::vector<std::unique_ptr<Lun>> luns;
+  for (const RestVolume& v : volumes) luns.push_back(std::make_unique<Lun>(v.url));
+  // Some data around the counter, so there is something to copy.
+  for (auto& lun : luns) {
+    BOOST_REQUIRE(lun->Write(1024, Pattern("filler ", 1 << 20), 4096) == SCSI_STATUS_GOOD);
+  }
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> written{0};
+  std::atomic<int> failed{0};
+  std::thread writer([&] {
+    std::vector<unsigned char> block(4096, 0);
+    for (uint64_t n = 1; !stop.load(); ++n) {
+      std::memcpy(block.data(), &n, sizeof(n));
+      for (auto& lun : luns) {
+        int status = -1;
+        for (int attempt = 0; attempt < 2000 && status != SCSI_STATUS_GOOD; ++attempt) {
+          status = lun->Write(7, block, 4096);
+          if (status != SCSI_STATUS_GOOD) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+        if (status != SCSI_STATUS_GOOD) {
+          failed.fetch_add(1);
+          return;
+        }
+      }
+      written.store(n);
+    }
+  });
+  std::vector<std::vector<uint64_t>> seen;
+  for (int round = 0; round < 3; ++round) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    HttpResponse snap = Http("POST", array.Url(action), R"({"ReplicaType":"Snapshot"})", token);
+    BOOST_REQUIRE_MESSAGE(snap.status == 201, snap.body);
+    rapidjson::Document body = snap.Json();
+    std::vector<uint64_t> counters;
+    for (int i = 0; i < 3; ++i) {
+      rapidjson::Document one;
+      one.CopyFrom(body["Members"][i], one.GetAllocator());
+      Lun lun(FromJson(array, one).url);
+      const std::vector<unsigned char> block = lun.Read(7, 4096, 4096);
+      uint64_t n = 0;
+      std::memcpy(&n, block.data(), sizeof(n));
+      counters.push_back(n);
+    }
+    seen.push_back(counters);
+  }
+  stop.store(true);
+  writer.join();
+  BOOST_TEST(failed.load() == 0);
+  BOOST_TEST(written.load() > 0u);
+  for (const std::vector<uint64_t>& c : seen) {
+    BOOST_TEST_MESSAGE("snapshot counters " << c[0] << " " << c[1] << " " << c[2]);
+    BOOST_TEST((c[0] >= c[1] && c[1] >= c[2] && c[2] + 1 >= c[0] && c[2] > 0u),
+               c[0] << " " << c[1] << " " << c[2]);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(snapshot_contents_and_read_only_survive_kill_9) {
+  if (!MockArrayAvailable()) return;
+  TempDir dir;
+  RestVolume snap;
+  {
+    MockArrayProcess array(dir.str());
+    const std::string token = array.Login();
+    const RestVolume v = Create(array, token, "v", 1 << 20, 512);
+    {
+      Lun lun(v.url);
+      BOOST_REQUIRE(lun.Write(0, Pattern("kept ", 4096), 512) == SCSI_STATUS_GOOD);
+    }
+    snap = Snapshot(array, token, v);
+    array.Kill9();
+  }
+  MockArrayProcess again(dir.str());
+  const std::string token = again.Login();
+  HttpResponse got = Http("GET", again.Url(snap.path), "", token);
+  BOOST_REQUIRE_EQUAL(got.status, 200);
+  const RestVolume after = FromJson(again, got.Json());
+  BOOST_TEST(after.naa == snap.naa);
+  CheckWire(after);
+  Lun lun(after.url);
+  BOOST_TEST(lun.Read(0, 4096, 512) == Pattern("kept ", 4096));
+  BOOST_TEST(lun.Write(0, Pattern("x", 512), 512) == SCSI_SENSE_DATA_PROTECTION);
 }
 
 BOOST_AUTO_TEST_CASE(lun_reports_the_rest_identity_serial_and_capacity) {

@@ -18,6 +18,20 @@ namespace {
 constexpr char kSessions[] = "/redfish/v1/SessionService/Sessions";
 constexpr char kVolumes[] = "/redfish/v1/Storage/array/Volumes";
 constexpr char kPool[] = "/redfish/v1/Storage/array/StoragePools/pool";
+constexpr char kGroups[] = "/redfish/v1/Storage/array/ConsistencyGroups";
+constexpr char kSnapshotBody[] = R"({"ReplicaType":"Snapshot"})";
+constexpr char kRemoveBody[] = R"({"DeleteTargetVolume":true})";
+
+std::string CreateReplica(const std::string& volume) {
+  return volume + "/Actions/Volume.CreateReplicaTarget";
+}
+std::string RemoveReplica(const std::string& volume) {
+  return volume + "/Actions/Volume.RemoveReplicaRelationship";
+}
+std::string GroupSnapshot(const std::string& group) {
+  return group + "/Actions/ConsistencyGroup.CreateReplicaTarget";
+}
+std::string Naa(const rapidjson::Value& v) { return v["Identifiers"][0]["DurableName"].GetString(); }
 
 // One array per test in its own state directory, stopped whatever happens.
 struct Array {
@@ -256,6 +270,224 @@ BOOST_AUTO_TEST_CASE(users_file_must_be_owner_only_and_replaces_the_default_user
   const std::string url = array.Url(kSessions);
   BOOST_TEST(Http("POST", url, R"({"UserName":"ops","Password":"s3cret"})").status == 201);
   BOOST_TEST(Http("POST", url, R"({"UserName":"admin","Password":"admin"})").status == 401);
+}
+
+BOOST_AUTO_TEST_CASE(snapshot_is_a_read_only_replica_with_its_own_identity) {
+  Array array;
+  if (!array.ok()) return;
+  HttpResponse source = array.CreateVolume("src", 4 << 20);
+  BOOST_REQUIRE_EQUAL(source.status, 201);
+  const std::string source_path = source.Json()["@odata.id"].GetString();
+  HttpResponse r = array.Post(CreateReplica(source_path),
+                              R"({"ReplicaType":"Snapshot","TargetVolumeName":"src.monday"})");
+  BOOST_REQUIRE_MESSAGE(r.status == 201, r.body);
+  rapidjson::Document snap = r.Json();
+  const std::string path = snap["@odata.id"].GetString();
+  BOOST_TEST(r.headers["location"] == path);
+  BOOST_TEST(snap["Name"].GetString() == std::string("src.monday"));
+  BOOST_TEST(snap["CapacityBytes"].GetUint64() == 4u << 20);
+  BOOST_TEST(snap["ReplicaInfo"]["ReplicaType"].GetString() == std::string("Snapshot"));
+  BOOST_TEST(snap["ReplicaInfo"]["ReplicaReadOnlyAccess"].GetString() ==
+             std::string("ReplicaElement"));
+  BOOST_TEST(snap["ReplicaInfo"]["SourceReplica"]["@odata.id"].GetString() == source_path);
+  BOOST_TEST(snap["AccessCapabilities"].Size() == 1u);
+  BOOST_TEST(snap["AccessCapabilities"][0].GetString() == std::string("Read"));
+  BOOST_TEST(snap["Oem"]["Snapset"]["ReadOnly"].GetBool());
+  const std::string method = snap["Oem"]["Snapset"]["CopyMethod"].GetString();
+  BOOST_TEST((method == "reflink" || method == "sparse-copy"), method);
+  BOOST_TEST(Naa(snap) != Naa(source.Json()));
+  BOOST_TEST(Naa(snap).size() == 32u);
+  BOOST_TEST(snap["Oem"]["Snapset"]["SerialNumber"].GetString() !=
+             std::string(source.Json()["Oem"]["Snapset"]["SerialNumber"].GetString()));
+  BOOST_TEST(!source.Json().HasMember("ReplicaInfo"));
+  // Listed among the volumes, readable alone, costs the pool nothing.
+  BOOST_TEST(array.Get(kVolumes).Json()["Members@odata.count"].GetInt() == 2);
+  BOOST_TEST(array.Get(path).body == r.body);
+  // A second one without a name gets a default one; both are distinct.
+  HttpResponse second = array.Post(CreateReplica(source_path), kSnapshotBody);
+  BOOST_REQUIRE_EQUAL(second.status, 201);
+  BOOST_TEST(second.Json()["Name"].GetString() == std::string("src-snap-1"));
+  BOOST_TEST(Naa(second.Json()) != Naa(snap));
+  // A taken name is a 409.
+  BOOST_TEST(array.Post(CreateReplica(source_path),
+                        R"({"ReplicaType":"Snapshot","TargetVolumeName":"src.monday"})")
+                 .status == 409);
+}
+
+BOOST_AUTO_TEST_CASE(a_source_with_snapshots_cannot_be_deleted_until_they_are_removed) {
+  Array array({"--pool-capacity-bytes", "8388608"});
+  if (!array.ok()) return;
+  const std::string source = array.CreateVolume("src", 4 << 20).Json()["@odata.id"].GetString();
+  HttpResponse snap = array.Post(CreateReplica(source), kSnapshotBody);
+  BOOST_REQUIRE_EQUAL(snap.status, 201);
+  BOOST_TEST(FreeBytes(array) == 4u << 20);  // snapshots are not charged
+  const std::string path = snap.Json()["@odata.id"].GetString();
+  HttpResponse refused = array.Delete(source);
+  BOOST_TEST(refused.status == 409);
+  BOOST_TEST(refused.ErrorCode() == "Base.1.8.ResourceInUse");
+  // RemoveReplicaRelationship on the source, or without DeleteTargetVolume: 400.
+  BOOST_TEST(array.Post(RemoveReplica(source), kRemoveBody).status == 400);
+  for (const char* body : {"{}", R"({"DeleteTargetVolume":false})",
+                           R"({"DeleteTargetVolume":"yes"})", "nope",
+                           R"({"DeleteTargetVolume":true,"Other":1})"}) {
+    BOOST_TEST(array.Post(RemoveReplica(path), body).status == 400, body);
+  }
+  BOOST_TEST(array.Post(RemoveReplica(path), kRemoveBody).status == 204);
+  BOOST_TEST(array.Get(path).status == 404);
+  BOOST_TEST(array.Post(RemoveReplica(path), kRemoveBody).status == 404);
+  BOOST_TEST(array.Delete(source).status == 204);
+  BOOST_TEST(array.Get(kVolumes).Json()["Members@odata.count"].GetInt() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(bad_snapshot_requests_are_400_or_404) {
+  Array array;
+  if (!array.ok()) return;
+  const std::string source = array.CreateVolume("src").Json()["@odata.id"].GetString();
+  const BadCreate cases[] = {
+      {"not json", ""},
+      {"{}", "#/ReplicaType"},
+      {R"({"ReplicaType":"Clone"})", "#/ReplicaType"},
+      {R"({"ReplicaType":7})", "#/ReplicaType"},
+      {R"({"ReplicaType":"Snapshot","TargetVolumeName":"a b"})", "#/TargetVolumeName"},
+      {R"({"ReplicaType":"Snapshot","TargetVolumeName":3})", "#/TargetVolumeName"},
+      {R"({"ReplicaType":"Snapshot","Colour":"red"})", "#/Colour"},
+  };
+  for (const BadCreate& c : cases) {
+    HttpResponse r = array.Post(CreateReplica(source), c.body);
+    BOOST_TEST(r.status == 400, c.body);
+    BOOST_TEST(r.RelatedProperty() == c.property, c.body << ": " << r.body);
+  }
+  BOOST_TEST(array.Post(CreateReplica(std::string(kVolumes) + "/42"), kSnapshotBody).status ==
+             404);
+  BOOST_TEST(array.Post(RemoveReplica(std::string(kVolumes) + "/42"), kRemoveBody).status == 404);
+  BOOST_TEST(array.Post("/redfish/v1/Storage/nope/Volumes/1/Actions/Volume.CreateReplicaTarget",
+                        kSnapshotBody)
+                 .status == 404);
+  // No snapshots of snapshots.
+  const std::string snap =
+      array.Post(CreateReplica(source), kSnapshotBody).Json()["@odata.id"].GetString();
+  BOOST_TEST(array.Post(CreateReplica(snap), kSnapshotBody).status == 400);
+  BOOST_TEST(array.Get(kVolumes).Json()["Members@odata.count"].GetInt() == 2);
+}
+
+std::string GroupBody(const std::string& name, const std::vector<std::string>& volumes) {
+  std::string body = R"({"Name":")" + name + R"(","Volumes":[)";
+  for (size_t i = 0; i < volumes.size(); ++i) {
+    body += (i ? "," : "") + std::string(R"({"@odata.id":")") + volumes[i] + "\"}";
+  }
+  return body + "]}";
+}
+
+BOOST_AUTO_TEST_CASE(consistency_group_create_list_get_delete) {
+  Array array;
+  if (!array.ok()) return;
+  std::vector<std::string> volumes;
+  for (const char* name : {"a", "b", "c"}) {
+    volumes.push_back(array.CreateVolume(name).Json()["@odata.id"].GetString());
+  }
+  HttpResponse created = array.Post(kGroups, GroupBody("g", volumes));
+  BOOST_REQUIRE_MESSAGE(created.status == 201, created.body);
+  rapidjson::Document g = created.Json();
+  const std::string path = g["@odata.id"].GetString();
+  BOOST_TEST(created.headers["location"] == path);
+  BOOST_TEST(g["Name"].GetString() == std::string("g"));
+  BOOST_TEST(g["Volumes@odata.count"].GetInt() == 3);
+  for (int i = 0; i < 3; ++i) BOOST_TEST(g["Volumes"][i]["@odata.id"].GetString() == volumes[i]);
+  HttpResponse list = array.Get(kGroups);
+  BOOST_TEST(list.Json()["Members@odata.count"].GetInt() == 1);
+  BOOST_TEST(list.Json()["Members"][0]["@odata.id"].GetString() == path);
+  BOOST_TEST(array.Get(path).body == created.body);
+  BOOST_TEST(array.Post(kGroups, GroupBody("g", {volumes[0]})).status == 409);
+  // A member cannot go while the group holds it.
+  BOOST_TEST(array.Delete(volumes[1]).status == 409);
+  BOOST_TEST(array.Delete(path).status == 204);
+  BOOST_TEST(array.Get(path).status == 404);
+  BOOST_TEST(array.Delete(path).status == 404);
+  BOOST_TEST(array.Get(kGroups).Json()["Members@odata.count"].GetInt() == 0);
+  BOOST_TEST(array.Delete(volumes[1]).status == 204);
+}
+
+BOOST_AUTO_TEST_CASE(bad_consistency_group_requests_are_400) {
+  Array array;
+  if (!array.ok()) return;
+  const std::string v = array.CreateVolume("v").Json()["@odata.id"].GetString();
+  const std::string snap =
+      array.Post(CreateReplica(v), kSnapshotBody).Json()["@odata.id"].GetString();
+  const std::string bodies[] = {
+      "nope",
+      R"({"Volumes":[]})",
+      R"({"Name":"g"})",
+      R"({"Name":"g","Volumes":[]})",
+      R"({"Name":"g","Volumes":"x"})",
+      R"({"Name":"g","Volumes":[7]})",
+      R"({"Name":"a b","Volumes":[{"@odata.id":")" + v + R"("}]})",
+      GroupBody("g", {std::string(kVolumes) + "/42"}),
+      GroupBody("g", {snap}),
+      GroupBody("g", {v, v}),
+      R"({"Name":"g","Volumes":[{"@odata.id":")" + v + R"("}],"Colour":1})",
+  };
+  for (const std::string& body : bodies) BOOST_TEST(array.Post(kGroups, body).status == 400, body);
+  BOOST_TEST(array.Get(kGroups).Json()["Members@odata.count"].GetInt() == 0);
+  BOOST_TEST(array.Get(std::string(kGroups) + "/9").status == 404);
+  BOOST_TEST(array.Post(GroupSnapshot(std::string(kGroups) + "/9"), kSnapshotBody).status == 404);
+}
+
+BOOST_AUTO_TEST_CASE(group_snapshot_gives_one_snapshot_per_member) {
+  Array array;
+  if (!array.ok()) return;
+  std::vector<std::string> volumes;
+  for (const char* name : {"a", "b", "c"}) {
+    volumes.push_back(array.CreateVolume(name).Json()["@odata.id"].GetString());
+  }
+  const std::string group =
+      array.Post(kGroups, GroupBody("g", volumes)).Json()["@odata.id"].GetString();
+  BOOST_TEST(array.Post(GroupSnapshot(group), R"({"ReplicaType":"Clone"})").status == 400);
+  BOOST_TEST(array.Post(GroupSnapshot(group), "{}").status == 400);
+  HttpResponse r = array.Post(GroupSnapshot(group), kSnapshotBody);
+  BOOST_REQUIRE_MESSAGE(r.status == 201, r.body);
+  rapidjson::Document body = r.Json();
+  BOOST_TEST(body["Members@odata.count"].GetInt() == 3);
+  BOOST_TEST(body["ConsistencyGroup"]["@odata.id"].GetString() == group);
+  std::set<std::string> naas;
+  for (int i = 0; i < 3; ++i) {
+    const rapidjson::Value& snap = body["Members"][i];
+    BOOST_TEST(snap["ReplicaInfo"]["SourceReplica"]["@odata.id"].GetString() == volumes[i]);
+    naas.insert(Naa(snap));
+    BOOST_TEST(array.Get(snap["@odata.id"].GetString()).status == 200);
+  }
+  BOOST_TEST(naas.size() == 3u);
+  BOOST_TEST(array.Get(kVolumes).Json()["Members@odata.count"].GetInt() == 6);
+  BOOST_TEST(array.Post(GroupSnapshot(group), kSnapshotBody).status == 201);  // again
+  BOOST_TEST(array.Get(kVolumes).Json()["Members@odata.count"].GetInt() == 9);
+}
+
+BOOST_AUTO_TEST_CASE(snapshots_and_groups_survive_kill_9) {
+  if (!MockArrayAvailable()) return;
+  TempDir dir;
+  std::string snap_body, group_body, snap_path, group_path, source_path;
+  {
+    MockArrayProcess array(dir.str());
+    const std::string token = array.Login();
+    source_path = Http("POST", array.Url(kVolumes), R"({"Name":"s","CapacityBytes":1048576})",
+                       token)
+                      .Json()["@odata.id"]
+                      .GetString();
+    HttpResponse snap = Http("POST", array.Url(CreateReplica(source_path)), kSnapshotBody, token);
+    BOOST_REQUIRE_EQUAL(snap.status, 201);
+    snap_body = snap.body;
+    snap_path = snap.Json()["@odata.id"].GetString();
+    HttpResponse group = Http("POST", array.Url(kGroups), GroupBody("g", {source_path}), token);
+    BOOST_REQUIRE_EQUAL(group.status, 201);
+    group_body = group.body;
+    group_path = group.Json()["@odata.id"].GetString();
+    array.Kill9();
+  }
+  MockArrayProcess again(dir.str());
+  const std::string token = again.Login();
+  BOOST_TEST(Http("GET", again.Url(snap_path), "", token).body == snap_body);
+  BOOST_TEST(Http("GET", again.Url(group_path), "", token).body == group_body);
+  BOOST_TEST(Http("DELETE", again.Url(source_path), "", token).status == 409);
+  BOOST_TEST(Http("POST", again.Url(RemoveReplica(snap_path)), kRemoveBody, token).status == 204);
 }
 
 }  // namespace
