@@ -73,6 +73,9 @@ struct PendingSet {
   // One connection per cow volume of the set, opened while preparing: the
   // commit window only sends requests. Holds live on these connections.
   std::map<std::string, std::unique_ptr<CowdClient>> connections;
+  // The host's volume name -> its cow volume, resolved while preparing so
+  // that the hold in the commit window reads no sysfs file.
+  std::map<std::string, std::string> cow_of;
 };
 
 class CowProvider : public snapset::Provider {
@@ -137,6 +140,7 @@ class CowProvider : public snapset::Provider {
     if (status->snapshots >= kMaxSnapshotsPerVolume)
       return Status::MaxSnapshots("cow:" + *name + " has " + std::to_string(status->snapshots) +
                                   " snapshots, the most one volume keeps; delete some first");
+    set->cow_of[std::string(volume.name())] = *name;
     Pending p;
     p.snapshot_id = snapshot_id;
     p.cow_name = *name;
@@ -186,20 +190,20 @@ class CowProvider : public snapset::Provider {
   }
 
   Status HoldWrites(const Call& call, const VolumeRef& volume) override {
-    auto name = CowNameOf(volume);
-    if (!name.ok()) return name.status();
-    CowdClient* connection = HoldConnection(*name);
-    if (!connection) return Status::BadState("software-cow: cow:" + *name + " is in no prepared set");
+    std::string name;
+    CowdClient* connection = HoldConnection(volume.name(), &name);
+    if (!connection)
+      return Status::BadState("software-cow: " + std::string(volume.name()) +
+                              " is in no prepared set");
     const auto left = std::chrono::duration_cast<milliseconds>(call.remaining());
-    return connection->HoldWrites(*name, std::max(left, milliseconds(1)));
+    return connection->HoldWrites(name, std::max(left, milliseconds(1)));
   }
 
   Status ReleaseWrites(const Call&, const VolumeRef& volume) override {
-    auto name = CowNameOf(volume);
-    if (!name.ok()) return name.status();
-    CowdClient* connection = HoldConnection(*name);
+    std::string name;
+    CowdClient* connection = HoldConnection(volume.name(), &name);
     if (!connection) return Status::Ok();  // nothing held through us
-    return connection->ReleaseWrites(*name);
+    return connection->ReleaseWrites(name);
   }
 
   Status DeleteSnapshot(const Call&, std::string_view snapshot_id) override {
@@ -310,12 +314,15 @@ class CowProvider : public snapset::Provider {
     return it == sets_.end() ? nullptr : it->second;
   }
 
-  // The connection a set in flight keeps for cow volume `name`.
-  CowdClient* HoldConnection(const std::string& name) {
+  // The connection a set in flight keeps for the host's volume `volume`,
+  // and in *name the cow volume it is; null if no prepared set has it.
+  CowdClient* HoldConnection(std::string_view volume, std::string* name) {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto& [id, set] : sets_) {
-      auto it = set->connections.find(name);
-      if (it != set->connections.end()) return it->second.get();
+      auto cow = set->cow_of.find(std::string(volume));
+      if (cow == set->cow_of.end()) continue;
+      *name = cow->second;
+      return set->connections.at(cow->second).get();
     }
     return nullptr;
   }
