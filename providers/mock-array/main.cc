@@ -1,12 +1,12 @@
 // snapset-mock-array: a storage-array simulator with a Redfish/Swordfish REST
 // control plane and real iSCSI LUNs through its own tgtd. See
 // docs/mock-array.md.
-#include <CLI/CLI.hpp>
 #include <httplib.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <iostream>
 #include <memory>
@@ -67,8 +67,7 @@ int main(int argc, char** argv) {
   uint64_t pool_bytes = 1ull << 40;
   app.add_option("--listen", listen, "REST address HOST:PORT")->required();
   app.add_option("--iscsi-portal", portal, "iSCSI portal HOST:PORT")->required();
-  app.add_option("--state-dir", state_dir, "directory for the database and LUN files")
-      ->required();
+  app.add_option("--state-dir", state_dir, "directory for the database and LUN files")->required();
   app.add_option("--users", users_file,
                  "JSON users file, mode 0600 (default: one user admin/admin)");
   app.add_option("--name", name, "array name, part of its target IQNs ([a-z0-9.-])");
@@ -98,7 +97,7 @@ int main(int argc, char** argv) {
   Result<HostPort> iscsi = ParseHostPort(portal, "--iscsi-portal");
   if (!iscsi.ok()) return Fail(iscsi.status());
 
-  std::map<std::string, std::string> users = {{"admin", "admin"}};
+  std::map<std::string, snapset::mock::User> users = {{"admin", {"admin"}}};
   if (!users_file.empty()) {
     auto loaded = snapset::mock::Sessions::LoadUsers(users_file);
     if (!loaded.ok()) return Fail(loaded.status());

@@ -25,17 +25,14 @@ namespace {
 struct Fd {
   explicit Fd(int value) : fd(value) {}
   ~Fd() {
-    if (fd >= 0)
-      close(fd);
+    if (fd >= 0) close(fd);
   }
-  Fd(const Fd &) = delete;
-  Fd &operator=(const Fd &) = delete;
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
   int fd;
 };
 
-Status Errno(const std::string &what) {
-  return Status::Internal(what + ": " + strerror(errno));
-}
+Status Errno(const std::string& what) { return Status::Internal(what + ": " + strerror(errno)); }
 
 // Copies the data extents of `in` to `out` (already sized): holes stay holes.
 Status SparseCopy(int in, int out, off_t size) {
@@ -44,29 +41,22 @@ Status SparseCopy(int in, int out, off_t size) {
   while (offset < size) {
     const off_t data = lseek(in, offset, SEEK_DATA);
     if (data < 0) {
-      if (errno == ENXIO)
-        break; // only a hole is left
+      if (errno == ENXIO) break;  // only a hole is left
       return Errno("SEEK_DATA");
     }
     off_t hole = lseek(in, data, SEEK_HOLE);
-    if (hole < 0)
-      return Errno("SEEK_HOLE");
+    if (hole < 0) return Errno("SEEK_HOLE");
     hole = std::min(hole, size);
     for (off_t at = data; at < hole;) {
-      const size_t want =
-          static_cast<size_t>(std::min<off_t>(hole - at, buffer.size()));
+      const size_t want = static_cast<size_t>(std::min<off_t>(hole - at, buffer.size()));
       const ssize_t got = pread(in, buffer.data(), want, at);
-      if (got < 0 && errno == EINTR)
-        continue;
-      if (got <= 0)
-        return got < 0 ? Errno("pread") : Status::Internal("source shrank");
+      if (got < 0 && errno == EINTR) continue;
+      if (got <= 0) return got < 0 ? Errno("pread") : Status::Internal("source shrank");
       for (ssize_t done = 0; done < got;) {
-        const ssize_t put = pwrite(out, buffer.data() + done,
-                                   static_cast<size_t>(got - done), at + done);
-        if (put < 0 && errno == EINTR)
-          continue;
-        if (put < 0)
-          return Errno("pwrite");
+        const ssize_t put =
+            pwrite(out, buffer.data() + done, static_cast<size_t>(got - done), at + done);
+        if (put < 0 && errno == EINTR) continue;
+        if (put < 0) return Errno("pwrite");
         done += put;
       }
       at += got;
@@ -76,7 +66,7 @@ Status SparseCopy(int in, int out, off_t size) {
   return Status::Ok();
 }
 
-} // namespace
+}  // namespace
 
 std::string MockArray::VolumeFile(int64_t id) const {
   return options_.state_dir + "/volumes/" + std::to_string(id) + ".img";
@@ -86,25 +76,26 @@ std::string MockArray::TargetIqn(int64_t id) const {
   return options_.target_prefix + ":vol-" + std::to_string(id);
 }
 
-Status MockArray::Expose(const VolumeRecord &v) {
+Status MockArray::Expose(const VolumeRecord& v) {
   const std::string file = VolumeFile(v.id);
   // Sparse: a volume costs nothing until written. Never shrinks data.
   const int fd = open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0)
-    return Status::Internal("creating " + file + ": " + strerror(errno));
+  if (fd < 0) return Status::Internal("creating " + file + ": " + strerror(errno));
   struct stat st {};
-  const bool sized = fstat(fd, &st) == 0 &&
-                     (static_cast<uint64_t>(st.st_size) == v.capacity_bytes ||
-                      ftruncate(fd, static_cast<off_t>(v.capacity_bytes)) == 0);
+  const bool sized =
+      fstat(fd, &st) == 0 && (static_cast<uint64_t>(st.st_size) == v.capacity_bytes ||
+                              ftruncate(fd, static_cast<off_t>(v.capacity_bytes)) == 0);
   const int error = errno;
   close(fd);
-  if (!sized)
-    return Status::Internal("sizing " + file + ": " + strerror(error));
-  return tgt_->AddTargetWithLun(static_cast<int>(v.id), TargetIqn(v.id), file,
-                                v.block_size, v.naa, v.serial, v.is_snapshot());
+  if (!sized) return Status::Internal("sizing " + file + ": " + strerror(error));
+  TgtDaemon::Target target;
+  target.tid = static_cast<int>(v.id);
+  target.iqn = TargetIqn(v.id);
+  target.luns.push_back({1, file, v.block_size, v.naa, v.serial, v.is_snapshot()});
+  return tgt_->AddTarget(target);
 }
 
-Status MockArray::RemoveVolume(const VolumeRecord &v) {
+Status MockArray::RemoveVolume(const VolumeRecord& v) {
   // Recorded first: a crash from here on finishes the delete.
   SNAPSET_RETURN_IF_ERROR(store_->SetState(v.id, "deleting"));
   SNAPSET_RETURN_IF_ERROR(tgt_->DeleteTarget(static_cast<int>(v.id)));
@@ -113,60 +104,50 @@ Status MockArray::RemoveVolume(const VolumeRecord &v) {
   return store_->DeleteVolume(v.id);
 }
 
-void MockArray::Discard(const VolumeRecord &v) {
+void MockArray::Discard(const VolumeRecord& v) {
   static_cast<void>(tgt_->DeleteTarget(static_cast<int>(v.id)));
   std::error_code ec;
   std::filesystem::remove(VolumeFile(v.id), ec);
   static_cast<void>(store_->DeleteVolume(v.id));
 }
 
-Result<VolumeRecord> MockArray::InsertSnapshot(const VolumeRecord &source,
-                                               const std::string &name) {
+Result<VolumeRecord> MockArray::InsertSnapshot(const VolumeRecord& source,
+                                               const std::string& name) {
   if (!name.empty())
-    return store_->InsertVolume(name, source.capacity_bytes, source.block_size,
-                                source.id);
+    return store_->InsertVolume(name, source.capacity_bytes, source.block_size, source.id);
   for (int n = 1;; ++n) {
-    Result<VolumeRecord> v = store_->InsertVolume(
-        source.name + "-snap-" + std::to_string(n), source.capacity_bytes,
-        source.block_size, source.id);
-    if (v.ok() || v.status().code() != Code::kAlreadyExists || n >= 10000)
-      return v;
+    Result<VolumeRecord> v =
+        store_->InsertVolume(source.name + "-snap-" + std::to_string(n), source.capacity_bytes,
+                             source.block_size, source.id);
+    if (v.ok() || v.status().code() != Code::kAlreadyExists || n >= 10000) return v;
   }
 }
 
-Status MockArray::CopyContents(const VolumeRecord &source,
-                               VolumeRecord *snapshot) {
+Status MockArray::CopyContents(const VolumeRecord& source, VolumeRecord* snapshot) {
   const std::string from = VolumeFile(source.id);
   const std::string to = VolumeFile(snapshot->id);
   Fd in(open(from.c_str(), O_RDONLY | O_CLOEXEC));
-  if (in.fd < 0)
-    return Errno("opening " + from);
+  if (in.fd < 0) return Errno("opening " + from);
   // tgtd's rdwr backing store pwrites to the file and acknowledges; this
   // puts what it acknowledged on stable storage before the copy is taken.
-  if (fdatasync(in.fd) != 0)
-    return Errno("fdatasync " + from);
+  if (fdatasync(in.fd) != 0) return Errno("fdatasync " + from);
   struct stat st {};
-  if (fstat(in.fd, &st) != 0)
-    return Errno("fstat " + from);
+  if (fstat(in.fd, &st) != 0) return Errno("fstat " + from);
   Fd out(open(to.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  if (out.fd < 0)
-    return Errno("creating " + to);
+  if (out.fd < 0) return Errno("creating " + to);
   std::string method = "reflink";
   if (ioctl(out.fd, FICLONE, in.fd) != 0) {
-    if (errno != EOPNOTSUPP && errno != ENOTTY && errno != EXDEV &&
-        errno != EINVAL && errno != ENOSYS) {
+    if (errno != EOPNOTSUPP && errno != ENOTTY && errno != EXDEV && errno != EINVAL &&
+        errno != ENOSYS) {
       return Errno("FICLONE " + from);
     }
     method = "sparse-copy";
-    if (ftruncate(out.fd, st.st_size) != 0)
-      return Errno("sizing " + to);
-    SNAPSET_RETURN_IF_ERROR(
-        SparseCopy(in.fd, out.fd, st.st_size).WithContext("copying " + from));
+    if (ftruncate(out.fd, st.st_size) != 0) return Errno("sizing " + to);
+    SNAPSET_RETURN_IF_ERROR(SparseCopy(in.fd, out.fd, st.st_size).WithContext("copying " + from));
   }
-  if (fdatasync(out.fd) != 0)
-    return Errno("fdatasync " + to);
-  std::cerr << "mock-array: snapshot " << snapshot->name << " of "
-            << source.name << " by " << method << "\n";
+  if (fdatasync(out.fd) != 0) return Errno("fdatasync " + to);
+  std::cerr << "mock-array: snapshot " << snapshot->name << " of " << source.name << " by "
+            << method << "\n";
   snapshot->copy_method = method;
   return store_->SetCopyMethod(snapshot->id, method);
 }
@@ -175,22 +156,18 @@ Status MockArray::Recover() {
   std::lock_guard<std::mutex> lock(mu_);
   std::error_code ec;
   std::filesystem::create_directories(options_.state_dir + "/volumes", ec);
-  if (ec)
-    return Status::Internal("creating volumes directory: " + ec.message());
+  if (ec) return Status::Internal("creating volumes directory: " + ec.message());
   Result<std::vector<VolumeRecord>> volumes = store_->Volumes();
-  if (!volumes.ok())
-    return volumes.status();
-  for (const VolumeRecord &v : *volumes) {
+  if (!volumes.ok()) return volumes.status();
+  for (const VolumeRecord& v : *volumes) {
     if (v.state == "ready") {
-      SNAPSET_RETURN_IF_ERROR(
-          Expose(v).WithContext("restoring volume " + v.name));
+      SNAPSET_RETURN_IF_ERROR(Expose(v).WithContext("restoring volume " + v.name));
       continue;
     }
     // "creating" was never acknowledged: roll back. "deleting" was asked
     // for: finish. Either way the volume goes, file and all.
     std::cerr << "mock-array: "
-              << (v.state == "creating" ? "rolling back creation of"
-                                        : "finishing deletion of")
+              << (v.state == "creating" ? "rolling back creation of" : "finishing deletion of")
               << " volume " << v.name << "\n";
     std::filesystem::remove(VolumeFile(v.id), ec);
     SNAPSET_RETURN_IF_ERROR(store_->DeleteVolume(v.id));
@@ -198,90 +175,106 @@ Status MockArray::Recover() {
   return Status::Ok();
 }
 
-void MockArray::Register(httplib::Server &server) {
-  // Every /redfish route but the service root and log-in needs a live token.
-  server.set_pre_routing_handler(
-      [this](const httplib::Request &req, httplib::Response &res) {
-        const std::string &p = req.path;
-        if (p.rfind("/redfish/v1/", 0) != 0 || p == "/redfish/v1/" ||
-            (req.method == "POST" && p == kSessions)) {
-          return httplib::Server::HandlerResponse::Unhandled;
-        }
-        const std::string token = req.get_header_value("X-Auth-Token");
-        if (!token.empty() && sessions_->Authenticate(token)) {
-          return httplib::Server::HandlerResponse::Unhandled;
-        }
-        SendError(res, 401, "NoValidSession",
-                  token.empty() ? "this request needs an X-Auth-Token header"
-                                : "the X-Auth-Token is unknown or has expired");
-        return httplib::Server::HandlerResponse::Handled;
-      });
-  server.set_error_handler(
-      [](const httplib::Request &req, httplib::Response &res) {
-        if (!res.body.empty())
-          return;
-        if (res.status == 404) {
-          SendError(res, 404, "ResourceNotFound", "no resource at " + req.path);
-        } else {
-          SendError(res, res.status, "GeneralError",
-                    "HTTP status " + std::to_string(res.status));
-        }
-      });
+void MockArray::Register(httplib::Server& server) {
+  // Every /redfish route but the service root and log-in needs a live
+  // token; the /mock routes need an Administrator's, and a ReadOnly user may
+  // only read (and log out).
+  server.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    const std::string& p = req.path;
+    const bool mock = p.rfind("/mock/", 0) == 0;
+    if (!mock && (p.rfind("/redfish/v1/", 0) != 0 || p == "/redfish/v1/" ||
+                  (req.method == "POST" && p == kSessions))) {
+      return httplib::Server::HandlerResponse::Unhandled;
+    }
+    const std::string token = req.get_header_value("X-Auth-Token");
+    std::optional<Session> session;
+    if (!token.empty()) session = sessions_->Authenticate(token);
+    if (!session) {
+      SendError(res, 401, "NoValidSession",
+                token.empty() ? "this request needs an X-Auth-Token header"
+                              : "the X-Auth-Token is unknown or has expired");
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    if (mock && session->role != kAdministrator) {
+      SendError(res, 403, "InsufficientPrivilege",
+                "the /mock routes need a session of a user whose RoleId is Administrator; " +
+                    session->user + " is " + session->role);
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    const bool logout = req.method == "DELETE" && p.rfind(std::string(kSessions) + "/", 0) == 0;
+    if (session->role == kReadOnly && req.method != "GET" && !logout) {
+      SendError(res, 403, "InsufficientPrivilege",
+                "user " + session->user + " is ReadOnly and may not " + req.method + " " + p);
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+  server.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty()) return;
+    if (res.status == 404) {
+      SendError(res, 404, "ResourceNotFound", "no resource at " + req.path);
+    } else {
+      SendError(res, res.status, "GeneralError", "HTTP status " + std::to_string(res.status));
+    }
+  });
 
   RegisterServiceRoutes(server);
   RegisterVolumeRoutes(server);
   RegisterGroupRoutes(server);
+  RegisterFabricRoutes(server);
+  RegisterTaskRoutes(server);
+  RegisterMockRoutes(server);
 }
 
-void MockArray::Route(httplib::Server &server, const std::string &method,
-                      const std::string &operation, const std::string &pattern,
-                      Handler handler) {
-  static_cast<void>(operation);
+void MockArray::Route(httplib::Server& server, const std::string& method,
+                      const std::string& operation, const std::string& pattern, Handler handler) {
+  // The door: an armed fault answers first; then the operation runs now or,
+  // when asked for, as a task the client polls.
+  Handler door = [this, operation, pattern, handler = std::move(handler)](
+                     const httplib::Request& req, httplib::Response& res) {
+    if (InjectFault(operation, req, res)) return;
+    if (RunsAsTask(operation, req)) return StartTask(operation, pattern, handler, req, res);
+    handler(req, res);
+  };
   if (method == "GET") {
-    server.Get(pattern, std::move(handler));
+    server.Get(pattern, std::move(door));
   } else if (method == "POST") {
-    server.Post(pattern, std::move(handler));
+    server.Post(pattern, std::move(door));
   } else if (method == "DELETE") {
-    server.Delete(pattern, std::move(handler));
+    server.Delete(pattern, std::move(door));
   } else if (method == "PATCH") {
-    server.Patch(pattern, std::move(handler));
+    server.Patch(pattern, std::move(door));
   }
 }
 
 Result<uint64_t> MockArray::UsedBytes() {
   Result<std::vector<VolumeRecord>> volumes = store_->Volumes();
-  if (!volumes.ok())
-    return volumes.status();
+  if (!volumes.ok()) return volumes.status();
   uint64_t used = 0;
-  for (const VolumeRecord &v : *volumes) {
-    if (!v.is_snapshot())
-      used += v.capacity_bytes;
+  for (const VolumeRecord& v : *volumes) {
+    if (!v.is_snapshot()) used += v.capacity_bytes;
   }
   return used;
 }
 
-Result<std::vector<std::string>> MockArray::Holders(const VolumeRecord &v) {
+Result<std::vector<std::string>> MockArray::Holders(const VolumeRecord& v) {
   std::vector<std::string> out;
   Result<std::vector<VolumeRecord>> volumes = store_->Volumes();
-  if (!volumes.ok())
-    return volumes.status();
-  for (const VolumeRecord &s : *volumes) {
-    if (s.source_id == v.id)
-      out.push_back("snapshot " + s.name);
+  if (!volumes.ok()) return volumes.status();
+  for (const VolumeRecord& s : *volumes) {
+    if (s.source_id == v.id) out.push_back("snapshot " + s.name);
   }
   Result<std::vector<GroupRecord>> groups = store_->Groups();
-  if (!groups.ok())
-    return groups.status();
-  for (const GroupRecord &g : *groups) {
-    if (std::find(g.members.begin(), g.members.end(), v.id) !=
-        g.members.end()) {
+  if (!groups.ok()) return groups.status();
+  for (const GroupRecord& g : *groups) {
+    if (std::find(g.members.begin(), g.members.end(), v.id) != g.members.end()) {
       out.push_back("consistency group " + g.name);
     }
   }
   return out;
 }
 
-void MockArray::WriteGroup(JsonWriter &w, const GroupRecord &g) const {
+void MockArray::WriteGroup(JsonWriter& w, const GroupRecord& g) const {
   w.StartObject();
   Key(w, "@odata.id", GroupsPath() + "/" + std::to_string(g.id));
   Key(w, "@odata.type", "#ConsistencyGroup.v1_1_1.ConsistencyGroup");
@@ -303,30 +296,28 @@ void MockArray::WriteGroup(JsonWriter &w, const GroupRecord &g) const {
   w.Key("#ConsistencyGroup.CreateReplicaTarget");
   w.StartObject();
   Key(w, "target",
-      GroupsPath() + "/" + std::to_string(g.id) +
-          "/Actions/ConsistencyGroup.CreateReplicaTarget");
+      GroupsPath() + "/" + std::to_string(g.id) + "/Actions/ConsistencyGroup.CreateReplicaTarget");
   w.EndObject();
   w.EndObject();
   w.EndObject();
 }
 
-std::optional<GroupRecord> MockArray::FindGroup(const httplib::Request &req,
-                                                httplib::Response &res) {
+std::optional<GroupRecord> MockArray::FindGroup(const httplib::Request& req,
+                                                httplib::Response& res) {
   Result<std::vector<GroupRecord>> groups = store_->Groups();
   if (!groups.ok()) {
     SendError(res, 500, "GeneralError", groups.status().message());
     return std::nullopt;
   }
-  for (const GroupRecord &g : *groups) {
-    if (std::to_string(g.id) == req.matches[2])
-      return g;
+  for (const GroupRecord& g : *groups) {
+    if (std::to_string(g.id) == req.matches[2]) return g;
   }
   SendError(res, 404, "ResourceNotFound",
             "no consistency group '" + std::string(req.matches[2]) + "'");
   return std::nullopt;
 }
 
-void MockArray::WriteVolume(JsonWriter &w, const VolumeRecord &v) const {
+void MockArray::WriteVolume(JsonWriter& w, const VolumeRecord& v) const {
   const std::string path = VolumesPath() + "/" + std::to_string(v.id);
   w.StartObject();
   Key(w, "@odata.id", path);
@@ -347,8 +338,7 @@ void MockArray::WriteVolume(JsonWriter &w, const VolumeRecord &v) const {
   w.Key("AccessCapabilities");
   w.StartArray();
   w.String("Read");
-  if (!v.is_snapshot())
-    w.String("Write");
+  if (!v.is_snapshot()) w.String("Write");
   w.EndArray();
   if (v.is_snapshot()) {
     w.Key("ReplicaInfo");
@@ -376,27 +366,24 @@ void MockArray::WriteVolume(JsonWriter &w, const VolumeRecord &v) const {
   w.Int(1);
   w.Key("ReadOnly");
   w.Bool(v.is_snapshot());
-  if (v.is_snapshot())
-    Key(w, "CopyMethod", v.copy_method);
+  if (v.is_snapshot()) Key(w, "CopyMethod", v.copy_method);
   w.EndObject();
   w.EndObject();
   w.EndObject();
 }
 
-std::optional<VolumeRecord> MockArray::FindVolume(const httplib::Request &req,
-                                                  httplib::Response &res) {
+std::optional<VolumeRecord> MockArray::FindVolume(const httplib::Request& req,
+                                                  httplib::Response& res) {
   Result<std::vector<VolumeRecord>> volumes = store_->Volumes();
   if (!volumes.ok()) {
     SendError(res, 500, "GeneralError", volumes.status().message());
     return std::nullopt;
   }
-  for (const VolumeRecord &v : *volumes) {
-    if (std::to_string(v.id) == req.matches[2] && v.state == "ready")
-      return v;
+  for (const VolumeRecord& v : *volumes) {
+    if (std::to_string(v.id) == req.matches[2] && v.state == "ready") return v;
   }
-  SendError(res, 404, "ResourceNotFound",
-            "no volume '" + std::string(req.matches[2]) + "'");
+  SendError(res, 404, "ResourceNotFound", "no volume '" + std::string(req.matches[2]) + "'");
   return std::nullopt;
 }
 
-} // namespace snapset::mock
+}  // namespace snapset::mock

@@ -6,12 +6,11 @@
 #ifndef SNAPSET_PROVIDERS_MOCK_ARRAY_MOCK_ARRAY_HPP
 #define SNAPSET_PROVIDERS_MOCK_ARRAY_MOCK_ARRAY_HPP
 
-#include <snapset/status.hpp>
-
 #include <cstdint>
 #include <functional>
 #include <mutex>
 #include <optional>
+#include <snapset/status.hpp>
 #include <string>
 #include <vector>
 
@@ -24,44 +23,59 @@ namespace httplib {
 class Server;
 struct Request;
 struct Response;
-} // namespace httplib
+}  // namespace httplib
 
 namespace snapset::mock {
 
 struct ArrayOptions {
   std::string name = "mock-array";
   std::string state_dir;
-  std::string target_prefix; // IQN prefix; a volume's target is PREFIX:vol-ID
+  std::string target_prefix;  // IQN prefix; a volume's target is PREFIX:vol-ID
   uint64_t pool_capacity_bytes = 1ull << 40;
 };
 
 class MockArray {
-public:
-  MockArray(ArrayOptions options, Store *store, TgtDaemon *tgt,
-            Sessions *sessions)
-      : options_(std::move(options)), store_(store), tgt_(tgt),
-        sessions_(sessions) {}
+ public:
+  MockArray(ArrayOptions options, Store* store, TgtDaemon* tgt, Sessions* sessions)
+      : options_(std::move(options)), store_(store), tgt_(tgt), sessions_(sessions) {}
 
   // Finishes or rolls back what a crash cut in half, then gives tgtd a LUN
   // for every volume. REQUIRES: before Register() serves anything.
   Status Recover();
-  void Register(httplib::Server &server);
+  void Register(httplib::Server& server);
 
-private:
-  using Handler =
-      std::function<void(const httplib::Request &, httplib::Response &)>;
+ private:
+  using Handler = std::function<void(const httplib::Request&, httplib::Response&)>;
 
   // Serves METHOD pattern with `handler` as the named operation (such as
   // "Volume.Create"): the one door every REST request passes through.
-  void Route(httplib::Server &server, const std::string &method,
-             const std::string &operation, const std::string &pattern,
-             Handler handler);
+  void Route(httplib::Server& server, const std::string& method, const std::string& operation,
+             const std::string& pattern, Handler handler);
   // The routes, by resource (routes_*.cc).
-  void RegisterServiceRoutes(
-      httplib::Server &server); // root, sessions, storage, pools
-  void
-  RegisterVolumeRoutes(httplib::Server &server); // volumes and their snapshots
-  void RegisterGroupRoutes(httplib::Server &server); // consistency groups
+  void RegisterServiceRoutes(httplib::Server& server);  // root, sessions, storage, pools
+  void RegisterVolumeRoutes(httplib::Server& server);   // volumes and their snapshots
+  void RegisterGroupRoutes(httplib::Server& server);    // consistency groups
+
+  // Exposure (routes_fabrics.cc): volumes and snapshots mapped to initiators.
+  void RegisterFabricRoutes(httplib::Server& server);
+
+  // Asynchronous tasks (routes_tasks.cc).
+  void RegisterTaskRoutes(httplib::Server& server);
+  // True when this request runs as a task: a state-changing operation with
+  // "Prefer: respond-async", or any when the array is set to.
+  bool RunsAsTask(const std::string& operation, const httplib::Request& req);
+  // Answers 202 with the Location of a task monitor and runs `handler` on
+  // a copy of the request (re-matched against `pattern`) in the background.
+  void StartTask(const std::string& operation, const std::string& pattern, const Handler& handler,
+                 const httplib::Request& req, httplib::Response& res);
+
+  // Fault injection and the mock's own routes (routes_mock.cc):
+  // /mock/faults, /mock/state, /mock/reset.
+  void RegisterMockRoutes(httplib::Server& server);
+  // Applies a fault armed for `operation`, if any: true when it has
+  // answered (or dropped) the request, false to go on.
+  bool InjectFault(const std::string& operation, const httplib::Request& req,
+                   httplib::Response& res);
 
   // State as the routes see it. REQUIRES: mu_ held.
   // Thick accounting: a volume consumes its full capacity from the pool; a
@@ -69,38 +83,35 @@ private:
   Result<uint64_t> UsedBytes();
   // The ready volume / the group with the request's id (matches[2]), or
   // nullopt with a 404 (or 500) sent.
-  std::optional<VolumeRecord> FindVolume(const httplib::Request &req,
-                                         httplib::Response &res);
-  std::optional<GroupRecord> FindGroup(const httplib::Request &req,
-                                       httplib::Response &res);
+  std::optional<VolumeRecord> FindVolume(const httplib::Request& req, httplib::Response& res);
+  std::optional<GroupRecord> FindGroup(const httplib::Request& req, httplib::Response& res);
   // What keeps a volume from being deleted: its snapshots (any state) and
   // the groups it is in, as "snapshot NAME" / "consistency group NAME".
-  Result<std::vector<std::string>> Holders(const VolumeRecord &v);
-  void WriteVolume(JsonWriter &w, const VolumeRecord &v) const;
-  void WriteGroup(JsonWriter &w, const GroupRecord &g) const;
+  Result<std::vector<std::string>> Holders(const VolumeRecord& v);
+  void WriteVolume(JsonWriter& w, const VolumeRecord& v) const;
+  void WriteGroup(JsonWriter& w, const GroupRecord& g) const;
 
   std::string VolumeFile(int64_t id) const;
   std::string TargetIqn(int64_t id) const;
-  Status Expose(const VolumeRecord &v);
+  Status Expose(const VolumeRecord& v);
   // Takes a volume away: "deleting" first, then its target, file and row.
-  Status RemoveVolume(const VolumeRecord &v);
+  Status RemoveVolume(const VolumeRecord& v);
   // Undoes a volume or snapshot never acknowledged (target, file, row).
-  void Discard(const VolumeRecord &v);
+  void Discard(const VolumeRecord& v);
   // Inserts a snapshot record of `source` in state "creating", named `name`
   // or, when empty, SOURCE-snap-N with the first free N.
-  Result<VolumeRecord> InsertSnapshot(const VolumeRecord &source,
-                                      const std::string &name);
+  Result<VolumeRecord> InsertSnapshot(const VolumeRecord& source, const std::string& name);
   // fdatasyncs the source file and copies it to the snapshot's file:
   // reflink when the file system can, else a sparse copy.
-  Status CopyContents(const VolumeRecord &source, VolumeRecord *snapshot);
+  Status CopyContents(const VolumeRecord& source, VolumeRecord* snapshot);
 
   ArrayOptions options_;
-  Store *store_;
-  TgtDaemon *tgt_;
-  Sessions *sessions_;
+  Store* store_;
+  TgtDaemon* tgt_;
+  Sessions* sessions_;
   std::mutex mu_;
 };
 
-} // namespace snapset::mock
+}  // namespace snapset::mock
 
-#endif // SNAPSET_PROVIDERS_MOCK_ARRAY_MOCK_ARRAY_HPP
+#endif  // SNAPSET_PROVIDERS_MOCK_ARRAY_MOCK_ARRAY_HPP

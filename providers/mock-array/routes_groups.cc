@@ -1,5 +1,3 @@
-#include "providers/mock-array/mock_array.hpp"
-
 #include <httplib.h>
 
 #include <algorithm>
@@ -7,33 +5,30 @@
 #include <string>
 #include <vector>
 
+#include "providers/mock-array/mock_array.hpp"
 #include "providers/mock-array/redfish_json.hpp"
 
 namespace snapset::mock {
 
-void MockArray::RegisterGroupRoutes(httplib::Server &server) {
+void MockArray::RegisterGroupRoutes(httplib::Server& server) {
   // The group with the request's id (matches[2]), or a 404 / 500 sent.
 
-  Route(server, "GET", "ConsistencyGroup.List",
-        "/redfish/v1/Storage/([^/]+)/ConsistencyGroups",
-        [this](const httplib::Request &req, httplib::Response &res) {
-          if (!KnownStorage(req, res))
-            return;
+  Route(server, "GET", "ConsistencyGroup.List", "/redfish/v1/Storage/([^/]+)/ConsistencyGroups",
+        [this](const httplib::Request& req, httplib::Response& res) {
+          if (!KnownStorage(req, res)) return;
           std::lock_guard<std::mutex> lock(mu_);
           Result<std::vector<GroupRecord>> groups = store_->Groups();
           if (!groups.ok()) {
-            return SendError(res, 500, "GeneralError",
-                             groups.status().message());
+            return SendError(res, 500, "GeneralError", groups.status().message());
           }
-          SendJson(res, 200, [&](JsonWriter &w) {
+          SendJson(res, 200, [&](JsonWriter& w) {
             w.StartObject();
             Key(w, "@odata.id", GroupsPath());
-            Key(w, "@odata.type",
-                "#ConsistencyGroupCollection.ConsistencyGroupCollection");
+            Key(w, "@odata.type", "#ConsistencyGroupCollection.ConsistencyGroupCollection");
             Key(w, "Name", "Consistency groups");
             w.Key("Members");
             w.StartArray();
-            for (const GroupRecord &g : *groups) {
+            for (const GroupRecord& g : *groups) {
               w.StartObject();
               Key(w, "@odata.id", GroupsPath() + "/" + std::to_string(g.id));
               w.EndObject();
@@ -46,194 +41,160 @@ void MockArray::RegisterGroupRoutes(httplib::Server &server) {
         });
   Route(server, "GET", "ConsistencyGroup.Get",
         "/redfish/v1/Storage/([^/]+)/ConsistencyGroups/([^/]+)",
-        [this](const httplib::Request &req, httplib::Response &res) {
-          if (!KnownStorage(req, res))
-            return;
+        [this](const httplib::Request& req, httplib::Response& res) {
+          if (!KnownStorage(req, res)) return;
           std::lock_guard<std::mutex> lock(mu_);
           std::optional<GroupRecord> g = FindGroup(req, res);
-          if (g)
-            SendJson(res, 200, [&](JsonWriter &w) { WriteGroup(w, *g); });
+          if (g) SendJson(res, 200, [&](JsonWriter& w) { WriteGroup(w, *g); });
         });
   Route(server, "DELETE", "ConsistencyGroup.Delete",
         "/redfish/v1/Storage/([^/]+)/ConsistencyGroups/([^/]+)",
-        [this](const httplib::Request &req, httplib::Response &res) {
-          if (!KnownStorage(req, res))
-            return;
+        [this](const httplib::Request& req, httplib::Response& res) {
+          if (!KnownStorage(req, res)) return;
           std::lock_guard<std::mutex> lock(mu_);
           std::optional<GroupRecord> g = FindGroup(req, res);
-          if (!g)
-            return;
+          if (!g) return;
           Status s = store_->DeleteGroup(g->id);
-          if (!s.ok())
-            return SendError(res, 500, "GeneralError", s.message());
+          if (!s.ok()) return SendError(res, 500, "GeneralError", s.message());
           res.status = 204;
         });
 
-  Route(
-      server, "POST", "ConsistencyGroup.Create",
-      "/redfish/v1/Storage/([^/]+)/ConsistencyGroups",
-      [this](const httplib::Request &req, httplib::Response &res) {
-        if (!KnownStorage(req, res))
-          return;
-        rapidjson::Document doc;
-        if (!ParseObject(req, res, doc, {"Name", "Volumes"},
-                         "a consistency group")) {
-          return;
-        }
-        if (!doc.HasMember("Name")) {
-          return SendError(res, 400, "PropertyMissing", "Name is missing",
-                           {"Name"});
-        }
-        if (!doc["Name"].IsString() || !ValidName(doc["Name"].GetString())) {
-          return SendError(res, 400, "PropertyValueFormatError",
-                           "Name must be 1 to 64 of [A-Za-z0-9._-]", {"Name"});
-        }
-        if (!doc.HasMember("Volumes")) {
-          return SendError(res, 400, "PropertyMissing", "Volumes is missing",
-                           {"Volumes"});
-        }
-        if (!doc["Volumes"].IsArray() || doc["Volumes"].Empty()) {
-          return SendError(
-              res, 400, "PropertyValueTypeError",
-              "Volumes must be a non-empty array of {\"@odata.id\": ...}",
-              {"Volumes"});
-        }
-        std::lock_guard<std::mutex> lock(mu_);
-        Result<std::vector<VolumeRecord>> volumes = store_->Volumes();
-        if (!volumes.ok()) {
-          return SendError(res, 500, "GeneralError",
-                           volumes.status().message());
-        }
-        std::vector<int64_t> members;
-        for (const auto &link : doc["Volumes"].GetArray()) {
-          if (!link.IsObject() || !link.HasMember("@odata.id") ||
-              !link["@odata.id"].IsString()) {
-            return SendError(res, 400, "PropertyValueTypeError",
-                             "each of Volumes must be {\"@odata.id\": ...}",
-                             {"Volumes"});
-          }
-          const std::string path = link["@odata.id"].GetString();
-          const VolumeRecord *found = nullptr;
-          for (const VolumeRecord &v : *volumes) {
-            if (v.state == "ready" &&
-                VolumesPath() + "/" + std::to_string(v.id) == path) {
-              found = &v;
-            }
-          }
-          if (found == nullptr) {
-            return SendError(res, 400, "ResourceNotFound",
-                             "no volume at " + path, {"Volumes"});
-          }
-          if (found->is_snapshot()) {
-            return SendError(res, 400, "PropertyValueConflict",
-                             path + " is a snapshot; a group holds volumes",
-                             {"Volumes"});
-          }
-          if (std::find(members.begin(), members.end(), found->id) !=
-              members.end()) {
-            return SendError(res, 400, "PropertyValueConflict",
-                             path + " is listed twice", {"Volumes"});
-          }
-          members.push_back(found->id);
-        }
-        Result<GroupRecord> g =
-            store_->InsertGroup(doc["Name"].GetString(), members);
-        if (!g.ok()) {
-          if (g.status().code() == Code::kAlreadyExists) {
-            return SendError(res, 409, "ResourceAlreadyExists",
-                             g.status().message(), {"Name"});
-          }
-          return SendError(res, 500, "GeneralError", g.status().message());
-        }
-        res.set_header("Location", GroupsPath() + "/" + std::to_string(g->id));
-        SendJson(res, 201, [&](JsonWriter &w) { WriteGroup(w, *g); });
-      });
-
-  Route(server, "POST", "ConsistencyGroup.CreateReplicaTarget",
-        "/redfish/v1/Storage/([^/]+)/ConsistencyGroups/([^/]+)/Actions/"
-        "ConsistencyGroup.CreateReplicaTarget",
-        [this](const httplib::Request &req, httplib::Response &res) {
-          if (!KnownStorage(req, res))
-            return;
+  Route(server, "POST", "ConsistencyGroup.Create", "/redfish/v1/Storage/([^/]+)/ConsistencyGroups",
+        [this](const httplib::Request& req, httplib::Response& res) {
+          if (!KnownStorage(req, res)) return;
           rapidjson::Document doc;
-          if (!ParseObject(req, res, doc, {"ReplicaType"},
-                           "ConsistencyGroup.CreateReplicaTarget")) {
+          if (!ParseObject(req, res, doc, {"Name", "Volumes"}, "a consistency group")) {
             return;
           }
-          if (!SnapshotTypeGiven(doc, res))
-            return;
+          if (!doc.HasMember("Name")) {
+            return SendError(res, 400, "PropertyMissing", "Name is missing", {"Name"});
+          }
+          if (!doc["Name"].IsString() || !ValidName(doc["Name"].GetString())) {
+            return SendError(res, 400, "PropertyValueFormatError",
+                             "Name must be 1 to 64 of [A-Za-z0-9._-]", {"Name"});
+          }
+          if (!doc.HasMember("Volumes")) {
+            return SendError(res, 400, "PropertyMissing", "Volumes is missing", {"Volumes"});
+          }
+          if (!doc["Volumes"].IsArray() || doc["Volumes"].Empty()) {
+            return SendError(res, 400, "PropertyValueTypeError",
+                             "Volumes must be a non-empty array of {\"@odata.id\": ...}",
+                             {"Volumes"});
+          }
           std::lock_guard<std::mutex> lock(mu_);
-          std::optional<GroupRecord> g = FindGroup(req, res);
-          if (!g)
-            return;
           Result<std::vector<VolumeRecord>> volumes = store_->Volumes();
-          if (!volumes.ok())
-            return SendError(res, 500, "GeneralError",
-                             volumes.status().message());
-          std::vector<VolumeRecord> sources;
-          for (int64_t id : g->members) {
-            for (const VolumeRecord &v : *volumes) {
-              if (v.id == id && v.state == "ready")
-                sources.push_back(v);
+          if (!volumes.ok()) {
+            return SendError(res, 500, "GeneralError", volumes.status().message());
+          }
+          std::vector<int64_t> members;
+          for (const auto& link : doc["Volumes"].GetArray()) {
+            if (!link.IsObject() || !link.HasMember("@odata.id") || !link["@odata.id"].IsString()) {
+              return SendError(res, 400, "PropertyValueTypeError",
+                               "each of Volumes must be {\"@odata.id\": ...}", {"Volumes"});
             }
-          }
-          if (sources.size() != g->members.size()) {
-            return SendError(res, 500, "GeneralError",
-                             "a member of group " + g->name + " is gone");
-          }
-          // All records first, in state "creating": a crash before the final
-          // transaction rolls every one of them back at start.
-          std::vector<VolumeRecord> snaps;
-          Status s;
-          for (const VolumeRecord &source : sources) {
-            Result<VolumeRecord> snap = InsertSnapshot(source, "");
-            if (!snap.ok()) {
-              s = snap.status();
-              break;
+            const std::string path = link["@odata.id"].GetString();
+            const VolumeRecord* found = nullptr;
+            for (const VolumeRecord& v : *volumes) {
+              if (v.state == "ready" && VolumesPath() + "/" + std::to_string(v.id) == path) {
+                found = &v;
+              }
             }
-            snaps.push_back(*snap);
-          }
-          // One instant: the array's tgtd is frozen from the first copy to the
-          // last, so no member (no LUN at all) takes a write in between; it is
-          // thawed whatever happened. Writes tgtd acknowledged are in the
-          // files.
-          if (s.ok()) {
-            s = tgt_->Freeze();
-            for (size_t i = 0; s.ok() && i < sources.size(); ++i) {
-              s = CopyContents(sources[i], &snaps[i])
-                      .WithContext("member " + sources[i].name);
+            if (found == nullptr) {
+              return SendError(res, 400, "ResourceNotFound", "no volume at " + path, {"Volumes"});
             }
-            tgt_->Thaw();
-          }
-          for (size_t i = 0; s.ok() && i < snaps.size(); ++i)
-            s = Expose(snaps[i]);
-          std::vector<int64_t> ids;
-          for (const VolumeRecord &snap : snaps)
-            ids.push_back(snap.id);
-          if (s.ok())
-            s = store_->SetStates(ids, "ready");
-          if (!s.ok()) {
-            for (const VolumeRecord &snap : snaps)
-              Discard(snap);
-            return SendError(res, 500, "GeneralError", s.message());
-          }
-          SendJson(res, 201, [&](JsonWriter &w) {
-            w.StartObject();
-            Key(w, "@odata.type", "#Collection.SnapshotSet");
-            Link(w, "ConsistencyGroup",
-                 GroupsPath() + "/" + std::to_string(g->id));
-            w.Key("Members");
-            w.StartArray();
-            for (VolumeRecord &snap : snaps) {
-              snap.state = "ready";
-              WriteVolume(w, snap);
+            if (found->is_snapshot()) {
+              return SendError(res, 400, "PropertyValueConflict",
+                               path + " is a snapshot; a group holds volumes", {"Volumes"});
             }
-            w.EndArray();
-            w.Key("Members@odata.count");
-            w.Uint64(snaps.size());
-            w.EndObject();
-          });
+            if (std::find(members.begin(), members.end(), found->id) != members.end()) {
+              return SendError(res, 400, "PropertyValueConflict", path + " is listed twice",
+                               {"Volumes"});
+            }
+            members.push_back(found->id);
+          }
+          Result<GroupRecord> g = store_->InsertGroup(doc["Name"].GetString(), members);
+          if (!g.ok()) {
+            if (g.status().code() == Code::kAlreadyExists) {
+              return SendError(res, 409, "ResourceAlreadyExists", g.status().message(), {"Name"});
+            }
+            return SendError(res, 500, "GeneralError", g.status().message());
+          }
+          res.set_header("Location", GroupsPath() + "/" + std::to_string(g->id));
+          SendJson(res, 201, [&](JsonWriter& w) { WriteGroup(w, *g); });
         });
+
+  Route(
+      server, "POST", "ConsistencyGroup.CreateReplicaTarget",
+      "/redfish/v1/Storage/([^/]+)/ConsistencyGroups/([^/]+)/Actions/"
+      "ConsistencyGroup.CreateReplicaTarget",
+      [this](const httplib::Request& req, httplib::Response& res) {
+        if (!KnownStorage(req, res)) return;
+        rapidjson::Document doc;
+        if (!ParseObject(req, res, doc, {"ReplicaType"}, "ConsistencyGroup.CreateReplicaTarget")) {
+          return;
+        }
+        if (!SnapshotTypeGiven(doc, res)) return;
+        std::lock_guard<std::mutex> lock(mu_);
+        std::optional<GroupRecord> g = FindGroup(req, res);
+        if (!g) return;
+        Result<std::vector<VolumeRecord>> volumes = store_->Volumes();
+        if (!volumes.ok()) return SendError(res, 500, "GeneralError", volumes.status().message());
+        std::vector<VolumeRecord> sources;
+        for (int64_t id : g->members) {
+          for (const VolumeRecord& v : *volumes) {
+            if (v.id == id && v.state == "ready") sources.push_back(v);
+          }
+        }
+        if (sources.size() != g->members.size()) {
+          return SendError(res, 500, "GeneralError", "a member of group " + g->name + " is gone");
+        }
+        // All records first, in state "creating": a crash before the final
+        // transaction rolls every one of them back at start.
+        std::vector<VolumeRecord> snaps;
+        Status s;
+        for (const VolumeRecord& source : sources) {
+          Result<VolumeRecord> snap = InsertSnapshot(source, "");
+          if (!snap.ok()) {
+            s = snap.status();
+            break;
+          }
+          snaps.push_back(*snap);
+        }
+        // One instant: the array's tgtd is frozen from the first copy to the
+        // last, so no member (no LUN at all) takes a write in between; it is
+        // thawed whatever happened. Writes tgtd acknowledged are in the
+        // files.
+        if (s.ok()) {
+          s = tgt_->Freeze();
+          for (size_t i = 0; s.ok() && i < sources.size(); ++i) {
+            s = CopyContents(sources[i], &snaps[i]).WithContext("member " + sources[i].name);
+          }
+          tgt_->Thaw();
+        }
+        for (size_t i = 0; s.ok() && i < snaps.size(); ++i) s = Expose(snaps[i]);
+        std::vector<int64_t> ids;
+        for (const VolumeRecord& snap : snaps) ids.push_back(snap.id);
+        if (s.ok()) s = store_->SetStates(ids, "ready");
+        if (!s.ok()) {
+          for (const VolumeRecord& snap : snaps) Discard(snap);
+          return SendError(res, 500, "GeneralError", s.message());
+        }
+        SendJson(res, 201, [&](JsonWriter& w) {
+          w.StartObject();
+          Key(w, "@odata.type", "#Collection.SnapshotSet");
+          Link(w, "ConsistencyGroup", GroupsPath() + "/" + std::to_string(g->id));
+          w.Key("Members");
+          w.StartArray();
+          for (VolumeRecord& snap : snaps) {
+            snap.state = "ready";
+            WriteVolume(w, snap);
+          }
+          w.EndArray();
+          w.Key("Members@odata.count");
+          w.Uint64(snaps.size());
+          w.EndObject();
+        });
+      });
 }
 
-} // namespace snapset::mock
+}  // namespace snapset::mock

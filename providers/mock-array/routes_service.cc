@@ -1,18 +1,17 @@
-#include "providers/mock-array/mock_array.hpp"
-
 #include <httplib.h>
 
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "providers/mock-array/mock_array.hpp"
 #include "providers/mock-array/redfish_json.hpp"
 
 namespace snapset::mock {
 
-void MockArray::RegisterServiceRoutes(httplib::Server &server) {
-  auto root = [this](const httplib::Request &, httplib::Response &res) {
-    SendJson(res, 200, [&](JsonWriter &w) {
+void MockArray::RegisterServiceRoutes(httplib::Server& server) {
+  auto root = [this](const httplib::Request&, httplib::Response& res) {
+    SendJson(res, 200, [&](JsonWriter& w) {
       w.StartObject();
       Key(w, "@odata.id", "/redfish/v1");
       Key(w, "@odata.type", "#ServiceRoot.v1_15_0.ServiceRoot");
@@ -32,33 +31,29 @@ void MockArray::RegisterServiceRoutes(httplib::Server &server) {
   Route(server, "GET", "ServiceRoot.Get", "/redfish/v1/", root);
 
   Route(server, "POST", "Session.Create", kSessions,
-        [this](const httplib::Request &req, httplib::Response &res) {
+        [this](const httplib::Request& req, httplib::Response& res) {
           rapidjson::Document doc;
           doc.Parse(req.body.c_str());
           if (doc.HasParseError() || !doc.IsObject()) {
-            return SendError(res, 400, "MalformedJSON",
-                             "the body is not a JSON object");
+            return SendError(res, 400, "MalformedJSON", "the body is not a JSON object");
           }
-          for (const char *field : {"UserName", "Password"}) {
+          for (const char* field : {"UserName", "Password"}) {
             if (!doc.HasMember(field)) {
-              return SendError(res, 400, "PropertyMissing",
-                               std::string(field) + " is missing", {field});
+              return SendError(res, 400, "PropertyMissing", std::string(field) + " is missing",
+                               {field});
             }
             if (!doc[field].IsString()) {
               return SendError(res, 400, "PropertyValueTypeError",
-                               std::string(field) + " must be a string",
-                               {field});
+                               std::string(field) + " must be a string", {field});
             }
           }
-          std::optional<Session> s = sessions_->Login(
-              doc["UserName"].GetString(), doc["Password"].GetString());
-          if (!s)
-            return SendError(res, 401, "NoValidSession",
-                             "wrong user name or password");
+          std::optional<Session> s =
+              sessions_->Login(doc["UserName"].GetString(), doc["Password"].GetString());
+          if (!s) return SendError(res, 401, "NoValidSession", "wrong user name or password");
           const std::string location = std::string(kSessions) + "/" + s->id;
           res.set_header("X-Auth-Token", s->token);
           res.set_header("Location", location);
-          SendJson(res, 201, [&](JsonWriter &w) {
+          SendJson(res, 201, [&](JsonWriter& w) {
             w.StartObject();
             Key(w, "@odata.id", location);
             Key(w, "@odata.type", "#Session.v1_6_0.Session");
@@ -69,18 +64,17 @@ void MockArray::RegisterServiceRoutes(httplib::Server &server) {
           });
         });
   Route(server, "DELETE", "Session.Delete", std::string(kSessions) + "/([^/]+)",
-        [this](const httplib::Request &req, httplib::Response &res) {
+        [this](const httplib::Request& req, httplib::Response& res) {
           if (!sessions_->Delete(req.matches[1])) {
             return SendError(res, 404, "ResourceNotFound",
-                             "no session '" + std::string(req.matches[1]) +
-                                 "'");
+                             "no session '" + std::string(req.matches[1]) + "'");
           }
           res.status = 204;
         });
 
   Route(server, "GET", "Storage.List", "/redfish/v1/Storage",
-        [](const httplib::Request &, httplib::Response &res) {
-          SendJson(res, 200, [&](JsonWriter &w) {
+        [](const httplib::Request&, httplib::Response& res) {
+          SendJson(res, 200, [&](JsonWriter& w) {
             w.StartObject();
             Key(w, "@odata.id", "/redfish/v1/Storage");
             Key(w, "@odata.type", "#StorageCollection.StorageCollection");
@@ -97,10 +91,9 @@ void MockArray::RegisterServiceRoutes(httplib::Server &server) {
           });
         });
   Route(server, "GET", "Storage.Get", "/redfish/v1/Storage/([^/]+)",
-        [this](const httplib::Request &req, httplib::Response &res) {
-          if (!KnownStorage(req, res))
-            return;
-          SendJson(res, 200, [&](JsonWriter &w) {
+        [this](const httplib::Request& req, httplib::Response& res) {
+          if (!KnownStorage(req, res)) return;
+          SendJson(res, 200, [&](JsonWriter& w) {
             w.StartObject();
             Key(w, "@odata.id", StoragePath());
             Key(w, "@odata.type", "#Storage.v1_13_0.Storage");
@@ -119,16 +112,13 @@ void MockArray::RegisterServiceRoutes(httplib::Server &server) {
 
   // Thick accounting: a volume consumes its full capacity from the pool; a
   // snapshot (copy-on-write on a real array) consumes nothing.
-  Route(server, "GET", "StoragePool.List",
-        "/redfish/v1/Storage/([^/]+)/StoragePools",
-        [](const httplib::Request &req, httplib::Response &res) {
-          if (!KnownStorage(req, res))
-            return;
-          SendJson(res, 200, [&](JsonWriter &w) {
+  Route(server, "GET", "StoragePool.List", "/redfish/v1/Storage/([^/]+)/StoragePools",
+        [](const httplib::Request& req, httplib::Response& res) {
+          if (!KnownStorage(req, res)) return;
+          SendJson(res, 200, [&](JsonWriter& w) {
             w.StartObject();
             Key(w, "@odata.id", StoragePath() + "/StoragePools");
-            Key(w, "@odata.type",
-                "#StoragePoolCollection.StoragePoolCollection");
+            Key(w, "@odata.type", "#StoragePoolCollection.StoragePoolCollection");
             Key(w, "Name", "Storage pools");
             w.Key("Members");
             w.StartArray();
@@ -141,24 +131,20 @@ void MockArray::RegisterServiceRoutes(httplib::Server &server) {
             w.EndObject();
           });
         });
-  Route(server, "GET", "StoragePool.Get",
-        "/redfish/v1/Storage/([^/]+)/StoragePools/([^/]+)",
-        [this](const httplib::Request &req, httplib::Response &res) {
-          if (!KnownStorage(req, res))
-            return;
+  Route(server, "GET", "StoragePool.Get", "/redfish/v1/Storage/([^/]+)/StoragePools/([^/]+)",
+        [this](const httplib::Request& req, httplib::Response& res) {
+          if (!KnownStorage(req, res)) return;
           if (req.matches[2] != kPoolId) {
             return SendError(res, 404, "ResourceNotFound",
-                             "no storage pool '" + std::string(req.matches[2]) +
-                                 "'");
+                             "no storage pool '" + std::string(req.matches[2]) + "'");
           }
           Result<uint64_t> used = [&] {
             std::lock_guard<std::mutex> lock(mu_);
             return UsedBytes();
           }();
-          if (!used.ok())
-            return SendError(res, 500, "GeneralError", used.status().message());
+          if (!used.ok()) return SendError(res, 500, "GeneralError", used.status().message());
           const uint64_t total = options_.pool_capacity_bytes;
-          SendJson(res, 200, [&](JsonWriter &w) {
+          SendJson(res, 200, [&](JsonWriter& w) {
             w.StartObject();
             Key(w, "@odata.id", PoolPath());
             Key(w, "@odata.type", "#StoragePool.v1_9_0.StoragePool");
@@ -190,4 +176,4 @@ void MockArray::RegisterServiceRoutes(httplib::Server &server) {
         });
 }
 
-} // namespace snapset::mock
+}  // namespace snapset::mock

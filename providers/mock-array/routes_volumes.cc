@@ -1,5 +1,3 @@
-#include "providers/mock-array/mock_array.hpp"
-
 #include <httplib.h>
 
 #include <algorithm>
@@ -7,21 +5,20 @@
 #include <string>
 #include <vector>
 
+#include "providers/mock-array/mock_array.hpp"
 #include "providers/mock-array/redfish_json.hpp"
 
 namespace snapset::mock {
-void MockArray::RegisterVolumeRoutes(httplib::Server &server) {
+void MockArray::RegisterVolumeRoutes(httplib::Server& server) {
   Route(server, "GET", "Volume.List", "/redfish/v1/Storage/([^/]+)/Volumes",
-        [this](const httplib::Request &req, httplib::Response &res) {
-          if (!KnownStorage(req, res))
-            return;
+        [this](const httplib::Request& req, httplib::Response& res) {
+          if (!KnownStorage(req, res)) return;
           std::lock_guard<std::mutex> lock(mu_);
           Result<std::vector<VolumeRecord>> volumes = store_->Volumes();
           if (!volumes.ok()) {
-            return SendError(res, 500, "GeneralError",
-                             volumes.status().message());
+            return SendError(res, 500, "GeneralError", volumes.status().message());
           }
-          SendJson(res, 200, [&](JsonWriter &w) {
+          SendJson(res, 200, [&](JsonWriter& w) {
             w.StartObject();
             Key(w, "@odata.id", VolumesPath());
             Key(w, "@odata.type", "#VolumeCollection.VolumeCollection");
@@ -29,9 +26,8 @@ void MockArray::RegisterVolumeRoutes(httplib::Server &server) {
             w.Key("Members");
             w.StartArray();
             int count = 0;
-            for (const VolumeRecord &v : *volumes) {
-              if (v.state != "ready")
-                continue;
+            for (const VolumeRecord& v : *volumes) {
+              if (v.state != "ready") continue;
               w.StartObject();
               Key(w, "@odata.id", VolumesPath() + "/" + std::to_string(v.id));
               w.EndObject();
@@ -43,136 +39,111 @@ void MockArray::RegisterVolumeRoutes(httplib::Server &server) {
             w.EndObject();
           });
         });
-  Route(server, "GET", "Volume.Get",
-        "/redfish/v1/Storage/([^/]+)/Volumes/([^/]+)",
-        [this](const httplib::Request &req, httplib::Response &res) {
-          if (!KnownStorage(req, res))
-            return;
+  Route(server, "GET", "Volume.Get", "/redfish/v1/Storage/([^/]+)/Volumes/([^/]+)",
+        [this](const httplib::Request& req, httplib::Response& res) {
+          if (!KnownStorage(req, res)) return;
           std::lock_guard<std::mutex> lock(mu_);
           std::optional<VolumeRecord> v = FindVolume(req, res);
-          if (v)
-            SendJson(res, 200, [&](JsonWriter &w) { WriteVolume(w, *v); });
+          if (v) SendJson(res, 200, [&](JsonWriter& w) { WriteVolume(w, *v); });
         });
 
-  Route(
-      server, "POST", "Volume.Create", "/redfish/v1/Storage/([^/]+)/Volumes",
-      [this](const httplib::Request &req, httplib::Response &res) {
-        if (!KnownStorage(req, res))
-          return;
-        rapidjson::Document doc;
-        doc.Parse(req.body.c_str());
-        if (doc.HasParseError() || !doc.IsObject()) {
-          return SendError(res, 400, "MalformedJSON",
-                           "the body is not a JSON object");
-        }
-        for (const auto &member : doc.GetObject()) {
-          const std::string key = member.name.GetString();
-          if (key != "Name" && key != "CapacityBytes" &&
-              key != "BlockSizeBytes") {
-            return SendError(
-                res, 400, "PropertyUnknown",
-                key + " is not a property a volume can be created with", {key});
+  Route(server, "POST", "Volume.Create", "/redfish/v1/Storage/([^/]+)/Volumes",
+        [this](const httplib::Request& req, httplib::Response& res) {
+          if (!KnownStorage(req, res)) return;
+          rapidjson::Document doc;
+          doc.Parse(req.body.c_str());
+          if (doc.HasParseError() || !doc.IsObject()) {
+            return SendError(res, 400, "MalformedJSON", "the body is not a JSON object");
           }
-        }
-        if (!doc.HasMember("Name"))
-          return SendError(res, 400, "PropertyMissing", "Name is missing",
-                           {"Name"});
-        if (!doc["Name"].IsString()) {
-          return SendError(res, 400, "PropertyValueTypeError",
-                           "Name must be a string", {"Name"});
-        }
-        const std::string name = doc["Name"].GetString();
-        if (!ValidName(name)) {
-          return SendError(res, 400, "PropertyValueFormatError",
-                           "Name must be 1 to 64 of [A-Za-z0-9._-]", {"Name"});
-        }
-        if (!doc.HasMember("CapacityBytes")) {
-          return SendError(res, 400, "PropertyMissing",
-                           "CapacityBytes is missing", {"CapacityBytes"});
-        }
-        if (!doc["CapacityBytes"].IsUint64() ||
-            doc["CapacityBytes"].GetUint64() == 0) {
-          return SendError(res, 400, "PropertyValueTypeError",
-                           "CapacityBytes must be a positive integer",
-                           {"CapacityBytes"});
-        }
-        const uint64_t capacity = doc["CapacityBytes"].GetUint64();
-        uint32_t block_size = 512;
-        if (doc.HasMember("BlockSizeBytes")) {
-          const auto &b = doc["BlockSizeBytes"];
-          if (!b.IsUint() || (b.GetUint() != 512 && b.GetUint() != 4096)) {
-            return SendError(res, 400, "PropertyValueNotInList",
-                             "BlockSizeBytes must be 512 or 4096",
-                             {"BlockSizeBytes"});
+          for (const auto& member : doc.GetObject()) {
+            const std::string key = member.name.GetString();
+            if (key != "Name" && key != "CapacityBytes" && key != "BlockSizeBytes") {
+              return SendError(res, 400, "PropertyUnknown",
+                               key + " is not a property a volume can be created with", {key});
+            }
           }
-          block_size = b.GetUint();
-        }
-        if (capacity % block_size != 0) {
-          return SendError(
-              res, 400, "PropertyValueFormatError",
-              "CapacityBytes must be a multiple of BlockSizeBytes (" +
-                  std::to_string(block_size) + ")",
-              {"CapacityBytes"});
-        }
-        std::lock_guard<std::mutex> lock(mu_);
-        Result<uint64_t> used = UsedBytes();
-        if (!used.ok())
-          return SendError(res, 500, "GeneralError", used.status().message());
-        if (capacity > options_.pool_capacity_bytes - *used) {
-          return SendError(
-              res, 400, "PropertyValueOutOfRange",
-              "CapacityBytes exceeds the pool's free " +
-                  std::to_string(options_.pool_capacity_bytes - *used) +
-                  " bytes",
-              {"CapacityBytes"});
-        }
-        // The database first, in state "creating": a crash from here on is
-        // rolled back at start.
-        Result<VolumeRecord> v =
-            store_->InsertVolume(name, capacity, block_size);
-        if (!v.ok()) {
-          if (v.status().code() == Code::kAlreadyExists) {
-            return SendError(res, 409, "ResourceAlreadyExists",
-                             v.status().message(), {"Name"});
+          if (!doc.HasMember("Name"))
+            return SendError(res, 400, "PropertyMissing", "Name is missing", {"Name"});
+          if (!doc["Name"].IsString()) {
+            return SendError(res, 400, "PropertyValueTypeError", "Name must be a string", {"Name"});
           }
-          return SendError(res, 500, "GeneralError", v.status().message());
-        }
-        Status exposed = Expose(*v);
-        Status done = exposed.ok() ? store_->SetState(v->id, "ready") : exposed;
-        if (!done.ok()) {
-          Discard(*v);
-          return SendError(res, 500, "GeneralError", done.message());
-        }
-        v->state = "ready";
-        res.set_header("Location", VolumesPath() + "/" + std::to_string(v->id));
-        SendJson(res, 201, [&](JsonWriter &w) { WriteVolume(w, *v); });
-      });
+          const std::string name = doc["Name"].GetString();
+          if (!ValidName(name)) {
+            return SendError(res, 400, "PropertyValueFormatError",
+                             "Name must be 1 to 64 of [A-Za-z0-9._-]", {"Name"});
+          }
+          if (!doc.HasMember("CapacityBytes")) {
+            return SendError(res, 400, "PropertyMissing", "CapacityBytes is missing",
+                             {"CapacityBytes"});
+          }
+          if (!doc["CapacityBytes"].IsUint64() || doc["CapacityBytes"].GetUint64() == 0) {
+            return SendError(res, 400, "PropertyValueTypeError",
+                             "CapacityBytes must be a positive integer", {"CapacityBytes"});
+          }
+          const uint64_t capacity = doc["CapacityBytes"].GetUint64();
+          uint32_t block_size = 512;
+          if (doc.HasMember("BlockSizeBytes")) {
+            const auto& b = doc["BlockSizeBytes"];
+            if (!b.IsUint() || (b.GetUint() != 512 && b.GetUint() != 4096)) {
+              return SendError(res, 400, "PropertyValueNotInList",
+                               "BlockSizeBytes must be 512 or 4096", {"BlockSizeBytes"});
+            }
+            block_size = b.GetUint();
+          }
+          if (capacity % block_size != 0) {
+            return SendError(res, 400, "PropertyValueFormatError",
+                             "CapacityBytes must be a multiple of BlockSizeBytes (" +
+                                 std::to_string(block_size) + ")",
+                             {"CapacityBytes"});
+          }
+          std::lock_guard<std::mutex> lock(mu_);
+          Result<uint64_t> used = UsedBytes();
+          if (!used.ok()) return SendError(res, 500, "GeneralError", used.status().message());
+          if (capacity > options_.pool_capacity_bytes - *used) {
+            return SendError(res, 400, "PropertyValueOutOfRange",
+                             "CapacityBytes exceeds the pool's free " +
+                                 std::to_string(options_.pool_capacity_bytes - *used) + " bytes",
+                             {"CapacityBytes"});
+          }
+          // The database first, in state "creating": a crash from here on is
+          // rolled back at start.
+          Result<VolumeRecord> v = store_->InsertVolume(name, capacity, block_size);
+          if (!v.ok()) {
+            if (v.status().code() == Code::kAlreadyExists) {
+              return SendError(res, 409, "ResourceAlreadyExists", v.status().message(), {"Name"});
+            }
+            return SendError(res, 500, "GeneralError", v.status().message());
+          }
+          Status exposed = Expose(*v);
+          Status done = exposed.ok() ? store_->SetState(v->id, "ready") : exposed;
+          if (!done.ok()) {
+            Discard(*v);
+            return SendError(res, 500, "GeneralError", done.message());
+          }
+          v->state = "ready";
+          res.set_header("Location", VolumesPath() + "/" + std::to_string(v->id));
+          SendJson(res, 201, [&](JsonWriter& w) { WriteVolume(w, *v); });
+        });
 
   // What holds a volume: its snapshots (any state) and the groups it is in.
 
-  Route(server, "DELETE", "Volume.Delete",
-        "/redfish/v1/Storage/([^/]+)/Volumes/([^/]+)",
-        [this](const httplib::Request &req, httplib::Response &res) {
-          if (!KnownStorage(req, res))
-            return;
+  Route(server, "DELETE", "Volume.Delete", "/redfish/v1/Storage/([^/]+)/Volumes/([^/]+)",
+        [this](const httplib::Request& req, httplib::Response& res) {
+          if (!KnownStorage(req, res)) return;
           std::lock_guard<std::mutex> lock(mu_);
           std::optional<VolumeRecord> v = FindVolume(req, res);
-          if (!v)
-            return;
+          if (!v) return;
           // Exposures will hold a volume too (a later step).
           Result<std::vector<std::string>> held = Holders(*v);
-          if (!held.ok())
-            return SendError(res, 500, "GeneralError", held.status().message());
+          if (!held.ok()) return SendError(res, 500, "GeneralError", held.status().message());
           if (!held->empty()) {
             std::string what;
-            for (const std::string &h : *held)
-              what += (what.empty() ? "" : ", ") + h;
+            for (const std::string& h : *held) what += (what.empty() ? "" : ", ") + h;
             return SendError(res, 409, "ResourceInUse",
                              "volume " + v->name + " is in use by " + what);
           }
           Status s = RemoveVolume(*v);
-          if (!s.ok())
-            return SendError(res, 500, "GeneralError", s.message());
+          if (!s.ok()) return SendError(res, 500, "GeneralError", s.message());
           res.status = 204;
         });
 
@@ -181,31 +152,27 @@ void MockArray::RegisterVolumeRoutes(httplib::Server &server) {
   Route(server, "POST", "Volume.CreateReplicaTarget",
         "/redfish/v1/Storage/([^/]+)/Volumes/([^/]+)/Actions/"
         "Volume.CreateReplicaTarget",
-        [this](const httplib::Request &req, httplib::Response &res) {
-          if (!KnownStorage(req, res))
-            return;
+        [this](const httplib::Request& req, httplib::Response& res) {
+          if (!KnownStorage(req, res)) return;
           rapidjson::Document doc;
           if (!ParseObject(req, res, doc, {"ReplicaType", "TargetVolumeName"},
                            "Volume.CreateReplicaTarget")) {
             return;
           }
-          if (!SnapshotTypeGiven(doc, res))
-            return;
+          if (!SnapshotTypeGiven(doc, res)) return;
           std::string name;
           if (doc.HasMember("TargetVolumeName")) {
             if (!doc["TargetVolumeName"].IsString() ||
                 !ValidName(doc["TargetVolumeName"].GetString())) {
-              return SendError(
-                  res, 400, "PropertyValueFormatError",
-                  "TargetVolumeName must be 1 to 64 of [A-Za-z0-9._-]",
-                  {"TargetVolumeName"});
+              return SendError(res, 400, "PropertyValueFormatError",
+                               "TargetVolumeName must be 1 to 64 of [A-Za-z0-9._-]",
+                               {"TargetVolumeName"});
             }
             name = doc["TargetVolumeName"].GetString();
           }
           std::lock_guard<std::mutex> lock(mu_);
           std::optional<VolumeRecord> source = FindVolume(req, res);
-          if (!source)
-            return;
+          if (!source) return;
           if (source->is_snapshot()) {
             return SendError(res, 400, "ActionNotSupported",
                              "volume " + source->name +
@@ -215,39 +182,34 @@ void MockArray::RegisterVolumeRoutes(httplib::Server &server) {
           Result<VolumeRecord> snap = InsertSnapshot(*source, name);
           if (!snap.ok()) {
             if (snap.status().code() == Code::kAlreadyExists) {
-              return SendError(res, 409, "ResourceAlreadyExists",
-                               snap.status().message(), {"TargetVolumeName"});
+              return SendError(res, 409, "ResourceAlreadyExists", snap.status().message(),
+                               {"TargetVolumeName"});
             }
             return SendError(res, 500, "GeneralError", snap.status().message());
           }
           Status s = CopyContents(*source, &*snap);
-          if (s.ok())
-            s = Expose(*snap);
-          if (s.ok())
-            s = store_->SetState(snap->id, "ready");
+          if (s.ok()) s = Expose(*snap);
+          if (s.ok()) s = store_->SetState(snap->id, "ready");
           if (!s.ok()) {
             Discard(*snap);
             return SendError(res, 500, "GeneralError", s.message());
           }
           snap->state = "ready";
-          res.set_header("Location",
-                         VolumesPath() + "/" + std::to_string(snap->id));
-          SendJson(res, 201, [&](JsonWriter &w) { WriteVolume(w, *snap); });
+          res.set_header("Location", VolumesPath() + "/" + std::to_string(snap->id));
+          SendJson(res, 201, [&](JsonWriter& w) { WriteVolume(w, *snap); });
         });
 
   Route(server, "POST", "Volume.RemoveReplicaRelationship",
         "/redfish/v1/Storage/([^/]+)/Volumes/([^/]+)/Actions/"
         "Volume.RemoveReplicaRelationship",
-        [this](const httplib::Request &req, httplib::Response &res) {
-          if (!KnownStorage(req, res))
-            return;
+        [this](const httplib::Request& req, httplib::Response& res) {
+          if (!KnownStorage(req, res)) return;
           rapidjson::Document doc;
           if (!ParseObject(req, res, doc, {"DeleteTargetVolume"},
                            "Volume.RemoveReplicaRelationship")) {
             return;
           }
-          if (!doc.HasMember("DeleteTargetVolume") ||
-              !doc["DeleteTargetVolume"].IsBool() ||
+          if (!doc.HasMember("DeleteTargetVolume") || !doc["DeleteTargetVolume"].IsBool() ||
               !doc["DeleteTargetVolume"].GetBool()) {
             return SendError(res, 400, "PropertyValueNotInList",
                              "DeleteTargetVolume must be true: the mock cannot "
@@ -257,17 +219,15 @@ void MockArray::RegisterVolumeRoutes(httplib::Server &server) {
           }
           std::lock_guard<std::mutex> lock(mu_);
           std::optional<VolumeRecord> v = FindVolume(req, res);
-          if (!v)
-            return;
+          if (!v) return;
           if (!v->is_snapshot()) {
             return SendError(res, 400, "ActionNotSupported",
                              "volume " + v->name + " is not a replica");
           }
           Status s = RemoveVolume(*v);
-          if (!s.ok())
-            return SendError(res, 500, "GeneralError", s.message());
+          if (!s.ok()) return SendError(res, 500, "GeneralError", s.message());
           res.status = 204;
         });
 }
 
-} // namespace snapset::mock
+}  // namespace snapset::mock

@@ -39,7 +39,7 @@ bool SameSecret(const std::string& a, const std::string& b) {
 
 }  // namespace
 
-Result<std::map<std::string, std::string>> Sessions::LoadUsers(const std::string& path) {
+Result<std::map<std::string, User>> Sessions::LoadUsers(const std::string& path) {
   struct stat st {};
   if (stat(path.c_str(), &st) != 0) return Status::Config("users file " + path + " not found");
   if (st.st_uid != geteuid() || (st.st_mode & 077) != 0) {
@@ -56,13 +56,22 @@ Result<std::map<std::string, std::string>> Sessions::LoadUsers(const std::string
     return Status::Config("users file " + path +
                           ": expected {\"Users\": [{\"UserName\": ..., \"Password\": ...}]}");
   }
-  std::map<std::string, std::string> users;
+  std::map<std::string, User> users;
   for (const auto& u : doc["Users"].GetArray()) {
     if (!u.IsObject() || !u.HasMember("UserName") || !u["UserName"].IsString() ||
         !u.HasMember("Password") || !u["Password"].IsString()) {
       return Status::Config("users file " + path + ": each user needs UserName and Password");
     }
-    users[u["UserName"].GetString()] = u["Password"].GetString();
+    User user{u["Password"].GetString()};
+    if (u.HasMember("RoleId")) {
+      const std::string role = u["RoleId"].IsString() ? u["RoleId"].GetString() : "";
+      if (role != kAdministrator && role != kOperator && role != kReadOnly) {
+        return Status::Config("users file " + path + ": RoleId of " + u["UserName"].GetString() +
+                              " must be Administrator, Operator or ReadOnly");
+      }
+      user.role = role;
+    }
+    users[u["UserName"].GetString()] = user;
   }
   if (users.empty()) return Status::Config("users file " + path + " has no users");
   return users;
@@ -70,10 +79,11 @@ Result<std::map<std::string, std::string>> Sessions::LoadUsers(const std::string
 
 std::optional<Session> Sessions::Login(const std::string& user, const std::string& password) {
   auto found = users_.find(user);
-  const bool ok = found != users_.end() && SameSecret(found->second, password);
+  const bool ok = found != users_.end() && SameSecret(found->second.password, password);
   if (!ok) return std::nullopt;
   std::lock_guard<std::mutex> lock(mu_);
-  Session s{std::to_string(next_id_++), RandomToken(), user, std::chrono::steady_clock::now()};
+  Session s{std::to_string(next_id_++), RandomToken(), user, found->second.role,
+            std::chrono::steady_clock::now()};
   by_token_[s.token] = s;
   return s;
 }

@@ -5,32 +5,46 @@
 #ifndef SNAPSET_PROVIDERS_MOCK_ARRAY_SESSIONS_HPP
 #define SNAPSET_PROVIDERS_MOCK_ARRAY_SESSIONS_HPP
 
-#include <snapset/status.hpp>
-
 #include <chrono>
 #include <map>
 #include <mutex>
 #include <optional>
+#include <snapset/status.hpp>
 #include <string>
 
 namespace snapset::mock {
+
+// Redfish's predefined roles: Administrator may do anything, the /mock
+// routes included; Operator may change volumes, snapshots, groups and
+// exposures; ReadOnly may only read (a 403 otherwise).
+inline constexpr char kAdministrator[] = "Administrator";
+inline constexpr char kOperator[] = "Operator";
+inline constexpr char kReadOnly[] = "ReadOnly";
+
+struct User {
+  std::string password;
+  std::string role = kAdministrator;
+};
 
 struct Session {
   std::string id;
   std::string token;
   std::string user;
+  std::string role;
   std::chrono::steady_clock::time_point last_used;
 };
 
 class Sessions {
  public:
-  // users: user name -> password.
-  Sessions(std::map<std::string, std::string> users, std::chrono::seconds ttl)
+  // users: by user name.
+  Sessions(std::map<std::string, User> users, std::chrono::seconds ttl)
       : users_(std::move(users)), ttl_(ttl) {}
 
-  // The users file: {"Users": [{"UserName": "...", "Password": "..."}]}.
-  // Refused unless owned by this user and not readable by group or others.
-  static Result<std::map<std::string, std::string>> LoadUsers(const std::string& path);
+  // The users file: {"Users": [{"UserName": "...", "Password": "...",
+  // "RoleId": "Administrator" | "Operator" | "ReadOnly"}]}, RoleId
+  // Administrator when left out. Refused unless owned by this user and not
+  // readable by group or others.
+  static Result<std::map<std::string, User>> LoadUsers(const std::string& path);
 
   std::optional<Session> Login(const std::string& user, const std::string& password);
   // The session a live token belongs to; using it restarts its time-to-live.
@@ -39,7 +53,7 @@ class Sessions {
 
  private:
   std::mutex mu_;
-  const std::map<std::string, std::string> users_;
+  const std::map<std::string, User> users_;
   const std::chrono::seconds ttl_;
   std::map<std::string, Session> by_token_;
   uint64_t next_id_ = 1;

@@ -46,8 +46,8 @@ std::string Column(sqlite3_stmt* s, int i) {
 
 Result<std::unique_ptr<Store>> Store::Open(const std::string& path) {
   sqlite3* db = nullptr;
-  const int rc = sqlite3_open_v2(path.c_str(), &db,
-                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
+  const int rc =
+      sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
   if (rc != SQLITE_OK) {
     std::string message = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
     sqlite3_close(db);
@@ -72,27 +72,27 @@ Status Store::Exec(const std::string& sql) const {
 
 Status Store::Init() {
   sqlite3_busy_timeout(db_, 5000);
-  SNAPSET_RETURN_IF_ERROR(Exec(
-      "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-      "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
-      "CREATE TABLE IF NOT EXISTS volumes ("
-      " id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE,"
-      " capacity_bytes INTEGER NOT NULL, block_size INTEGER NOT NULL,"
-      " naa TEXT NOT NULL DEFAULT '', serial TEXT NOT NULL DEFAULT '',"
-      " state TEXT NOT NULL);"
-      "CREATE TABLE IF NOT EXISTS groups ("
-      " id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE);"
-      "CREATE TABLE IF NOT EXISTS group_members ("
-      " group_id INTEGER NOT NULL, position INTEGER NOT NULL, volume_id INTEGER NOT NULL,"
-      " PRIMARY KEY (group_id, position));"));
+  SNAPSET_RETURN_IF_ERROR(
+      Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+           "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+           "CREATE TABLE IF NOT EXISTS volumes ("
+           " id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE,"
+           " capacity_bytes INTEGER NOT NULL, block_size INTEGER NOT NULL,"
+           " naa TEXT NOT NULL DEFAULT '', serial TEXT NOT NULL DEFAULT '',"
+           " state TEXT NOT NULL);"
+           "CREATE TABLE IF NOT EXISTS groups ("
+           " id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE);"
+           "CREATE TABLE IF NOT EXISTS group_members ("
+           " group_id INTEGER NOT NULL, position INTEGER NOT NULL, volume_id INTEGER NOT NULL,"
+           " PRIMARY KEY (group_id, position));"));
   // Step 2 added snapshots: a database from step 1 lacks the column.
   if (!Exec("SELECT source_id FROM volumes LIMIT 0").ok()) {
     SNAPSET_RETURN_IF_ERROR(
         Exec("ALTER TABLE volumes ADD COLUMN source_id INTEGER NOT NULL DEFAULT 0;"
              "ALTER TABLE volumes ADD COLUMN copy_method TEXT NOT NULL DEFAULT '';"));
   }
-  SNAPSET_RETURN_IF_ERROR(Exec("INSERT OR IGNORE INTO meta VALUES ('array_id', '" +
-                               RandomHex(13) + "');"));
+  SNAPSET_RETURN_IF_ERROR(
+      Exec("INSERT OR IGNORE INTO meta VALUES ('array_id', '" + RandomHex(13) + "');"));
   sqlite3_stmt* raw = nullptr;
   sqlite3_prepare_v2(db_, "SELECT value FROM meta WHERE key='array_id'", -1, &raw, nullptr);
   Stmt s(raw);
@@ -168,7 +168,8 @@ Result<GroupRecord> Store::InsertGroup(const std::string& name,
   if (rc != SQLITE_DONE) {
     const std::string message = sqlite3_errmsg(db_);
     static_cast<void>(Exec("ROLLBACK"));
-    if (rc == SQLITE_CONSTRAINT) return Status::AlreadyExists("a group named '" + name + "' exists");
+    if (rc == SQLITE_CONSTRAINT)
+      return Status::AlreadyExists("a group named '" + name + "' exists");
     return Status::Internal("sqlite: " + message);
   }
   GroupRecord g;
@@ -228,10 +229,11 @@ Status Store::DeleteVolume(int64_t id) {
 
 Result<std::vector<VolumeRecord>> Store::Volumes() const {
   sqlite3_stmt* raw = nullptr;
-  sqlite3_prepare_v2(db_,
-                     "SELECT id, name, capacity_bytes, block_size, naa, serial, state, source_id, copy_method"
-                     " FROM volumes ORDER BY id",
-                     -1, &raw, nullptr);
+  sqlite3_prepare_v2(
+      db_,
+      "SELECT id, name, capacity_bytes, block_size, naa, serial, state, source_id, copy_method"
+      " FROM volumes ORDER BY id",
+      -1, &raw, nullptr);
   Stmt s(raw);
   if (!s) return Status::Internal(std::string("sqlite: ") + sqlite3_errmsg(db_));
   std::vector<VolumeRecord> out;

@@ -7,11 +7,10 @@
 #ifndef SNAPSET_PROVIDERS_MOCK_ARRAY_STORE_HPP
 #define SNAPSET_PROVIDERS_MOCK_ARRAY_STORE_HPP
 
-#include <snapset/status.hpp>
-
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <snapset/status.hpp>
 #include <string>
 #include <vector>
 
@@ -24,10 +23,10 @@ struct VolumeRecord {
   std::string name;
   uint64_t capacity_bytes = 0;
   uint32_t block_size = 0;
-  std::string naa;     // 32 lower-case hex digits, NAA 6
-  std::string serial;  // VPD 0x80
-  std::string state;   // creating | ready | deleting
-  int64_t source_id = 0;  // a snapshot's source volume; 0 for a volume
+  std::string naa;          // 32 lower-case hex digits, NAA 6
+  std::string serial;       // VPD 0x80
+  std::string state;        // creating | ready | deleting
+  int64_t source_id = 0;    // a snapshot's source volume; 0 for a volume
   std::string copy_method;  // a snapshot's: "reflink" or "sparse-copy"
   bool is_snapshot() const { return source_id != 0; }
 };

@@ -93,8 +93,8 @@ Status TgtDaemon::Launch(bool* port_taken) {
     return Status::Internal("opening " + log_path + ": " + strerror(errno));
   }
   const std::string portal = host_ + ":" + std::to_string(port_);
-  std::vector<std::string> args = {Program("tgtd"), "-f", "-C", std::to_string(control_),
-                                   "--iscsi", "portal=" + portal};
+  std::vector<std::string> args = {Program("tgtd"),          "-f",      "-C",
+                                   std::to_string(control_), "--iscsi", "portal=" + portal};
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -150,23 +150,70 @@ Result<std::string> TgtDaemon::Admin(std::vector<std::string> args) const {
   return result.output;
 }
 
-Status TgtDaemon::AddTargetWithLun(int tid, const std::string& iqn, const std::string& file,
-                                   uint32_t block_size, const std::string& scsi_id,
-                                   const std::string& serial, bool read_only) {
-  const std::string t = std::to_string(tid);
+Status TgtDaemon::AddTarget(const Target& target) {
+  const std::string t = std::to_string(target.tid);
   Result<std::string> r =
-      Admin({"--lld", "iscsi", "--op", "new", "--mode", "target", "--tid", t, "-T", iqn});
+      Admin({"--lld", "iscsi", "--op", "new", "--mode", "target", "--tid", t, "-T", target.iqn});
   if (!r.ok()) return r.status();
-  tids_.insert(tid);
-  r = Admin({"--lld", "iscsi", "--op", "bind", "--mode", "target", "--tid", t, "-I", "ALL"});
-  if (!r.ok()) return r.status();
-  r = Admin({"--lld", "iscsi", "--op", "new", "--mode", "logicalunit", "--tid", t, "--lun", "1",
-             "-b", file, "--blocksize", std::to_string(block_size)});
-  if (!r.ok()) return r.status();
-  r = Admin({"--lld", "iscsi", "--op", "update", "--mode", "logicalunit", "--tid", t, "--lun",
-             "1", "--params",
-             "scsi_id=" + scsi_id + ",scsi_sn=" + serial + (read_only ? ",readonly=1" : "")});
-  return r.ok() ? Status::Ok() : r.status();
+  tids_.insert(target.tid);
+  Status s = [&]() -> Status {
+    // -I ALL: any initiator address; -Q: only this initiator name.
+    SNAPSET_RETURN_IF_ERROR(Admin({"--lld", "iscsi", "--op", "bind", "--mode", "target", "--tid", t,
+                                   target.initiator_iqn.empty() ? "-I" : "-Q",
+                                   target.initiator_iqn.empty() ? "ALL" : target.initiator_iqn})
+                                .status());
+    if (!target.chap_user.empty()) {
+      // Accounts are tgtd-wide: one per user name, shared by every target
+      // that names it (the array refuses one name with two passwords).
+      bool exists = false;
+      for (const auto& [tid, user] : chap_user_of_) exists = exists || user == target.chap_user;
+      if (!exists) {
+        SNAPSET_RETURN_IF_ERROR(
+            Admin({"--lld", "iscsi", "--op", "new", "--mode", "account", "--user", target.chap_user,
+                   "--password", target.chap_password})
+                .status());
+      }
+      chap_user_of_[target.tid] = target.chap_user;
+      SNAPSET_RETURN_IF_ERROR(Admin({"--lld", "iscsi", "--op", "bind", "--mode", "account", "--tid",
+                                     t, "--user", target.chap_user})
+                                  .status());
+    }
+    for (const Lun& lun : target.luns) {
+      const std::string l = std::to_string(lun.lun);
+      SNAPSET_RETURN_IF_ERROR(
+          Admin({"--lld", "iscsi", "--op", "new", "--mode", "logicalunit", "--tid", t, "--lun", l,
+                 "-b", lun.file, "--blocksize", std::to_string(lun.block_size)})
+              .status());
+      SNAPSET_RETURN_IF_ERROR(Admin({"--lld", "iscsi", "--op", "update", "--mode", "logicalunit",
+                                     "--tid", t, "--lun", l, "--params",
+                                     "scsi_id=" + lun.scsi_id + ",scsi_sn=" + lun.serial +
+                                         (lun.read_only ? ",readonly=1" : "")})
+                                  .status());
+    }
+    return Status::Ok();
+  }();
+  if (!s.ok()) static_cast<void>(DeleteTarget(target.tid));
+  return s;
+}
+
+Status TgtDaemon::SetOffline(bool offline) {
+  for (int tid : tids_) {
+    SNAPSET_RETURN_IF_ERROR(
+        Admin({"--lld", "iscsi", "--op", "update", "--mode", "target", "--tid", std::to_string(tid),
+               "--name", "state", "--value", offline ? "offline" : "ready"})
+            .status());
+  }
+  return Status::Ok();
+}
+
+bool TgtDaemon::Running() {
+  if (pid_ <= 0) return false;
+  const pid_t r = waitpid(pid_, nullptr, WNOHANG);
+  if (r == pid_ || (r < 0 && errno == ECHILD)) {
+    pid_ = -1;
+    return false;
+  }
+  return true;
 }
 
 Status TgtDaemon::Freeze() {
@@ -197,10 +244,24 @@ Status TgtDaemon::DeleteTarget(int tid) {
   Result<std::string> shown =
       Admin({"--lld", "iscsi", "--op", "show", "--mode", "target", "--tid", t});
   tids_.erase(tid);
-  if (!shown.ok()) return Status::Ok();  // not there
-  Result<std::string> r =
-      Admin({"--lld", "iscsi", "--op", "delete", "--mode", "target", "--tid", t, "--force"});
-  return r.ok() ? Status::Ok() : r.status();
+  Status s = Status::Ok();
+  if (shown.ok()) {  // else not there
+    s = Admin({"--lld", "iscsi", "--op", "delete", "--mode", "target", "--tid", t, "--force"})
+            .status();
+  }
+  // The CHAP account goes with the last target that used it.
+  auto account = chap_user_of_.find(tid);
+  if (account != chap_user_of_.end()) {
+    const std::string user = account->second;
+    chap_user_of_.erase(account);
+    bool used = false;
+    for (const auto& [other, name] : chap_user_of_) used = used || name == user;
+    if (!used) {
+      static_cast<void>(
+          Admin({"--lld", "iscsi", "--op", "delete", "--mode", "account", "--user", user}));
+    }
+  }
+  return s;
 }
 
 bool TgtDaemon::WaitForExit(int milliseconds) {

@@ -11,13 +11,13 @@
 #ifndef SNAPSET_PROVIDERS_MOCK_ARRAY_TGT_DAEMON_HPP
 #define SNAPSET_PROVIDERS_MOCK_ARRAY_TGT_DAEMON_HPP
 
-#include <snapset/status.hpp>
-
 #include <sys/types.h>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <set>
+#include <snapset/status.hpp>
 #include <string>
 #include <vector>
 
@@ -29,18 +29,41 @@ class TgtDaemon {
   // REQUIRES: called before any other thread exists (it sets
   // TGT_IPC_SOCKET in this process's environment for tgtadm).
   static Result<std::unique_ptr<TgtDaemon>> Start(const std::string& state_dir,
-                                                   const std::string& host, int port);
+                                                  const std::string& host, int port);
   ~TgtDaemon();
   TgtDaemon(const TgtDaemon&) = delete;
   TgtDaemon& operator=(const TgtDaemon&) = delete;
 
-  // A target open to every initiator, with one LUN (1) backed by `file`,
-  // whose VPD 0x83 NAA-6 comes from scsi_id (32 hex digits starting with 6)
-  // and whose VPD 0x80 is serial. read_only: tgt's readonly=1, so every
-  // WRITE fails with DATA PROTECT / WRITE PROTECTED.
-  Status AddTargetWithLun(int tid, const std::string& iqn, const std::string& file,
-                          uint32_t block_size, const std::string& scsi_id,
-                          const std::string& serial, bool read_only = false);
+  // One LUN of a target: its backing file, its block size, the NAA-6 of
+  // VPD 0x83 (scsi_id: 32 hex digits starting with 6) and the VPD 0x80
+  // serial. read_only: tgt's readonly=1, so every WRITE fails with DATA
+  // PROTECT / WRITE PROTECTED.
+  struct Lun {
+    int lun = 1;
+    std::string file;
+    uint32_t block_size = 512;
+    std::string scsi_id;
+    std::string serial;
+    bool read_only = false;
+  };
+  // A target: open to one initiator IQN ("" for every initiator), with
+  // one-way CHAP when chap_user is set, and its LUNs.
+  struct Target {
+    int tid = 0;
+    std::string iqn;
+    std::string initiator_iqn;
+    std::string chap_user;
+    std::string chap_password;
+    std::vector<Lun> luns;
+  };
+  // Creates the target; on failure removes what it had made of it.
+  Status AddTarget(const Target& target);
+  // Puts every target of this daemon in tgt's state "offline" (true) or
+  // back to "ready": offline, tgtd leaves commands unanswered, so an
+  // initiator sees its I/O time out, as with a controller gone away.
+  Status SetOffline(bool offline);
+  // False once tgtd has died (the array answers 503 then).
+  bool Running();
   // Freeze() stops the whole daemon (SIGSTOP, and waits until it is
   // stopped): no backing-store write runs until Thaw() (SIGCONT). Commands
   // that arrive meanwhile wait in the sockets; none is lost. Not tgt's
@@ -70,6 +93,7 @@ class TgtDaemon {
   int control_;
   pid_t pid_ = -1;
   std::set<int> tids_;
+  std::map<int, std::string> chap_user_of_;  // tid -> its CHAP account
 };
 
 }  // namespace snapset::mock
