@@ -92,16 +92,18 @@ std::string HttpResponse::RelatedProperty() const {
 }
 
 HttpResponse Http(const std::string& method, const std::string& url, const std::string& body,
-                  const std::string& token) {
+                  const std::string& token, const HttpOptions& options) {
   HttpResponse response;
   CURL* curl = curl_easy_init();
   if (curl == nullptr) throw std::runtime_error("curl_easy_init");
   curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
   if (!token.empty()) headers = curl_slist_append(headers, ("X-Auth-Token: " + token).c_str());
+  for (const std::string& h : options.headers) headers = curl_slist_append(headers, h.c_str());
+  if (!options.ca_file.empty()) curl_easy_setopt(curl, CURLOPT_CAINFO, options.ca_file.c_str());
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method.c_str());
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-  if (method == "POST") {
+  if (!body.empty() || method == "POST") {
     curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.c_str());
     curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
   }
@@ -109,12 +111,15 @@ HttpResponse Http(const std::string& method, const std::string& url, const std::
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &response.body);
   curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, OnHeader);
   curl_easy_setopt(curl, CURLOPT_HEADERDATA, &response.headers);
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT, 20L);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, options.timeout_ms);
   const CURLcode rc = curl_easy_perform(curl);
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &response.status);
   curl_slist_free_all(headers);
   curl_easy_cleanup(curl);
-  if (rc != CURLE_OK) {
+  if (rc != CURLE_OK && !options.throw_on_transport_error) {
+    response.status = 0;
+    response.transport_error = curl_easy_strerror(rc);
+  } else if (rc != CURLE_OK) {
     throw std::runtime_error(method + " " + url + ": " + curl_easy_strerror(rc));
   }
   return response;

@@ -22,11 +22,25 @@ struct HttpResponse {
   // error.@Message.ExtendedInfo[0].RelatedProperties[0], or "".
   std::string RelatedProperty() const;
   std::string ErrorCode() const;  // error.code, or ""
+  // Set (and status 0) when the exchange failed below HTTP and the options
+  // asked not to throw: what libcurl said.
+  std::string transport_error;
 };
 
-// method GET/POST/DELETE; token "" sends no X-Auth-Token.
+struct HttpOptions {
+  std::vector<std::string> headers;  // extra "Name: value" lines
+  std::string ca_file;               // trust this CA for https:// (else the system's)
+  long timeout_ms = 20000;
+  // false: a transport failure (refused, reset, timed out, bad TLS) comes
+  // back in transport_error instead of throwing.
+  bool throw_on_transport_error = true;
+};
+
+// method GET/POST/DELETE/PATCH; token "" sends no X-Auth-Token; a body is
+// sent whenever it is not empty.
 HttpResponse Http(const std::string& method, const std::string& url,
-                  const std::string& body = "", const std::string& token = "");
+                  const std::string& body = "", const std::string& token = "",
+                  const HttpOptions& options = {});
 
 class MockArrayProcess {
  public:
