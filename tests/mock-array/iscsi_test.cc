@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/iscsi_identity.hpp"
+#include "tests/mock-array/iscsi_lun.hpp"
 #include "tests/mock-array/mock_array_process.hpp"
 #include "tests/support/temp_dir.hpp"
 
@@ -59,75 +60,6 @@ void CheckWire(const RestVolume& v) {
   BOOST_TEST(wire->identity.serial == v.serial, v.url);
   BOOST_TEST(wire->size_bytes == v.capacity, v.url);
   BOOST_TEST(wire->block_size == v.block_size, v.url);
-}
-
-// A synchronous libiscsi session to one LUN, for reading and writing blocks.
-class Lun {
- public:
-  explicit Lun(const std::string& url) {
-    ctx_ = iscsi_create_context("iqn.2026-11.io.snapset.test:mock-array-iscsi-test");
-    BOOST_REQUIRE(ctx_ != nullptr);
-    iscsi_url* parsed = iscsi_parse_full_url(ctx_, url.c_str());
-    BOOST_REQUIRE_MESSAGE(parsed != nullptr, url << ": " << iscsi_get_error(ctx_));
-    iscsi_set_targetname(ctx_, parsed->target);
-    iscsi_set_session_type(ctx_, ISCSI_SESSION_NORMAL);
-    iscsi_set_header_digest(ctx_, ISCSI_HEADER_DIGEST_NONE_CRC32C);
-    lun_ = parsed->lun;
-    const std::string portal = parsed->portal;
-    iscsi_destroy_url(parsed);
-    BOOST_REQUIRE_MESSAGE(iscsi_full_connect_sync(ctx_, portal.c_str(), lun_) == 0,
-                          url << ": " << iscsi_get_error(ctx_));
-  }
-  ~Lun() {
-    iscsi_logout_sync(ctx_);
-    iscsi_destroy_context(ctx_);
-  }
-  Lun(const Lun&) = delete;
-  Lun& operator=(const Lun&) = delete;
-
-  // SCSI status GOOD, or the sense key (negative when the command did not run).
-  int Write(uint64_t lba, std::vector<unsigned char> data, int block_size) {
-    scsi_task* task = iscsi_write16_sync(ctx_, lun_, lba, data.data(),
-                                         static_cast<uint32_t>(data.size()), block_size, 0, 0,
-                                         0, 0, 0);
-    return Finish(task);
-  }
-  std::vector<unsigned char> Read(uint64_t lba, uint32_t bytes, int block_size) {
-    scsi_task* task = iscsi_read16_sync(ctx_, lun_, lba, bytes, block_size, 0, 0, 0, 0, 0);
-    BOOST_REQUIRE_MESSAGE(task != nullptr, iscsi_get_error(ctx_));
-    BOOST_REQUIRE_MESSAGE(task->status == SCSI_STATUS_GOOD, iscsi_get_error(ctx_));
-    std::vector<unsigned char> out(task->datain.data, task->datain.data + task->datain.size);
-    scsi_free_scsi_task(task);
-    return out;
-  }
-  // The sense key and ASC/ASCQ of the last failed command.
-  int last_ascq() const { return last_ascq_; }
-
- private:
-  int Finish(scsi_task* task) {
-    if (task == nullptr) return -1;
-    int result = SCSI_STATUS_GOOD;
-    if (task->status != SCSI_STATUS_GOOD) {
-      result = task->status == SCSI_STATUS_CHECK_CONDITION ? task->sense.key : -2;
-      last_ascq_ = task->sense.ascq;
-    }
-    scsi_free_scsi_task(task);
-    return result;
-  }
-
-  iscsi_context* ctx_ = nullptr;
-  int lun_ = 0;
-  int last_ascq_ = 0;
-};
-
-std::vector<unsigned char> Pattern(const std::string& text, size_t bytes) {
-  std::vector<unsigned char> out(bytes);
-  for (size_t i = 0; i < bytes; ++i) out[i] = static_cast<unsigned char>(text[i % text.size()]);
-  return out;
-}
-
-std::string Text(const std::vector<unsigned char>& data, size_t bytes) {
-  return std::string(data.begin(), data.begin() + static_cast<std::ptrdiff_t>(bytes));
 }
 
 RestVolume Snapshot(const MockArrayProcess& array, const std::string& token,
