@@ -131,6 +131,7 @@ int main(int argc, char** argv) {
   options.name = name;
   options.state_dir = state_dir;
   options.target_prefix = "iqn.2026-11.io.snapset.mock:" + name;
+  options.iscsi_portal = iscsi->host + ":" + std::to_string((*tgt)->port());
   options.pool_capacity_bytes = pool_bytes;
   snapset::mock::MockArray array(options, store->get(), tgt->get(), &sessions);
   Status recovered = array.Recover();

@@ -72,11 +72,11 @@ std::string MockArray::VolumeFile(int64_t id) const {
   return options_.state_dir + "/volumes/" + std::to_string(id) + ".img";
 }
 
-std::string MockArray::TargetIqn(int64_t id) const {
-  return options_.target_prefix + ":vol-" + std::to_string(id);
+std::string MockArray::TargetIqn(int64_t exposure_id) const {
+  return options_.target_prefix + ":conn-" + std::to_string(exposure_id);
 }
 
-Status MockArray::Expose(const VolumeRecord& v) {
+Status MockArray::PrepareFile(const VolumeRecord& v) {
   const std::string file = VolumeFile(v.id);
   // Sparse: a volume costs nothing until written. Never shrinks data.
   const int fd = open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -88,24 +88,19 @@ Status MockArray::Expose(const VolumeRecord& v) {
   const int error = errno;
   close(fd);
   if (!sized) return Status::Internal("sizing " + file + ": " + strerror(error));
-  TgtDaemon::Target target;
-  target.tid = static_cast<int>(v.id);
-  target.iqn = TargetIqn(v.id);
-  target.luns.push_back({1, file, v.block_size, v.naa, v.serial, v.is_snapshot()});
-  return tgt_->AddTarget(target);
+  return Status::Ok();
 }
 
 Status MockArray::RemoveVolume(const VolumeRecord& v) {
-  // Recorded first: a crash from here on finishes the delete.
+  // Recorded first: a crash from here on finishes the delete. No target
+  // holds the file: a volume in an exposure is refused before this.
   SNAPSET_RETURN_IF_ERROR(store_->SetState(v.id, "deleting"));
-  SNAPSET_RETURN_IF_ERROR(tgt_->DeleteTarget(static_cast<int>(v.id)));
   std::error_code ec;
   std::filesystem::remove(VolumeFile(v.id), ec);
   return store_->DeleteVolume(v.id);
 }
 
 void MockArray::Discard(const VolumeRecord& v) {
-  static_cast<void>(tgt_->DeleteTarget(static_cast<int>(v.id)));
   std::error_code ec;
   std::filesystem::remove(VolumeFile(v.id), ec);
   static_cast<void>(store_->DeleteVolume(v.id));
@@ -152,6 +147,38 @@ Status MockArray::CopyContents(const VolumeRecord& source, VolumeRecord* snapsho
   return store_->SetCopyMethod(snapshot->id, method);
 }
 
+Status MockArray::AddExposureTarget(const ExposureRecord& e) {
+  Result<std::vector<VolumeRecord>> volumes = store_->Volumes();
+  if (!volumes.ok()) return volumes.status();
+  TgtDaemon::Target target;
+  target.tid = static_cast<int>(e.id);
+  target.iqn = TargetIqn(e.id);
+  target.initiator_iqn = e.initiator_iqn;
+  target.chap_user = e.chap_user;
+  target.chap_password = e.chap_password;
+  for (const ExposureLun& lun : e.luns) {
+    const VolumeRecord* v = nullptr;
+    for (const VolumeRecord& candidate : *volumes) {
+      if (candidate.id == lun.volume_id) v = &candidate;
+    }
+    if (v == nullptr) {
+      return Status::Internal("connection " + e.name + " maps volume " +
+                              std::to_string(lun.volume_id) + ", which is gone");
+    }
+    // A snapshot is read-only on the wire whatever was asked.
+    target.luns.push_back({lun.lun, VolumeFile(v->id), v->block_size, v->naa, v->serial,
+                           lun.read_only || v->is_snapshot()});
+  }
+  return tgt_->AddTarget(target);
+}
+
+Status MockArray::RemoveExposure(const ExposureRecord& e) {
+  // Recorded first: a crash from here on finishes the unmapping.
+  SNAPSET_RETURN_IF_ERROR(store_->SetExposureState(e.id, "deleting"));
+  SNAPSET_RETURN_IF_ERROR(tgt_->DeleteTarget(static_cast<int>(e.id)));
+  return store_->DeleteExposure(e.id);
+}
+
 Status MockArray::Recover() {
   std::lock_guard<std::mutex> lock(mu_);
   std::error_code ec;
@@ -161,7 +188,7 @@ Status MockArray::Recover() {
   if (!volumes.ok()) return volumes.status();
   for (const VolumeRecord& v : *volumes) {
     if (v.state == "ready") {
-      SNAPSET_RETURN_IF_ERROR(Expose(v).WithContext("restoring volume " + v.name));
+      SNAPSET_RETURN_IF_ERROR(PrepareFile(v).WithContext("restoring volume " + v.name));
       continue;
     }
     // "creating" was never acknowledged: roll back. "deleting" was asked
@@ -171,6 +198,21 @@ Status MockArray::Recover() {
               << " volume " << v.name << "\n";
     std::filesystem::remove(VolumeFile(v.id), ec);
     SNAPSET_RETURN_IF_ERROR(store_->DeleteVolume(v.id));
+  }
+  // Then the exposures over them: tgtd gets a target for every ready one;
+  // one cut in half is removed (its creation was never acknowledged, or
+  // its deletion was asked for).
+  Result<std::vector<ExposureRecord>> exposures = store_->Exposures();
+  if (!exposures.ok()) return exposures.status();
+  for (const ExposureRecord& e : *exposures) {
+    if (e.state == "ready") {
+      SNAPSET_RETURN_IF_ERROR(AddExposureTarget(e).WithContext("restoring connection " + e.name));
+      continue;
+    }
+    std::cerr << "mock-array: "
+              << (e.state == "creating" ? "rolling back creation of" : "finishing deletion of")
+              << " connection " << e.name << "\n";
+    SNAPSET_RETURN_IF_ERROR(store_->DeleteExposure(e.id));
   }
   return Status::Ok();
 }
@@ -271,7 +313,28 @@ Result<std::vector<std::string>> MockArray::Holders(const VolumeRecord& v) {
       out.push_back("consistency group " + g.name);
     }
   }
+  Result<std::vector<ExposureRecord>> exposures = store_->Exposures();
+  if (!exposures.ok()) return exposures.status();
+  for (const ExposureRecord& e : *exposures) {
+    for (const ExposureLun& lun : e.luns) {
+      if (lun.volume_id == v.id) out.push_back("connection " + e.name);
+    }
+  }
   return out;
+}
+
+bool MockArray::RefusedWhileHeld(const VolumeRecord& v, httplib::Response& res) {
+  Result<std::vector<std::string>> held = Holders(v);
+  if (!held.ok()) {
+    SendError(res, 500, "GeneralError", held.status().message());
+    return true;
+  }
+  if (held->empty()) return false;
+  std::string what;
+  for (const std::string& h : *held) what += (what.empty() ? "" : ", ") + h;
+  SendError(res, 409, "ResourceInUse",
+            "volume " + v.name + " is in use by " + what + "; remove those first");
+  return true;
 }
 
 void MockArray::WriteGroup(JsonWriter& w, const GroupRecord& g) const {
@@ -359,11 +422,6 @@ void MockArray::WriteVolume(JsonWriter& w, const VolumeRecord& v) const {
   w.Key("Snapset");
   w.StartObject();
   Key(w, "SerialNumber", v.serial);
-  // Interim, until exposure (Fabrics/.../Connections) exists: every volume
-  // is a LUN of its own target, open to every initiator.
-  Key(w, "IscsiTarget", TargetIqn(v.id));
-  w.Key("IscsiLun");
-  w.Int(1);
   w.Key("ReadOnly");
   w.Bool(v.is_snapshot());
   if (v.is_snapshot()) Key(w, "CopyMethod", v.copy_method);

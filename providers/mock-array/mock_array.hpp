@@ -30,7 +30,8 @@ namespace snapset::mock {
 struct ArrayOptions {
   std::string name = "mock-array";
   std::string state_dir;
-  std::string target_prefix;  // IQN prefix; a volume's target is PREFIX:vol-ID
+  std::string target_prefix;  // IQN prefix; an exposure's target is PREFIX:conn-ID
+  std::string iscsi_portal;   // HOST:PORT, as initiators are told
   uint64_t pool_capacity_bytes = 1ull << 40;
 };
 
@@ -58,6 +59,10 @@ class MockArray {
 
   // Exposure (routes_fabrics.cc): volumes and snapshots mapped to initiators.
   void RegisterFabricRoutes(httplib::Server& server);
+  void WriteConnection(JsonWriter& w, const ExposureRecord& e) const;
+  // The ready connection with the request's id (matches[2]), or nullopt
+  // with a 404 (or 500) sent. REQUIRES: mu_ held.
+  std::optional<ExposureRecord> FindConnection(const httplib::Request& req, httplib::Response& res);
 
   // Asynchronous tasks (routes_tasks.cc).
   void RegisterTaskRoutes(httplib::Server& server);
@@ -85,18 +90,28 @@ class MockArray {
   // nullopt with a 404 (or 500) sent.
   std::optional<VolumeRecord> FindVolume(const httplib::Request& req, httplib::Response& res);
   std::optional<GroupRecord> FindGroup(const httplib::Request& req, httplib::Response& res);
-  // What keeps a volume from being deleted: its snapshots (any state) and
-  // the groups it is in, as "snapshot NAME" / "consistency group NAME".
+  // What keeps a volume from being deleted: its snapshots (any state), the
+  // groups it is in and the connections that map it, as "snapshot NAME",
+  // "consistency group NAME", "connection NAME".
   Result<std::vector<std::string>> Holders(const VolumeRecord& v);
+  // Sends a 409 naming the holders (or a 500) and returns true when `v` is
+  // held; false when it may go.
+  bool RefusedWhileHeld(const VolumeRecord& v, httplib::Response& res);
   void WriteVolume(JsonWriter& w, const VolumeRecord& v) const;
   void WriteGroup(JsonWriter& w, const GroupRecord& g) const;
 
   std::string VolumeFile(int64_t id) const;
-  std::string TargetIqn(int64_t id) const;
-  Status Expose(const VolumeRecord& v);
-  // Takes a volume away: "deleting" first, then its target, file and row.
+  // An exposure's target: PREFIX:conn-ID.
+  std::string TargetIqn(int64_t exposure_id) const;
+  // Creates (or finds) a volume's sparse backing file at its capacity.
+  Status PrepareFile(const VolumeRecord& v);
+  // Gives tgtd the target of an exposure: its ACL, CHAP and LUNs.
+  Status AddExposureTarget(const ExposureRecord& e);
+  // Unmaps: "deleting" first, then the target (sessions or not) and rows.
+  Status RemoveExposure(const ExposureRecord& e);
+  // Takes a volume away: "deleting" first, then its file and row.
   Status RemoveVolume(const VolumeRecord& v);
-  // Undoes a volume or snapshot never acknowledged (target, file, row).
+  // Undoes a volume or snapshot never acknowledged (file, row).
   void Discard(const VolumeRecord& v);
   // Inserts a snapshot record of `source` in state "creating", named `name`
   // or, when empty, SOURCE-snap-N with the first free N.

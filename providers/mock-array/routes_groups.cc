@@ -11,8 +11,6 @@
 namespace snapset::mock {
 
 void MockArray::RegisterGroupRoutes(httplib::Server& server) {
-  // The group with the request's id (matches[2]), or a 404 / 500 sent.
-
   Route(server, "GET", "ConsistencyGroup.List", "/redfish/v1/Storage/([^/]+)/ConsistencyGroups",
         [this](const httplib::Request& req, httplib::Response& res) {
           if (!KnownStorage(req, res)) return;
@@ -171,7 +169,6 @@ void MockArray::RegisterGroupRoutes(httplib::Server& server) {
           }
           tgt_->Thaw();
         }
-        for (size_t i = 0; s.ok() && i < snaps.size(); ++i) s = Expose(snaps[i]);
         std::vector<int64_t> ids;
         for (const VolumeRecord& snap : snaps) ids.push_back(snap.id);
         if (s.ok()) s = store_->SetStates(ids, "ready");

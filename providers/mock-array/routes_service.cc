@@ -20,6 +20,7 @@ void MockArray::RegisterServiceRoutes(httplib::Server& server) {
       Key(w, "RedfishVersion", "1.15.0");
       Link(w, "SessionService", "/redfish/v1/SessionService");
       Link(w, "Storage", "/redfish/v1/Storage");
+      Link(w, "Fabrics", "/redfish/v1/Fabrics");
       w.Key("Links");
       w.StartObject();
       Link(w, "Sessions", kSessions);
@@ -110,8 +111,6 @@ void MockArray::RegisterServiceRoutes(httplib::Server& server) {
           });
         });
 
-  // Thick accounting: a volume consumes its full capacity from the pool; a
-  // snapshot (copy-on-write on a real array) consumes nothing.
   Route(server, "GET", "StoragePool.List", "/redfish/v1/Storage/([^/]+)/StoragePools",
         [](const httplib::Request& req, httplib::Response& res) {
           if (!KnownStorage(req, res)) return;

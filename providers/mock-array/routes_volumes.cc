@@ -114,7 +114,7 @@ void MockArray::RegisterVolumeRoutes(httplib::Server& server) {
             }
             return SendError(res, 500, "GeneralError", v.status().message());
           }
-          Status exposed = Expose(*v);
+          Status exposed = PrepareFile(*v);
           Status done = exposed.ok() ? store_->SetState(v->id, "ready") : exposed;
           if (!done.ok()) {
             Discard(*v);
@@ -125,30 +125,18 @@ void MockArray::RegisterVolumeRoutes(httplib::Server& server) {
           SendJson(res, 201, [&](JsonWriter& w) { WriteVolume(w, *v); });
         });
 
-  // What holds a volume: its snapshots (any state) and the groups it is in.
-
   Route(server, "DELETE", "Volume.Delete", "/redfish/v1/Storage/([^/]+)/Volumes/([^/]+)",
         [this](const httplib::Request& req, httplib::Response& res) {
           if (!KnownStorage(req, res)) return;
           std::lock_guard<std::mutex> lock(mu_);
           std::optional<VolumeRecord> v = FindVolume(req, res);
           if (!v) return;
-          // Exposures will hold a volume too (a later step).
-          Result<std::vector<std::string>> held = Holders(*v);
-          if (!held.ok()) return SendError(res, 500, "GeneralError", held.status().message());
-          if (!held->empty()) {
-            std::string what;
-            for (const std::string& h : *held) what += (what.empty() ? "" : ", ") + h;
-            return SendError(res, 409, "ResourceInUse",
-                             "volume " + v->name + " is in use by " + what);
-          }
+          if (RefusedWhileHeld(*v, res)) return;
           Status s = RemoveVolume(*v);
           if (!s.ok()) return SendError(res, 500, "GeneralError", s.message());
           res.status = 204;
         });
 
-  // Parses the body as a JSON object whose members are all in `allowed`,
-  // or sends a 400 and returns false.
   Route(server, "POST", "Volume.CreateReplicaTarget",
         "/redfish/v1/Storage/([^/]+)/Volumes/([^/]+)/Actions/"
         "Volume.CreateReplicaTarget",
@@ -188,7 +176,6 @@ void MockArray::RegisterVolumeRoutes(httplib::Server& server) {
             return SendError(res, 500, "GeneralError", snap.status().message());
           }
           Status s = CopyContents(*source, &*snap);
-          if (s.ok()) s = Expose(*snap);
           if (s.ok()) s = store_->SetState(snap->id, "ready");
           if (!s.ok()) {
             Discard(*snap);
@@ -212,8 +199,7 @@ void MockArray::RegisterVolumeRoutes(httplib::Server& server) {
           if (!doc.HasMember("DeleteTargetVolume") || !doc["DeleteTargetVolume"].IsBool() ||
               !doc["DeleteTargetVolume"].GetBool()) {
             return SendError(res, 400, "PropertyValueNotInList",
-                             "DeleteTargetVolume must be true: the mock cannot "
-                             "turn a snapshot "
+                             "DeleteTargetVolume must be true: the mock cannot turn a snapshot "
                              "into an independent volume",
                              {"DeleteTargetVolume"});
           }
@@ -224,6 +210,7 @@ void MockArray::RegisterVolumeRoutes(httplib::Server& server) {
             return SendError(res, 400, "ActionNotSupported",
                              "volume " + v->name + " is not a replica");
           }
+          if (RefusedWhileHeld(*v, res)) return;
           Status s = RemoveVolume(*v);
           if (!s.ok()) return SendError(res, 500, "GeneralError", s.message());
           res.status = 204;

@@ -84,7 +84,14 @@ Status Store::Init() {
            " id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE);"
            "CREATE TABLE IF NOT EXISTS group_members ("
            " group_id INTEGER NOT NULL, position INTEGER NOT NULL, volume_id INTEGER NOT NULL,"
-           " PRIMARY KEY (group_id, position));"));
+           " PRIMARY KEY (group_id, position));"
+           "CREATE TABLE IF NOT EXISTS exposures ("
+           " id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE,"
+           " initiator_iqn TEXT NOT NULL, chap_user TEXT NOT NULL, chap_password TEXT NOT NULL,"
+           " state TEXT NOT NULL);"
+           "CREATE TABLE IF NOT EXISTS exposure_luns ("
+           " exposure_id INTEGER NOT NULL, lun INTEGER NOT NULL, volume_id INTEGER NOT NULL,"
+           " read_only INTEGER NOT NULL, PRIMARY KEY (exposure_id, lun));"));
   // Step 2 added snapshots: a database from step 1 lacks the column.
   if (!Exec("SELECT source_id FROM volumes LIMIT 0").ok()) {
     SNAPSET_RETURN_IF_ERROR(
@@ -250,6 +257,93 @@ Result<std::vector<VolumeRecord>> Store::Volumes() const {
     v.source_id = sqlite3_column_int64(s.get(), 7);
     v.copy_method = Column(s.get(), 8);
     out.push_back(std::move(v));
+  }
+  if (rc != SQLITE_DONE) return Status::Internal(std::string("sqlite: ") + sqlite3_errmsg(db_));
+  return out;
+}
+
+Result<ExposureRecord> Store::InsertExposure(ExposureRecord e) {
+  SNAPSET_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+  sqlite3_stmt* raw = nullptr;
+  sqlite3_prepare_v2(db_,
+                     "INSERT INTO exposures (name, initiator_iqn, chap_user, chap_password, state)"
+                     " VALUES (?, ?, ?, ?, 'creating')",
+                     -1, &raw, nullptr);
+  Stmt s(raw);
+  if (!s) {
+    static_cast<void>(Exec("ROLLBACK"));
+    return Status::Internal(std::string("sqlite: ") + sqlite3_errmsg(db_));
+  }
+  sqlite3_bind_text(s.get(), 1, e.name.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(s.get(), 2, e.initiator_iqn.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(s.get(), 3, e.chap_user.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(s.get(), 4, e.chap_password.c_str(), -1, SQLITE_TRANSIENT);
+  const int rc = sqlite3_step(s.get());
+  if (rc != SQLITE_DONE) {
+    const std::string message = sqlite3_errmsg(db_);
+    static_cast<void>(Exec("ROLLBACK"));
+    if (rc == SQLITE_CONSTRAINT) {
+      return Status::AlreadyExists("a connection named '" + e.name + "' exists");
+    }
+    return Status::Internal("sqlite: " + message);
+  }
+  e.id = sqlite3_last_insert_rowid(db_);
+  e.state = "creating";
+  std::string sql;
+  for (const ExposureLun& lun : e.luns) {
+    sql += "INSERT INTO exposure_luns VALUES (" + std::to_string(e.id) + "," +
+           std::to_string(lun.lun) + "," + std::to_string(lun.volume_id) + "," +
+           (lun.read_only ? "1" : "0") + ");";
+  }
+  Status done = Exec(sql + "COMMIT;");
+  if (!done.ok()) {
+    static_cast<void>(Exec("ROLLBACK"));
+    return done;
+  }
+  return e;
+}
+
+Status Store::SetExposureState(int64_t id, const std::string& state) {
+  // state is one of three literals from this program, never user input.
+  return Exec("UPDATE exposures SET state='" + state + "' WHERE id=" + std::to_string(id));
+}
+
+Status Store::DeleteExposure(int64_t id) {
+  const std::string e = std::to_string(id);
+  Status s = Exec("BEGIN IMMEDIATE; DELETE FROM exposure_luns WHERE exposure_id=" + e +
+                  "; DELETE FROM exposures WHERE id=" + e + "; COMMIT;");
+  if (!s.ok()) static_cast<void>(Exec("ROLLBACK"));
+  return s;
+}
+
+Result<std::vector<ExposureRecord>> Store::Exposures() const {
+  sqlite3_stmt* raw = nullptr;
+  sqlite3_prepare_v2(db_,
+                     "SELECT e.id, e.name, e.initiator_iqn, e.chap_user, e.chap_password, e.state,"
+                     " l.lun, l.volume_id, l.read_only FROM exposures e"
+                     " LEFT JOIN exposure_luns l ON l.exposure_id = e.id ORDER BY e.id, l.lun",
+                     -1, &raw, nullptr);
+  Stmt s(raw);
+  if (!s) return Status::Internal(std::string("sqlite: ") + sqlite3_errmsg(db_));
+  std::vector<ExposureRecord> out;
+  int rc;
+  while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
+    const int64_t id = sqlite3_column_int64(s.get(), 0);
+    if (out.empty() || out.back().id != id) {
+      ExposureRecord e;
+      e.id = id;
+      e.name = Column(s.get(), 1);
+      e.initiator_iqn = Column(s.get(), 2);
+      e.chap_user = Column(s.get(), 3);
+      e.chap_password = Column(s.get(), 4);
+      e.state = Column(s.get(), 5);
+      out.push_back(std::move(e));
+    }
+    if (sqlite3_column_type(s.get(), 6) != SQLITE_NULL) {
+      out.back().luns.push_back({sqlite3_column_int64(s.get(), 7),
+                                 static_cast<int>(sqlite3_column_int64(s.get(), 6)),
+                                 sqlite3_column_int64(s.get(), 8) != 0});
+    }
   }
   if (rc != SQLITE_DONE) return Status::Internal(std::string("sqlite: ") + sqlite3_errmsg(db_));
   return out;

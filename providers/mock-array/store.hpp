@@ -39,6 +39,27 @@ struct GroupRecord {
   std::vector<int64_t> members;  // volume ids, in the order given
 };
 
+// An exposure (a Redfish Connection): volumes mapped as LUNs of one iSCSI
+// target that only `initiator_iqn` may log in to, with one-way CHAP when
+// chap_user is set. State column as for volumes: "creating", "ready",
+// "deleting". The CHAP secret is kept in clear: tgtd needs it again after a
+// restart (the state directory is 0700).
+struct ExposureLun {
+  int64_t volume_id = 0;
+  int lun = 0;  // 1..; tgt keeps LUN 0 for its controller
+  bool read_only = false;
+};
+
+struct ExposureRecord {
+  int64_t id = 0;  // also the tgtd target id; never reused
+  std::string name;
+  std::string initiator_iqn;
+  std::string chap_user;
+  std::string chap_password;
+  std::string state;
+  std::vector<ExposureLun> luns;
+};
+
 class Store {
  public:
   static Result<std::unique_ptr<Store>> Open(const std::string& path);
@@ -65,6 +86,13 @@ class Store {
   Status DeleteGroup(int64_t id);
   Result<std::vector<GroupRecord>> Groups() const;
   Status DeleteVolume(int64_t id);
+
+  // Inserts `e` (its LUNs too) in state "creating" and gives it its id.
+  // AlreadyExists when the name is taken.
+  Result<ExposureRecord> InsertExposure(ExposureRecord e);
+  Status SetExposureState(int64_t id, const std::string& state);
+  Status DeleteExposure(int64_t id);
+  Result<std::vector<ExposureRecord>> Exposures() const;
   Result<std::vector<VolumeRecord>> Volumes() const;
 
  private:

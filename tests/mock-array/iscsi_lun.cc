@@ -53,10 +53,14 @@ Lun::~Lun() {
   iscsi_destroy_context(ctx_);
 }
 
+void Lun::Drop() {
+  if (ctx_ != nullptr) iscsi_destroy_context(ctx_);
+  ctx_ = nullptr;
+}
+
 int Lun::Write(uint64_t lba, std::vector<unsigned char> data, int block_size) {
-  scsi_task* task = iscsi_write16_sync(ctx_, lun_, lba, data.data(),
-                                       static_cast<uint32_t>(data.size()), block_size, 0, 0, 0,
-                                       0, 0);
+  scsi_task* task = iscsi_write16_sync(
+      ctx_, lun_, lba, data.data(), static_cast<uint32_t>(data.size()), block_size, 0, 0, 0, 0, 0);
   return Finish(task);
 }
 

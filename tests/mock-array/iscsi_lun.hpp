@@ -41,6 +41,9 @@ class Lun {
   // As Write: 0 with *out filled, else the sense key or a negative number.
   int TryRead(uint64_t lba, uint32_t bytes, int block_size, std::vector<unsigned char>* out);
   int last_ascq() const { return last_ascq_; }  // of the last failed command
+  // Closes the connection without a logout: for a target known to be gone,
+  // where libiscsi's logout would wait on a reconnect that never succeeds.
+  void Drop();
   std::string error() const;                    // libiscsi's last error text
 
  private:

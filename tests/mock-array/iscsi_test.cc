@@ -1,20 +1,20 @@
 #define BOOST_TEST_MODULE mock_array_iscsi
-#include <boost/test/unit_test.hpp>
-
 #include <iscsi/iscsi.h>
 #include <iscsi/scsi-lowlevel.h>
 #include <sqlite3.h>
 #include <sys/wait.h>
 
 #include <atomic>
+#include <boost/test/unit_test.hpp>
 #include <cstring>
-#include <thread>
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/iscsi_identity.hpp"
+#include "tests/mock-array/connections.hpp"
 #include "tests/mock-array/iscsi_lun.hpp"
 #include "tests/mock-array/mock_array_process.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -25,7 +25,8 @@ namespace {
 constexpr char kVolumes[] = "/redfish/v1/Storage/array/Volumes";
 
 struct RestVolume {
-  std::string path, naa, serial, url;
+  std::string path, naa, serial;
+  std::string url, connection;  // once exposed
   uint64_t capacity = 0;
   uint32_t block_size = 0;
 };
@@ -37,24 +38,49 @@ RestVolume FromJson(const MockArrayProcess& array, const rapidjson::Document& v)
   out.serial = v["Oem"]["Snapset"]["SerialNumber"].GetString();
   out.capacity = v["CapacityBytes"].GetUint64();
   out.block_size = v["BlockSizeBytes"].GetUint();
-  out.url = "iscsi://" + array.portal() + "/" + v["Oem"]["Snapset"]["IscsiTarget"].GetString() +
-            "/" + std::to_string(v["Oem"]["Snapset"]["IscsiLun"].GetInt());
+  static_cast<void>(array);
   return out;
 }
 
-RestVolume Create(const MockArrayProcess& array, const std::string& token,
-                  const std::string& name, uint64_t bytes, uint32_t block_size) {
+// Maps `v` to the test initiator in a connection of its own.
+RestVolume Exposed(const MockArrayProcess& array, const std::string& token, RestVolume v) {
+  ConnectionRequest request;
+  request.volumes = {v.path};
+  const Connection c = Connect(array, token, request);
+  v.url = c.urls.at(0);
+  v.connection = c.path;
+  return v;
+}
+
+// `before` as the array reports it now, with the URL of its connection
+// (whose portal changes when the array restarts).
+RestVolume Reread(const MockArrayProcess& array, const std::string& token,
+                  const RestVolume& before) {
+  HttpResponse got = Http("GET", array.Url(before.path), "", token);
+  BOOST_REQUIRE_MESSAGE(got.status == 200, got.body);
+  RestVolume after = FromJson(array, got.Json());
+  after.connection = before.connection;
+  after.url = GetConnection(array, token, before.connection).urls.at(0);
+  return after;
+}
+
+// Creates a volume and, unless told not to, exposes it to the test initiator.
+RestVolume Create(const MockArrayProcess& array, const std::string& token, const std::string& name,
+                  uint64_t bytes, uint32_t block_size, bool expose = true) {
   HttpResponse r = Http("POST", array.Url(kVolumes),
                         R"({"Name":")" + name + R"(","CapacityBytes":)" + std::to_string(bytes) +
                             R"(,"BlockSizeBytes":)" + std::to_string(block_size) + "}",
                         token);
   BOOST_REQUIRE_MESSAGE(r.status == 201, r.body);
-  return FromJson(array, r.Json());
+  const RestVolume v = FromJson(array, r.Json());
+  return expose ? Exposed(array, token, v) : v;
 }
 
 // What the LUN says on the wire must be what REST says.
 void CheckWire(const RestVolume& v) {
-  Result<Volume> wire = ResolveIscsiVolume(v.url);
+  IscsiOptions options;
+  options.initiator_iqn = kTestInitiator;
+  Result<Volume> wire = ResolveIscsiVolume(v.url, options);
   BOOST_REQUIRE_MESSAGE(wire.ok(), v.url << ": " << wire.status().ToString());
   BOOST_TEST(wire->identity.Naa() == v.naa, v.url);
   BOOST_TEST(wire->identity.serial == v.serial, v.url);
@@ -67,7 +93,7 @@ RestVolume Snapshot(const MockArrayProcess& array, const std::string& token,
   HttpResponse r = Http("POST", array.Url(source.path + "/Actions/Volume.CreateReplicaTarget"),
                         R"({"ReplicaType":"Snapshot"})", token);
   BOOST_REQUIRE_MESSAGE(r.status == 201, r.body);
-  return FromJson(array, r.Json());
+  return Exposed(array, token, FromJson(array, r.Json()));
 }
 
 BOOST_AUTO_TEST_CASE(snapshot_keeps_the_old_data_refuses_writes_and_reports_its_naa) {
@@ -121,9 +147,9 @@ BOOST_AUTO_TEST_CASE(group_snapshot_shows_one_instant_on_every_member) {
   for (uint64_t n = 1; n <= 41; ++n) {
     for (auto& lun : luns) BOOST_REQUIRE(lun->Write(7, counter(n), 4096) == SCSI_STATUS_GOOD);
   }
-  HttpResponse snap = Http(
-      "POST", array.Url(group_path + "/Actions/ConsistencyGroup.CreateReplicaTarget"),
-      R"({"ReplicaType":"Snapshot"})", token);
+  HttpResponse snap =
+      Http("POST", array.Url(group_path + "/Actions/ConsistencyGroup.CreateReplicaTarget"),
+           R"({"ReplicaType":"Snapshot"})", token);
   BOOST_REQUIRE_MESSAGE(snap.status == 201, snap.body);
   // The sessions of the members survive the offline/ready cycle.
   for (auto& lun : luns) BOOST_REQUIRE(lun->Write(7, counter(42), 4096) == SCSI_STATUS_GOOD);
@@ -132,7 +158,7 @@ BOOST_AUTO_TEST_CASE(group_snapshot_shows_one_instant_on_every_member) {
   for (int i = 0; i < 3; ++i) {
     rapidjson::Document one;
     one.CopyFrom(body["Members"][i], one.GetAllocator());
-    const RestVolume s = FromJson(array, one);
+    const RestVolume s = Exposed(array, token, FromJson(array, one));
     CheckWire(s);
     Lun lun(s.url);
     BOOST_TEST(lun.Read(7, 4096, 4096) == counter(41), "member " << i);
@@ -198,7 +224,7 @@ BOOST_AUTO_TEST_CASE(group_snapshot_under_a_live_writer_is_one_instant) {
     for (int i = 0; i < 3; ++i) {
       rapidjson::Document one;
       one.CopyFrom(body["Members"][i], one.GetAllocator());
-      Lun lun(FromJson(array, one).url);
+      Lun lun(Exposed(array, token, FromJson(array, one)).url);
       const std::vector<unsigned char> block = lun.Read(7, 4096, 4096);
       uint64_t n = 0;
       std::memcpy(&n, block.data(), sizeof(n));
@@ -234,9 +260,7 @@ BOOST_AUTO_TEST_CASE(snapshot_contents_and_read_only_survive_kill_9) {
   }
   MockArrayProcess again(dir.str());
   const std::string token = again.Login();
-  HttpResponse got = Http("GET", again.Url(snap.path), "", token);
-  BOOST_REQUIRE_EQUAL(got.status, 200);
-  const RestVolume after = FromJson(again, got.Json());
+  const RestVolume after = Reread(again, token, snap);
   BOOST_TEST(after.naa == snap.naa);
   CheckWire(after);
   Lun lun(after.url);
@@ -260,6 +284,11 @@ BOOST_AUTO_TEST_CASE(a_deleted_volume_no_longer_answers_on_the_wire) {
   const std::string token = array.Login();
   const RestVolume v = Create(array, token, "gone", 1 << 20, 512);
   CheckWire(v);
+  // Mapped, it cannot go; unmapped, it can.
+  HttpResponse held = Http("DELETE", array.Url(v.path), "", token);
+  BOOST_TEST(held.status == 409);
+  BOOST_TEST(held.body.find("connection") != std::string::npos, held.body);
+  BOOST_TEST(Http("DELETE", array.Url(v.connection), "", token).status == 204);
   BOOST_TEST(Http("DELETE", array.Url(v.path), "", token).status == 204);
   IscsiOptions quick;
   quick.timeout = std::chrono::milliseconds(3000);
@@ -282,9 +311,7 @@ BOOST_AUTO_TEST_CASE(volumes_and_their_wire_identity_survive_kill_9) {
   HttpResponse list = Http("GET", again.Url(kVolumes), "", token);
   BOOST_TEST(list.Json()["Members@odata.count"].GetInt() == 2);
   for (const RestVolume& before : {before_a, before_b}) {
-    HttpResponse got = Http("GET", again.Url(before.path), "", token);
-    BOOST_REQUIRE_EQUAL(got.status, 200);
-    const RestVolume after = FromJson(again, got.Json());
+    const RestVolume after = Reread(again, token, before);
     BOOST_TEST(after.naa == before.naa);
     BOOST_TEST(after.serial == before.serial);
     BOOST_TEST(after.capacity == before.capacity);
@@ -304,7 +331,7 @@ BOOST_AUTO_TEST_CASE(a_crash_mid_create_is_rolled_back_and_mid_delete_is_finishe
     MockArrayProcess array(dir.str());
     const std::string token = array.Login();
     keep = Create(array, token, "keep", 1 << 20, 512);
-    going = Create(array, token, "going", 1 << 20, 512);
+    going = Create(array, token, "going", 1 << 20, 512, /*expose=*/false);
     array.Kill9();
   }
   // What a crash between the database write and tgtd leaves behind.
@@ -322,8 +349,9 @@ BOOST_AUTO_TEST_CASE(a_crash_mid_create_is_rolled_back_and_mid_delete_is_finishe
   HttpResponse list = Http("GET", again.Url(kVolumes), "", token);
   BOOST_TEST(list.Json()["Members@odata.count"].GetInt() == 1);
   BOOST_TEST(Http("GET", again.Url(going.path), "", token).status == 404);
-  BOOST_TEST(!std::filesystem::exists(dir.str() + "/volumes/" + going.path.substr(going.path.rfind('/') + 1) + ".img"));
-  CheckWire(FromJson(again, Http("GET", again.Url(keep.path), "", token).Json()));
+  BOOST_TEST(!std::filesystem::exists(dir.str() + "/volumes/" +
+                                      going.path.substr(going.path.rfind('/') + 1) + ".img"));
+  CheckWire(Reread(again, token, keep));
   // Both names are free again.
   Create(again, token, "half", 1 << 20, 512);
   Create(again, token, "going", 1 << 20, 512);

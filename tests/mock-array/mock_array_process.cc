@@ -8,9 +8,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <boost/test/unit_test.hpp>
-
 #include <algorithm>
+#include <boost/test/unit_test.hpp>
 #include <cerrno>
 #include <chrono>
 #include <fstream>
@@ -45,8 +44,7 @@ size_t OnHeader(char* data, size_t size, size_t count, void* out) {
 
 // The children of a process's main thread: the array forks its tgtd there.
 std::vector<pid_t> ChildrenOf(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) +
-                   "/children");
+  std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
   std::vector<pid_t> out;
   pid_t child;
   while (in >> child) out.push_back(child);
@@ -135,8 +133,9 @@ MockArrayProcess::MockArrayProcess(const std::string& state_dir,
   // A killed array's tgtd is reparented to us, not to a PID 1 that never
   // reaps, so that Kill9() can wait for it.
   prctl(PR_SET_CHILD_SUBREAPER, 1);
-  std::vector<std::string> args = {SNAPSET_MOCK_ARRAY, "--listen", "127.0.0.1:0",
-                                   "--iscsi-portal", "127.0.0.1:0", "--state-dir", state_dir};
+  std::vector<std::string> args = {SNAPSET_MOCK_ARRAY, "--listen",    "127.0.0.1:0",
+                                   "--iscsi-portal",   "127.0.0.1:0", "--state-dir",
+                                   state_dir};
   args.insert(args.end(), extra.begin(), extra.end());
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());

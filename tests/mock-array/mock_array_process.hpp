@@ -38,9 +38,8 @@ struct HttpOptions {
 
 // method GET/POST/DELETE/PATCH; token "" sends no X-Auth-Token; a body is
 // sent whenever it is not empty.
-HttpResponse Http(const std::string& method, const std::string& url,
-                  const std::string& body = "", const std::string& token = "",
-                  const HttpOptions& options = {});
+HttpResponse Http(const std::string& method, const std::string& url, const std::string& body = "",
+                  const std::string& token = "", const HttpOptions& options = {});
 
 class MockArrayProcess {
  public:
@@ -60,8 +59,8 @@ class MockArrayProcess {
   std::string Login() const;
 
   pid_t pid() const { return pid_; }
-  const std::string& rest() const { return rest_; }          // http://127.0.0.1:P
-  const std::string& portal() const { return portal_; }      // 127.0.0.1:Q
+  const std::string& rest() const { return rest_; }      // http://127.0.0.1:P
+  const std::string& portal() const { return portal_; }  // 127.0.0.1:Q
   const std::string& name() const { return name_; }
   std::string Url(const std::string& path) const { return rest_ + path; }
 

@@ -1,8 +1,7 @@
 #define BOOST_TEST_MODULE mock_array_rest
-#include <boost/test/unit_test.hpp>
-
 #include <sys/stat.h>
 
+#include <boost/test/unit_test.hpp>
 #include <chrono>
 #include <memory>
 #include <set>
@@ -31,7 +30,9 @@ std::string RemoveReplica(const std::string& volume) {
 std::string GroupSnapshot(const std::string& group) {
   return group + "/Actions/ConsistencyGroup.CreateReplicaTarget";
 }
-std::string Naa(const rapidjson::Value& v) { return v["Identifiers"][0]["DurableName"].GetString(); }
+std::string Naa(const rapidjson::Value& v) {
+  return v["Identifiers"][0]["DurableName"].GetString();
+}
 
 // One array per test in its own state directory, stopped whatever happens.
 struct Array {
@@ -51,8 +52,8 @@ struct Array {
     return Http("DELETE", process->Url(path), "", token);
   }
   HttpResponse CreateVolume(const std::string& name, uint64_t bytes = 1 << 20) const {
-    return Post(kVolumes, R"({"Name":")" + name + R"(","CapacityBytes":)" +
-                              std::to_string(bytes) + "}");
+    return Post(kVolumes,
+                R"({"Name":")" + name + R"(","CapacityBytes":)" + std::to_string(bytes) + "}");
   }
 
   TempDir dir;
@@ -69,8 +70,8 @@ uint64_t FreeBytes(const Array& array) {
 BOOST_AUTO_TEST_CASE(login_gives_a_token_and_the_session_location) {
   Array array;
   if (!array.ok()) return;
-  HttpResponse r = Http("POST", array.process->Url(kSessions),
-                        R"({"UserName":"admin","Password":"admin"})");
+  HttpResponse r =
+      Http("POST", array.process->Url(kSessions), R"({"UserName":"admin","Password":"admin"})");
   BOOST_TEST(r.status == 201);
   BOOST_TEST(r.headers["x-auth-token"].size() >= 32u);
   BOOST_TEST(r.headers["location"].rfind(std::string(kSessions) + "/", 0) == 0u);
@@ -82,8 +83,8 @@ BOOST_AUTO_TEST_CASE(login_gives_a_token_and_the_session_location) {
 BOOST_AUTO_TEST_CASE(deleted_session_token_no_longer_works) {
   Array array;
   if (!array.ok()) return;
-  HttpResponse login = Http("POST", array.process->Url(kSessions),
-                            R"({"UserName":"admin","Password":"admin"})");
+  HttpResponse login =
+      Http("POST", array.process->Url(kSessions), R"({"UserName":"admin","Password":"admin"})");
   const std::string token = login.headers["x-auth-token"];
   BOOST_TEST(Http("DELETE", array.process->Url(login.headers["location"]), "", token).status ==
              204);
@@ -115,8 +116,9 @@ BOOST_AUTO_TEST_CASE(every_route_but_root_and_login_needs_a_valid_token) {
       BOOST_TEST(r.ErrorCode() == "Base.1.8.NoValidSession");
     }
   }
-  BOOST_TEST(Http("POST", array.process->Url(kVolumes), R"({"Name":"x","CapacityBytes":512})")
-                 .status == 401);
+  BOOST_TEST(
+      Http("POST", array.process->Url(kVolumes), R"({"Name":"x","CapacityBytes":512})").status ==
+      401);
   BOOST_TEST(Http("DELETE", array.process->Url(std::string(kVolumes) + "/1")).status == 401);
 }
 
@@ -145,8 +147,7 @@ BOOST_AUTO_TEST_CASE(storage_and_pool_report_capacity_and_free_space) {
   BOOST_TEST(FreeBytes(array) == 1073741824u);
   BOOST_TEST(array.CreateVolume("a", 1 << 20).status == 201);
   BOOST_TEST(FreeBytes(array) == 1073741824u - (1u << 20));
-  BOOST_TEST(array.Get(kPool).Json()["Capacity"]["Data"]["ConsumedBytes"].GetUint64() ==
-             1u << 20);
+  BOOST_TEST(array.Get(kPool).Json()["Capacity"]["Data"]["ConsumedBytes"].GetUint64() == 1u << 20);
   BOOST_TEST(array.Get("/redfish/v1/Storage/other").status == 404);
   BOOST_TEST(array.Get("/redfish/v1/Storage/array/StoragePools/other").status == 404);
 }
@@ -154,8 +155,8 @@ BOOST_AUTO_TEST_CASE(storage_and_pool_report_capacity_and_free_space) {
 BOOST_AUTO_TEST_CASE(volume_create_list_get_delete) {
   Array array;
   if (!array.ok()) return;
-  HttpResponse created = array.Post(kVolumes,
-                                    R"({"Name":"db","CapacityBytes":8388608,"BlockSizeBytes":4096})");
+  HttpResponse created =
+      array.Post(kVolumes, R"({"Name":"db","CapacityBytes":8388608,"BlockSizeBytes":4096})");
   BOOST_REQUIRE_EQUAL(created.status, 201);
   rapidjson::Document v = created.Json();
   const std::string path = v["@odata.id"].GetString();
@@ -263,8 +264,7 @@ BOOST_AUTO_TEST_CASE(users_file_must_be_owner_only_and_replaces_the_default_user
   const std::string users =
       dir.Write("users.json", R"({"Users":[{"UserName":"ops","Password":"s3cret"}]})");
   // 0644: refused, the array does not start.
-  BOOST_CHECK_THROW(MockArrayProcess(dir.str() + "/state", {"--users", users}),
-                    std::runtime_error);
+  BOOST_CHECK_THROW(MockArrayProcess(dir.str() + "/state", {"--users", users}), std::runtime_error);
   chmod(users.c_str(), 0600);
   MockArrayProcess array(dir.str() + "/state", {"--users", users});
   const std::string url = array.Url(kSessions);
@@ -309,8 +309,9 @@ BOOST_AUTO_TEST_CASE(snapshot_is_a_read_only_replica_with_its_own_identity) {
   BOOST_TEST(second.Json()["Name"].GetString() == std::string("src-snap-1"));
   BOOST_TEST(Naa(second.Json()) != Naa(snap));
   // A taken name is a 409.
-  BOOST_TEST(array.Post(CreateReplica(source_path),
-                        R"({"ReplicaType":"Snapshot","TargetVolumeName":"src.monday"})")
+  BOOST_TEST(array
+                 .Post(CreateReplica(source_path),
+                       R"({"ReplicaType":"Snapshot","TargetVolumeName":"src.monday"})")
                  .status == 409);
 }
 
@@ -327,9 +328,9 @@ BOOST_AUTO_TEST_CASE(a_source_with_snapshots_cannot_be_deleted_until_they_are_re
   BOOST_TEST(refused.ErrorCode() == "Base.1.8.ResourceInUse");
   // RemoveReplicaRelationship on the source, or without DeleteTargetVolume: 400.
   BOOST_TEST(array.Post(RemoveReplica(source), kRemoveBody).status == 400);
-  for (const char* body : {"{}", R"({"DeleteTargetVolume":false})",
-                           R"({"DeleteTargetVolume":"yes"})", "nope",
-                           R"({"DeleteTargetVolume":true,"Other":1})"}) {
+  for (const char* body :
+       {"{}", R"({"DeleteTargetVolume":false})", R"({"DeleteTargetVolume":"yes"})", "nope",
+        R"({"DeleteTargetVolume":true,"Other":1})"}) {
     BOOST_TEST(array.Post(RemoveReplica(path), body).status == 400, body);
   }
   BOOST_TEST(array.Post(RemoveReplica(path), kRemoveBody).status == 204);
@@ -357,11 +358,11 @@ BOOST_AUTO_TEST_CASE(bad_snapshot_requests_are_400_or_404) {
     BOOST_TEST(r.status == 400, c.body);
     BOOST_TEST(r.RelatedProperty() == c.property, c.body << ": " << r.body);
   }
-  BOOST_TEST(array.Post(CreateReplica(std::string(kVolumes) + "/42"), kSnapshotBody).status ==
-             404);
+  BOOST_TEST(array.Post(CreateReplica(std::string(kVolumes) + "/42"), kSnapshotBody).status == 404);
   BOOST_TEST(array.Post(RemoveReplica(std::string(kVolumes) + "/42"), kRemoveBody).status == 404);
-  BOOST_TEST(array.Post("/redfish/v1/Storage/nope/Volumes/1/Actions/Volume.CreateReplicaTarget",
-                        kSnapshotBody)
+  BOOST_TEST(array
+                 .Post("/redfish/v1/Storage/nope/Volumes/1/Actions/Volume.CreateReplicaTarget",
+                       kSnapshotBody)
                  .status == 404);
   // No snapshots of snapshots.
   const std::string snap =
@@ -468,10 +469,10 @@ BOOST_AUTO_TEST_CASE(snapshots_and_groups_survive_kill_9) {
   {
     MockArrayProcess array(dir.str());
     const std::string token = array.Login();
-    source_path = Http("POST", array.Url(kVolumes), R"({"Name":"s","CapacityBytes":1048576})",
-                       token)
-                      .Json()["@odata.id"]
-                      .GetString();
+    source_path =
+        Http("POST", array.Url(kVolumes), R"({"Name":"s","CapacityBytes":1048576})", token)
+            .Json()["@odata.id"]
+            .GetString();
     HttpResponse snap = Http("POST", array.Url(CreateReplica(source_path)), kSnapshotBody, token);
     BOOST_REQUIRE_EQUAL(snap.status, 201);
     snap_body = snap.body;
