@@ -17,6 +17,8 @@
 #include "tests/mock-array/connections.hpp"
 #include "tests/mock-array/iscsi_lun.hpp"
 #include "tests/mock-array/mock_array_process.hpp"
+#include "tests/support/loop_filesystem.hpp"
+#include "tests/support/prerequisites.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace snapset::test {
@@ -118,6 +120,33 @@ BOOST_AUTO_TEST_CASE(snapshot_keeps_the_old_data_refuses_writes_and_reports_its_
     BOOST_TEST(snap_lun.Write(kLba, Pattern("evil ", 512), 512) == SCSI_SENSE_DATA_PROTECTION);
     BOOST_TEST(snap_lun.last_ascq() == SCSI_SENSE_ASCQ_WRITE_PROTECTED);
     BOOST_TEST(snap_lun.Read(kLba, kBytes, 512) == Pattern("monday ", kBytes));
+  }
+}
+
+// The array's state directory on XFS (reflink on by default in Debian 12's
+// mkfs.xfs): snapshots are FICLONE clones, and a clone keeps its old data
+// while the source is overwritten in place.
+BOOST_AUTO_TEST_CASE(snapshot_on_a_reflink_file_system_is_a_clone_with_the_old_data) {
+  if (!MockArrayAvailable() || !Available(LoopFilesystem::MissingPrerequisite("xfs"))) return;
+  Result<std::unique_ptr<LoopFilesystem>> xfs = LoopFilesystem::Create(512ull << 20, "xfs");
+  BOOST_REQUIRE_MESSAGE(xfs.ok(), xfs.status().ToString());
+  RestVolume snap;
+  {
+    MockArrayProcess array((*xfs)->mount_point() + "/state");
+    const std::string token = array.Login();
+    const RestVolume v = Create(array, token, "data", 16 << 20, 4096);
+    Lun lun(v.url);
+    BOOST_REQUIRE(lun.Write(100, Pattern("before ", 1 << 20), 4096) == SCSI_STATUS_GOOD);
+    HttpResponse r = Http("POST", array.Url(v.path + "/Actions/Volume.CreateReplicaTarget"),
+                          R"({"ReplicaType":"Snapshot"})", token);
+    BOOST_REQUIRE_MESSAGE(r.status == 201, r.body);
+    BOOST_TEST(r.Json()["Oem"]["Snapset"]["CopyMethod"].GetString() == std::string("reflink"));
+    snap = Exposed(array, token, FromJson(array, r.Json()));
+    BOOST_REQUIRE(lun.Write(100, Pattern("after ", 1 << 20), 4096) == SCSI_STATUS_GOOD);
+    Lun snap_lun(snap.url);
+    BOOST_TEST(snap_lun.Read(100, 1 << 20, 4096) == Pattern("before ", 1 << 20));
+    BOOST_TEST(lun.Read(100, 1 << 20, 4096) == Pattern("after ", 1 << 20));
+    CheckWire(snap);
   }
 }
 
