@@ -270,13 +270,49 @@ void MockArray::Register(httplib::Server& server) {
 
 void MockArray::Route(httplib::Server& server, const std::string& method,
                       const std::string& operation, const std::string& pattern, Handler handler) {
-  // The door: an armed fault answers first; then the operation runs now or,
-  // when asked for, as a task the client polls.
-  Handler door = [this, operation, pattern, handler = std::move(handler)](
+  // The door: first the refusals of a busy or broken array, then an armed
+  // fault; then the operation runs now or, when asked for, as a task the
+  // client polls.
+  //
+  // 429 when kMaxWaiting state-changing requests are already in the door
+  // (waiting for the array's lock or in an injected delay); 503 when the
+  // array's tgtd has died. Both with Retry-After. Reads and sessions are
+  // never refused: they do not wait for the array.
+  constexpr int kMaxWaiting = 16;
+  constexpr int kRetryAfterS = 1;
+  operations_.insert(operation);
+  const bool changes_state = method != "GET" && operation.rfind("Session.", 0) != 0;
+  Handler door = [this, operation, pattern, changes_state, handler = std::move(handler)](
                      const httplib::Request& req, httplib::Response& res) {
-    if (InjectFault(operation, req, res)) return;
-    if (RunsAsTask(operation, req)) return StartTask(operation, pattern, handler, req, res);
-    handler(req, res);
+    struct Waiting {
+      std::atomic<int>* count;
+      ~Waiting() {
+        if (count != nullptr) --*count;
+      }
+    } waiting{changes_state ? &waiting_ : nullptr};
+    if (changes_state && waiting_.fetch_add(1) >= kMaxWaiting) {
+      return SendRetryLater(res, 429, kRetryAfterS, "ServiceTemporarilyUnavailable",
+                            std::to_string(kMaxWaiting) +
+                                " state-changing requests are already waiting for the array");
+    }
+    bool tgtd_running = true;
+    if (changes_state) {
+      std::lock_guard<std::mutex> lock(mu_);
+      tgtd_running = tgt_->Running();
+    }
+    if (!tgtd_running) {
+      return SendRetryLater(res, 503, kRetryAfterS, "ServiceTemporarilyUnavailable",
+                            "the array's iSCSI target daemon is down");
+    }
+
+    bool drop_reply = false;
+    if (InjectFault(operation, req, res, &drop_reply)) return;
+    if (RunsAsTask(operation, req)) {
+      StartTask(operation, pattern, handler, req, res);
+    } else {
+      handler(req, res);
+    }
+    if (drop_reply) DropReply(res);
   };
   if (method == "GET") {
     server.Get(pattern, std::move(door));

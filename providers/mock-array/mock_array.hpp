@@ -6,14 +6,17 @@
 #ifndef SNAPSET_PROVIDERS_MOCK_ARRAY_MOCK_ARRAY_HPP
 #define SNAPSET_PROVIDERS_MOCK_ARRAY_MOCK_ARRAY_HPP
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <snapset/status.hpp>
 #include <string>
 #include <vector>
 
+#include "providers/mock-array/faults.hpp"
 #include "providers/mock-array/redfish_json.hpp"
 #include "providers/mock-array/sessions.hpp"
 #include "providers/mock-array/store.hpp"
@@ -78,9 +81,37 @@ class MockArray {
   // /mock/faults, /mock/state, /mock/reset.
   void RegisterMockRoutes(httplib::Server& server);
   // Applies a fault armed for `operation`, if any: true when it has
-  // answered (or dropped) the request, false to go on.
+  // answered (or dropped) the request, false to go on. *drop_reply is set
+  // when the operation is to run but its reply be lost (DropConnection):
+  // the door then calls DropReply on the answer.
   bool InjectFault(const std::string& operation, const httplib::Request& req,
-                   httplib::Response& res);
+                   httplib::Response& res, bool* drop_reply);
+  // Sends the headers of `res` and half its body, then closes.
+  static void DropReply(httplib::Response& res);
+  // Answers as an Error fault says (Retry-After with 429 / 503) or, for a
+  // Hang, drops the connection.
+  static void AnswerFault(const Fault& fault, const std::string& what, httplib::Response& res);
+  // A refusal a client should retry: `status` with Retry-After.
+  static void SendRetryLater(httplib::Response& res, int status, int retry_after_s,
+                             const std::string& message_id, const std::string& message);
+  // The fault point before each member's copy of a consistency-group
+  // snapshot ("ConsistencyGroup.CopyMember"): runs a Delay, waits out a
+  // Hang; returns the fault when the snapshot is to fail (Error, Hang).
+  // REQUIRES: mu_ held (the array is busy with the snapshot meanwhile).
+  std::optional<Fault> CopyMemberFault(const VolumeRecord& member);
+  // Puts every target offline or back, as TargetOffline faults say.
+  // REQUIRES: mu_ held.
+  Status SetTargetsOffline(bool offline);
+  // Every volume, snapshot, group and target away (POST /mock/reset).
+  // REQUIRES: mu_ held.
+  Status RemoveEverything();
+  void WriteState(JsonWriter& w);  // GET /mock/state. REQUIRES: mu_ held.
+  // The operation names given to Route(), for checking fault bodies.
+  // Written while registering only.
+  std::set<std::string> operations_;
+  // State-changing requests in the door, for the 429 (see Route()).
+  std::atomic<int> waiting_{0};
+  bool targets_offline_ = false;  // guarded by mu_
 
   // State as the routes see it. REQUIRES: mu_ held.
   // Thick accounting: a volume consumes its full capacity from the pool; a
@@ -125,6 +156,9 @@ class MockArray {
   TgtDaemon* tgt_;
   Sessions* sessions_;
   std::mutex mu_;
+  // Fault injection: last, so that it is destroyed first and its timer
+  // thread (which takes mu_ and calls tgt_) is joined while all else lives.
+  Faults faults_;
 };
 
 }  // namespace snapset::mock

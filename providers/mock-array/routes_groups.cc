@@ -9,6 +9,75 @@
 #include "providers/mock-array/redfish_json.hpp"
 
 namespace snapset::mock {
+namespace {
+
+void Message(JsonWriter& w, const std::string& id, const std::string& text, const std::string& arg,
+             const char* severity) {
+  w.StartObject();
+  Key(w, "@odata.type", "#Message.v1_1_1.Message");
+  Key(w, "MessageId", "Base.1.8." + id);
+  Key(w, "Message", text);
+  w.Key("MessageArgs");
+  w.StartArray();
+  w.String(arg.c_str());
+  w.EndArray();
+  Key(w, "Severity", severity);
+  w.EndObject();
+}
+
+// The 500 of an injected Partial fault: its message and one ExtendedInfo
+// entry each name the members whose snapshot failed and the snapshots that
+// were made and left on the array, for a provider to clean up.
+void SendPartialFailure(const GroupRecord& g, const std::vector<VolumeRecord>& made,
+                        const std::vector<VolumeRecord>& failed, httplib::Response& res) {
+  auto path = [](const VolumeRecord& v) { return VolumesPath() + "/" + std::to_string(v.id); };
+  std::string failed_text, made_text;
+  for (const VolumeRecord& v : failed) {
+    failed_text += (failed_text.empty() ? "" : ", ") + v.name + " (" + path(v) + ")";
+  }
+  for (const VolumeRecord& v : made) {
+    made_text += (made_text.empty() ? "" : ", ") + v.name + " (" + path(v) + ")";
+  }
+  const std::string message =
+      "snapshot of consistency group " + g.name + " failed for member(s) " + failed_text +
+      "; snapshots created and left on the array: " + (made.empty() ? "none" : made_text);
+  SendJson(res, 500, [&](JsonWriter& w) {
+    w.StartObject();
+    w.Key("error");
+    w.StartObject();
+    Key(w, "code", "Base.1.8.GeneralError");
+    Key(w, "message", message);
+    w.Key("@Message.ExtendedInfo");
+    w.StartArray();
+    for (const VolumeRecord& v : failed) {
+      Message(w, "GeneralError", "the snapshot of member " + v.name + " failed", path(v),
+              "Critical");
+    }
+    for (const VolumeRecord& v : made) {
+      Message(w, "ResourceCreated", "snapshot " + v.name + " was created and left on the array",
+              path(v), "Warning");
+    }
+    w.EndArray();
+    w.Key("Oem");
+    w.StartObject();
+    w.Key("Snapset");
+    w.StartObject();
+    w.Key("FailedMembers");
+    w.StartArray();
+    for (const VolumeRecord& v : failed) w.String(path(v).c_str());
+    w.EndArray();
+    w.Key("CreatedSnapshots");
+    w.StartArray();
+    for (const VolumeRecord& v : made) w.String(path(v).c_str());
+    w.EndArray();
+    w.EndObject();
+    w.EndObject();
+    w.EndObject();
+    w.EndObject();
+  });
+}
+
+}  // namespace
 
 void MockArray::RegisterGroupRoutes(httplib::Server& server) {
   Route(server, "GET", "ConsistencyGroup.List", "/redfish/v1/Storage/([^/]+)/ConsistencyGroups",
@@ -146,6 +215,17 @@ void MockArray::RegisterGroupRoutes(httplib::Server& server) {
         if (sources.size() != g->members.size()) {
           return SendError(res, 500, "GeneralError", "a member of group " + g->name + " is gone");
         }
+        // An injected Partial fault: a misbehaving array that snapshots the
+        // first members, leaves those snapshots in place and fails the last
+        // FailMembers (docs/mock-array.md, "Fault injection").
+        std::vector<VolumeRecord> failing;
+        if (std::optional<Faults::Fired> partial = faults_.Fire(
+                kGroupSnapshotOperation, [](FaultMode m) { return m == FaultMode::kPartial; })) {
+          const size_t k =
+              std::min(sources.size(), static_cast<size_t>(partial->fault.fail_members));
+          failing.assign(sources.end() - static_cast<std::ptrdiff_t>(k), sources.end());
+          sources.resize(sources.size() - k);
+        }
         // All records first, in state "creating": a crash before the final
         // transaction rolls every one of them back at start.
         std::vector<VolumeRecord> snaps;
@@ -161,21 +241,31 @@ void MockArray::RegisterGroupRoutes(httplib::Server& server) {
         // One instant: the array's tgtd is frozen from the first copy to the
         // last, so no member (no LUN at all) takes a write in between; it is
         // thawed whatever happened. Writes tgtd acknowledged are in the
-        // files.
-        if (s.ok()) {
+        // files. An injected fault may stall or fail the copy of a member.
+        std::optional<Fault> injected;
+        if (s.ok() && !sources.empty()) {
           s = tgt_->Freeze();
           for (size_t i = 0; s.ok() && i < sources.size(); ++i) {
+            injected = CopyMemberFault(sources[i]);
+            if (injected) {
+              s = Status::Unavailable("injected fault before copying member " + sources[i].name);
+              break;
+            }
             s = CopyContents(sources[i], &snaps[i]).WithContext("member " + sources[i].name);
           }
           tgt_->Thaw();
         }
         std::vector<int64_t> ids;
         for (const VolumeRecord& snap : snaps) ids.push_back(snap.id);
-        if (s.ok()) s = store_->SetStates(ids, "ready");
+        if (s.ok() && !ids.empty()) s = store_->SetStates(ids, "ready");
         if (!s.ok()) {
           for (const VolumeRecord& snap : snaps) Discard(snap);
+          if (injected) {
+            return AnswerFault(*injected, "the snapshot of group " + g->name, res);
+          }
           return SendError(res, 500, "GeneralError", s.message());
         }
+        if (!failing.empty()) return SendPartialFailure(*g, snaps, failing, res);
         SendJson(res, 201, [&](JsonWriter& w) {
           w.StartObject();
           Key(w, "@odata.type", "#Collection.SnapshotSet");

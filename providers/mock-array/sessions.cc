@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -109,6 +110,21 @@ bool Sessions::Delete(const std::string& id) {
     }
   }
   return false;
+}
+
+std::vector<Session> Sessions::List() {
+  std::lock_guard<std::mutex> lock(mu_);
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<Session> out;
+  for (const auto& [token, session] : by_token_) {
+    if (now - session.last_used > ttl_) continue;  // expired
+    out.push_back(session);
+    out.back().token.clear();
+  }
+  std::sort(out.begin(), out.end(), [](const Session& a, const Session& b) {
+    return a.id.size() != b.id.size() ? a.id.size() < b.id.size() : a.id < b.id;
+  });
+  return out;
 }
 
 }  // namespace snapset::mock

@@ -11,6 +11,7 @@
 #include <optional>
 #include <snapset/status.hpp>
 #include <string>
+#include <vector>
 
 namespace snapset::mock {
 
@@ -50,6 +51,9 @@ class Sessions {
   // The session a live token belongs to; using it restarts its time-to-live.
   std::optional<Session> Authenticate(const std::string& token);
   bool Delete(const std::string& id);
+  // Every live session, in id order, with its token left out (empty): for
+  // GET /mock/state.
+  std::vector<Session> List();
 
  private:
   std::mutex mu_;
