@@ -17,6 +17,7 @@
 #include "providers/mock-array/redfish_json.hpp"
 #include "providers/mock-array/sessions.hpp"
 #include "providers/mock-array/store.hpp"
+#include "providers/mock-array/tasks.hpp"
 #include "providers/mock-array/tgt_daemon.hpp"
 
 namespace httplib {
@@ -32,6 +33,8 @@ struct ArrayOptions {
   std::string state_dir;
   std::string target_prefix;  // IQN prefix; a volume's target is PREFIX:vol-ID
   uint64_t pool_capacity_bytes = 1ull << 40;
+  // Every state-changing operation runs as a task (PATCH /redfish/v1/TaskService changes it).
+  bool async_operations = false;
 };
 
 class MockArray {
@@ -60,7 +63,15 @@ class MockArray {
   void RegisterFabricRoutes(httplib::Server& server);
 
   // Asynchronous tasks (routes_tasks.cc).
+ public:
+  // Waits for every task started to finish and refuses new ones (a 503).
+  // REQUIRES: the server has stopped serving, and tgtd still runs.
+  void WaitForTasks();
+
+ private:
   void RegisterTaskRoutes(httplib::Server& server);
+  // True when the request asks "Prefer: respond-async" (RFC 7240).
+  static bool PrefersAsync(const httplib::Request& req);
   // True when this request runs as a task: a state-changing operation with
   // "Prefer: respond-async", or any when the array is set to.
   bool RunsAsTask(const std::string& operation, const httplib::Request& req);
@@ -110,6 +121,9 @@ class MockArray {
   TgtDaemon* tgt_;
   Sessions* sessions_;
   std::mutex mu_;
+  // Last: destroyed first, so that its workers are joined before anything
+  // a running task's handler uses goes away.
+  Tasks tasks_;
 };
 
 }  // namespace snapset::mock
