@@ -125,7 +125,8 @@ Tasks::Removal Tasks::Remove(const std::string& id) {
   if (it == tasks_.end()) return Removal::kUnknown;
   if (!it->second.info.done()) return Removal::kNotDone;
   tasks_.erase(it);
-  completed_.erase(std::find(completed_.begin(), completed_.end(), *seq));
+  auto done = std::find(completed_.begin(), completed_.end(), *seq);
+  if (done != completed_.end()) completed_.erase(done);
   return Removal::kRemoved;
 }
 

@@ -320,6 +320,26 @@ BOOST_AUTO_TEST_CASE(unknown_tasks_and_monitors_are_404) {
   BOOST_TEST(array.Get(kTasks).Json()["Members@odata.count"].GetInt() == 0);
 }
 
+BOOST_AUTO_TEST_CASE(only_the_last_1000_completed_tasks_are_kept) {
+  Array array;
+  if (!array.ok()) return;
+  // Refused at once (400), so each task is quick.
+  std::vector<std::string> tasks, monitors;
+  for (int i = 0; i < 1003; ++i) {
+    HttpResponse accepted = array.Send("POST", kVolumes, "{}", true);
+    BOOST_REQUIRE_EQUAL(accepted.status, 202);
+    tasks.push_back(array.TaskOf(accepted));
+    monitors.push_back(accepted.headers["location"]);
+  }
+  // Four workers: once the last few are done, all are.
+  for (size_t i = monitors.size() - 8; i < monitors.size(); ++i) {
+    BOOST_TEST(PollTaskMonitor(array.process->Url(monitors[i]), array.token).status == 400);
+  }
+  BOOST_TEST(array.Get(kTasks).Json()["Members@odata.count"].GetInt() == 1000);
+  for (size_t i = 0; i < 3; ++i) BOOST_TEST(array.Get(tasks[i]).status == 404, tasks[i]);
+  BOOST_TEST(array.Get(tasks[3]).status == 200);
+}
+
 BOOST_AUTO_TEST_CASE(a_task_from_before_a_restart_is_unknown_but_its_operation_stays_done) {
   Array array;
   if (!array.ok()) return;
