@@ -182,7 +182,9 @@ bool ParseFault(const rapidjson::Value& body, const std::set<std::string>& opera
   return true;
 }
 
-Faults::~Faults() {
+Faults::~Faults() { StopTimer(); }
+
+void Faults::StopTimer() {
   Shutdown();
   if (timer_.joinable()) timer_.join();
 }

@@ -115,6 +115,9 @@ class Faults {
   void Clear();
   // Releases every hang, now and later: the server is going down.
   void Shutdown();
+  // Shutdown(), then waits for the timer thread to end (and with it any
+  // expiry callback it runs).
+  void StopTimer();
 
  private:
   void RunTimer();

@@ -2,12 +2,17 @@
 // control plane and real iSCSI LUNs through its own tgtd. See
 // docs/mock-array.md.
 #include <httplib.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -53,6 +58,49 @@ std::string JsonEscape(const std::string& s) {
   return out;
 }
 
+std::string OpensslError() {
+  const unsigned long code = ERR_get_error();
+  ERR_clear_error();
+  if (code == 0) return "no PEM data";
+  char text[256];
+  ERR_error_string_n(code, text, sizeof(text));
+  return text;
+}
+
+// Checks the certificate and key files before httplib, which only says
+// whether all went well, gets them: an error names the file at fault.
+Status CheckTlsFiles(const std::string& cert_file, const std::string& key_file) {
+  FILE* cert_in = std::fopen(cert_file.c_str(), "r");
+  if (cert_in == nullptr) {
+    return Status::Config("--tls-cert " + cert_file + ": " + std::strerror(errno));
+  }
+  X509* cert = PEM_read_X509(cert_in, nullptr, nullptr, nullptr);
+  std::fclose(cert_in);
+  if (cert == nullptr) {
+    return Status::Config("--tls-cert " + cert_file +
+                          " holds no PEM certificate: " + OpensslError());
+  }
+  FILE* key_in = std::fopen(key_file.c_str(), "r");
+  if (key_in == nullptr) {
+    X509_free(cert);
+    return Status::Config("--tls-key " + key_file + ": " + std::strerror(errno));
+  }
+  EVP_PKEY* key = PEM_read_PrivateKey(key_in, nullptr, nullptr, nullptr);
+  std::fclose(key_in);
+  Status status;
+  if (key == nullptr) {
+    status = Status::Config("--tls-key " + key_file +
+                            " holds no PEM private key (or it is encrypted): " + OpensslError());
+  } else if (X509_check_private_key(cert, key) != 1) {
+    ERR_clear_error();
+    status = Status::Config("--tls-key " + key_file + " is not the key of the certificate in " +
+                            "--tls-cert " + cert_file);
+  }
+  EVP_PKEY_free(key);
+  X509_free(cert);
+  return status;
+}
+
 int Fail(const Status& status) {
   std::cerr << "snapset-mock-array: " << status.ToString() << "\n";
   return 1;
@@ -62,7 +110,8 @@ int Fail(const Status& status) {
 
 int main(int argc, char** argv) {
   CLI::App app{"snapset-mock-array: a storage array simulator (Redfish/Swordfish + iSCSI)"};
-  std::string listen, portal, state_dir, users_file, name = "mock-array";
+  std::string listen, portal, state_dir, users_file, name = "mock-array", tls_cert, tls_key;
+  bool async_operations = false;
   int64_t token_ttl_s = 1800;
   uint64_t pool_bytes = 1ull << 40;
   app.add_option("--listen", listen, "REST address HOST:PORT")->required();
@@ -75,6 +124,14 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(int64_t{1}, int64_t{86400 * 365}));
   app.add_option("--pool-capacity-bytes", pool_bytes, "size of the one storage pool")
       ->check(CLI::PositiveNumber);
+  auto* cert_option = app.add_option("--tls-cert", tls_cert,
+                                     "PEM certificate (chain) file: serve HTTPS (with --tls-key)");
+  auto* key_option =
+      app.add_option("--tls-key", tls_key, "PEM private key file of --tls-cert (unencrypted)");
+  cert_option->needs(key_option);
+  key_option->needs(cert_option);
+  app.add_flag("--async-operations", async_operations,
+               "every state-changing operation runs as a task (202 + task monitor)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
@@ -96,6 +153,16 @@ int main(int argc, char** argv) {
   if (!rest.ok()) return Fail(rest.status());
   Result<HostPort> iscsi = ParseHostPort(portal, "--iscsi-portal");
   if (!iscsi.ok()) return Fail(iscsi.status());
+
+  const bool tls = !tls_cert.empty();
+  if (tls != !tls_key.empty()) {
+    std::cerr << "snapset-mock-array: usage error: --tls-cert and --tls-key go together\n";
+    return 2;
+  }
+  if (tls) {
+    Status checked = CheckTlsFiles(tls_cert, tls_key);
+    if (!checked.ok()) return Fail(checked);
+  }
 
   std::map<std::string, snapset::mock::User> users = {{"admin", {"admin"}}};
   if (!users_file.empty()) {
@@ -133,11 +200,23 @@ int main(int argc, char** argv) {
   options.target_prefix = "iqn.2026-11.io.snapset.mock:" + name;
   options.iscsi_portal = iscsi->host + ":" + std::to_string((*tgt)->port());
   options.pool_capacity_bytes = pool_bytes;
+  options.async_operations = async_operations;
   snapset::mock::MockArray array(options, store->get(), tgt->get(), &sessions);
   Status recovered = array.Recover();
   if (!recovered.ok()) return Fail(recovered);
 
-  httplib::Server server;
+  std::unique_ptr<httplib::Server> server_owner;
+  if (tls) {
+    auto ssl = std::make_unique<httplib::SSLServer>(tls_cert.c_str(), tls_key.c_str());
+    if (!ssl->is_valid()) {
+      return Fail(Status::Config("cannot set up TLS with --tls-cert " + tls_cert +
+                                 " and --tls-key " + tls_key + ": " + OpensslError()));
+    }
+    server_owner = std::move(ssl);
+  } else {
+    server_owner = std::make_unique<httplib::Server>();
+  }
+  httplib::Server& server = *server_owner;
   array.Register(server);
   int rest_port = rest->port;
   if (rest_port == 0) {
@@ -154,17 +233,20 @@ int main(int argc, char** argv) {
   });
 
   std::printf(
-      "{\"ready\":true,\"pid\":%d,\"name\":\"%s\",\"rest\":\"http://%s:%d\","
+      "{\"ready\":true,\"pid\":%d,\"name\":\"%s\",\"rest\":\"%s://%s:%d\","
       "\"iscsi_portal\":\"%s:%d\",\"target_prefix\":\"%s\",\"state_dir\":\"%s\"}\n",
-      static_cast<int>(getpid()), JsonEscape(name).c_str(), rest->host.c_str(), rest_port,
-      iscsi->host.c_str(), (*tgt)->port(), JsonEscape(options.target_prefix).c_str(),
-      JsonEscape(state_dir).c_str());
+      static_cast<int>(getpid()), JsonEscape(name).c_str(), tls ? "https" : "http",
+      rest->host.c_str(), rest_port, iscsi->host.c_str(), (*tgt)->port(),
+      JsonEscape(options.target_prefix).c_str(), JsonEscape(state_dir).c_str());
   std::fflush(stdout);
 
   server.listen_after_bind();
   // listen_after_bind also returns on an error; make sure the stopper ends.
   kill(getpid(), SIGTERM);
   stopper.join();
+  // No request is served any more; tasks already started finish against a
+  // live tgtd, and the fault timer stops, before tgtd stops.
+  array.Quiesce();
   (*tgt)->Stop();
   return 0;
 }

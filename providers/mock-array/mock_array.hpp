@@ -20,6 +20,7 @@
 #include "providers/mock-array/redfish_json.hpp"
 #include "providers/mock-array/sessions.hpp"
 #include "providers/mock-array/store.hpp"
+#include "providers/mock-array/tasks.hpp"
 #include "providers/mock-array/tgt_daemon.hpp"
 
 namespace httplib {
@@ -36,6 +37,8 @@ struct ArrayOptions {
   std::string target_prefix;  // IQN prefix; an exposure's target is PREFIX:conn-ID
   std::string iscsi_portal;   // HOST:PORT, as initiators are told
   uint64_t pool_capacity_bytes = 1ull << 40;
+  // Every state-changing operation runs as a task (PATCH /redfish/v1/TaskService changes it).
+  bool async_operations = false;
 };
 
 class MockArray {
@@ -68,7 +71,17 @@ class MockArray {
   std::optional<ExposureRecord> FindConnection(const httplib::Request& req, httplib::Response& res);
 
   // Asynchronous tasks (routes_tasks.cc).
+ public:
+  // Waits for every task started to finish (refusing new ones with a 503),
+  // then stops the faults' timer: afterwards nothing of the array touches
+  // tgtd, which may then be stopped. REQUIRES: the server has stopped
+  // serving, and tgtd still runs.
+  void Quiesce();
+
+ private:
   void RegisterTaskRoutes(httplib::Server& server);
+  // True when the request asks "Prefer: respond-async" (RFC 7240).
+  static bool PrefersAsync(const httplib::Request& req);
   // True when this request runs as a task: a state-changing operation with
   // "Prefer: respond-async", or any when the array is set to.
   bool RunsAsTask(const std::string& operation, const httplib::Request& req);
@@ -156,9 +169,12 @@ class MockArray {
   TgtDaemon* tgt_;
   Sessions* sessions_;
   std::mutex mu_;
-  // Fault injection: last, so that it is destroyed first and its timer
-  // thread (which takes mu_ and calls tgt_) is joined while all else lives.
+  // Fault injection: its timer thread (which takes mu_ and calls tgt_) is
+  // joined while all else lives.
   Faults faults_;
+  // Last: destroyed first, so that its workers are joined before anything
+  // a running task's handler uses goes away (faults_ included).
+  Tasks tasks_;
 };
 
 }  // namespace snapset::mock

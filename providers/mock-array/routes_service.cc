@@ -21,6 +21,7 @@ void MockArray::RegisterServiceRoutes(httplib::Server& server) {
       Link(w, "SessionService", "/redfish/v1/SessionService");
       Link(w, "Storage", "/redfish/v1/Storage");
       Link(w, "Fabrics", "/redfish/v1/Fabrics");
+      Link(w, "Tasks", "/redfish/v1/TaskService");
       w.Key("Links");
       w.StartObject();
       Link(w, "Sessions", kSessions);

@@ -123,6 +123,22 @@ HttpResponse Http(const std::string& method, const std::string& url, const std::
   return response;
 }
 
+HttpResponse PollTaskMonitor(const std::string& url, const std::string& token,
+                             const HttpOptions& options, long timeout_ms) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  for (;;) {
+    HttpResponse r = Http("GET", url, "", token, options);
+    if (r.status != 202) return r;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      throw std::runtime_error("task monitor " + url + " still answers 202 after " +
+                               std::to_string(timeout_ms) + " ms");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
+std::string MockArrayBinary() { return SNAPSET_MOCK_ARRAY; }
+
 bool MockArrayAvailable() {
   const Status tgt = Tgtd::CheckPrerequisites();
   return Available(tgt.ok() ? "" : tgt.message());
@@ -205,9 +221,11 @@ int MockArrayProcess::Stop() {
 
 void MockArrayProcess::Kill9() { Reap(SIGKILL, 5000); }
 
-std::string MockArrayProcess::Login() const {
+std::string MockArrayProcess::Login() const { return Login(HttpOptions{}); }
+
+std::string MockArrayProcess::Login(const HttpOptions& options) const {
   HttpResponse r = Http("POST", Url("/redfish/v1/SessionService/Sessions"),
-                        R"({"UserName":"admin","Password":"admin"})");
+                        R"({"UserName":"admin","Password":"admin"})", "", options);
   if (r.status != 201) throw std::runtime_error("login failed: " + r.body);
   return r.headers["x-auth-token"];
 }

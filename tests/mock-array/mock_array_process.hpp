@@ -41,6 +41,15 @@ struct HttpOptions {
 HttpResponse Http(const std::string& method, const std::string& url, const std::string& body = "",
                   const std::string& token = "", const HttpOptions& options = {});
 
+// GETs a task monitor URL every 50 ms while it answers 202 (the task is not
+// done) and returns the first other answer: the operation's own. Throws
+// after timeout_ms.
+HttpResponse PollTaskMonitor(const std::string& url, const std::string& token,
+                             const HttpOptions& options = {}, long timeout_ms = 20000);
+
+// The snapset-mock-array binary under test, to run it by hand.
+std::string MockArrayBinary();
+
 class MockArrayProcess {
  public:
   // Starts the binary with --listen/--iscsi-portal on port 0; throws (fails
@@ -57,10 +66,12 @@ class MockArrayProcess {
 
   // Logs in as admin/admin and returns the token.
   std::string Login() const;
+  // The same with these options (such as the CA file of an https array).
+  std::string Login(const HttpOptions& options) const;
 
   pid_t pid() const { return pid_; }
-  const std::string& rest() const { return rest_; }      // http://127.0.0.1:P
-  const std::string& portal() const { return portal_; }  // 127.0.0.1:Q
+  const std::string& rest() const { return rest_; }          // http(s)://127.0.0.1:P
+  const std::string& portal() const { return portal_; }      // 127.0.0.1:Q
   const std::string& name() const { return name_; }
   std::string Url(const std::string& path) const { return rest_ + path; }
 
