@@ -475,19 +475,24 @@ class ArrayProcess {
   std::string rest_, portal_;
 };
 
-// A writable iSCSI URL for one volume of the array. The ONE place that knows
-// how a volume is reached: today (interim, docs/mock-array.md) every volume
-// is LUN Oem.Snapset.IscsiLun of its own target Oem.Snapset.IscsiTarget,
-// open to every initiator at the array's portal. When exposures
-// (POST /redfish/v1/Fabrics/iSCSI/Connections) replace that, this function
-// creates one for kInitiator through `rest` and returns its URL.
+// A writable iSCSI URL for one volume of the array: a connection of its own
+// to kInitiator (POST /redfish/v1/Fabrics/iSCSI/Connections), and the
+// iscsi://PORTAL/TARGET/LUN it answers with.
 std::string WritableIscsiUrl(RestClient& rest, const std::string& portal,
                              const rapidjson::Value& volume) {
-  static_cast<void>(rest);
-  const rapidjson::Value& oem = OemSnapset(volume);
-  if (!oem.HasMember("IscsiLun") || !oem["IscsiLun"].IsInt()) Fail("volume has no IscsiLun");
-  return "iscsi://" + portal + "/" + GetString(oem, "IscsiTarget") + "/" +
-         std::to_string(oem["IscsiLun"].GetInt());
+  static_cast<void>(portal);  // the connection names its portal
+  Reply r = rest.Expect(
+      201, "POST", "/redfish/v1/Fabrics/iSCSI/Connections",
+      "{\"VolumeInfo\":[{\"Volume\":{\"@odata.id\":\"" + GetString(volume, "@odata.id") +
+          "\"}}],\"Oem\":{\"Snapset\":{\"InitiatorIqn\":\"" + kInitiator + "\"}}}");
+  rapidjson::Document c = r.Json();
+  const rapidjson::Value& oem = OemSnapset(c);
+  if (!c.HasMember("VolumeInfo") || !c["VolumeInfo"].IsArray() || c["VolumeInfo"].Empty() ||
+      !c["VolumeInfo"][0].HasMember("LUN") || !c["VolumeInfo"][0]["LUN"].IsInt()) {
+    Fail("connection has no VolumeInfo[0].LUN");
+  }
+  return "iscsi://" + GetString(oem, "Portal") + "/" + GetString(oem, "IscsiTarget") + "/" +
+         std::to_string(c["VolumeInfo"][0]["LUN"].GetInt());
 }
 
 // --------------------------------------------------------------- iSCSI I/O

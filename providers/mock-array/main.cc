@@ -217,6 +217,9 @@ int main(int argc, char** argv) {
     server_owner = std::make_unique<httplib::Server>();
   }
   httplib::Server& server = *server_owner;
+  // httplib writes headers and body separately; without TCP_NODELAY a
+  // kept-alive client's delayed ACK holds the body back ~40 ms.
+  server.set_tcp_nodelay(true);
   array.Register(server);
   int rest_port = rest->port;
   if (rest_port == 0) {

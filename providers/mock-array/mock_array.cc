@@ -123,13 +123,13 @@ Status MockArray::CopyContents(const VolumeRecord& source, VolumeRecord* snapsho
   const std::string to = VolumeFile(snapshot->id);
   Fd in(open(from.c_str(), O_RDONLY | O_CLOEXEC));
   if (in.fd < 0) return Errno("opening " + from);
-  // tgtd's rdwr backing store pwrites to the file and acknowledges; this
-  // puts what it acknowledged on stable storage before the copy is taken.
-  if (fdatasync(in.fd) != 0) return Errno("fdatasync " + from);
   struct stat st {};
   if (fstat(in.fd, &st) != 0) return Errno("fstat " + from);
   Fd out(open(to.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
   if (out.fd < 0) return Errno("creating " + to);
+  // The source as tgtd left it: its rdwr backing store pwrite()s before it
+  // acknowledges, so every acknowledged write is in the page cache, which
+  // both FICLONE (it flushes the source's range first) and read() see.
   std::string method = "reflink";
   if (ioctl(out.fd, FICLONE, in.fd) != 0) {
     if (errno != EOPNOTSUPP && errno != ENOTTY && errno != EXDEV && errno != EINVAL &&
@@ -140,11 +140,59 @@ Status MockArray::CopyContents(const VolumeRecord& source, VolumeRecord* snapsho
     if (ftruncate(out.fd, st.st_size) != 0) return Errno("sizing " + to);
     SNAPSET_RETURN_IF_ERROR(SparseCopy(in.fd, out.fd, st.st_size).WithContext("copying " + from));
   }
-  if (fdatasync(out.fd) != 0) return Errno("fdatasync " + to);
-  std::cerr << "mock-array: snapshot " << snapshot->name << " of " << source.name << " by "
-            << method << "\n";
   snapshot->copy_method = method;
-  return store_->SetCopyMethod(snapshot->id, method);
+  return Status::Ok();
+}
+
+Status MockArray::SnapshotAtOneInstant(
+    const std::vector<VolumeRecord>& sources, const std::vector<std::string>& names,
+    const std::function<Status(const VolumeRecord&)>& before_copy,
+    std::vector<VolumeRecord>* snapshots) {
+  snapshots->clear();
+  if (sources.empty()) return Status::Ok();
+  // Every record first, in state "creating" and in one transaction: a
+  // crash before the final transaction rolls every one of them back.
+  SNAPSET_RETURN_IF_ERROR(store_->Begin());
+  for (size_t i = 0; i < sources.size(); ++i) {
+    Result<VolumeRecord> snap = InsertSnapshot(sources[i], i < names.size() ? names[i] : "");
+    if (!snap.ok()) {
+      store_->Rollback();
+      snapshots->clear();
+      return snap.status();
+    }
+    snapshots->push_back(*snap);
+  }
+  Status s = store_->Commit();
+  // One instant: the array's tgtd is stopped from the first copy to the
+  // last, so no LUN takes a write in between; it is thawed whatever
+  // happened. Nothing but the copies runs inside.
+  if (s.ok()) {
+    s = tgt_->Freeze();
+    for (size_t i = 0; s.ok() && i < sources.size(); ++i) {
+      if (before_copy) s = before_copy(sources[i]);
+      if (s.ok()) {
+        s = CopyContents(sources[i], &(*snapshots)[i]).WithContext("member " + sources[i].name);
+      }
+    }
+    tgt_->Thaw();
+  }
+  // Durable before acknowledged: one syncfs for every copy, then every row
+  // "ready" with its copy method in one transaction.
+  if (s.ok()) {
+    Fd dir(open((options_.state_dir + "/volumes").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (dir.fd < 0 || syncfs(dir.fd) != 0) s = Errno("syncfs " + options_.state_dir);
+  }
+  if (s.ok()) s = store_->MarkSnapshotsReady(*snapshots);
+  if (!s.ok()) {
+    for (const VolumeRecord& snap : *snapshots) Discard(snap);
+    snapshots->clear();
+    return s;
+  }
+  for (VolumeRecord& snap : *snapshots) {
+    snap.state = "ready";
+    std::cerr << "mock-array: snapshot " << snap.name << " by " << snap.copy_method << "\n";
+  }
+  return Status::Ok();
 }
 
 Status MockArray::AddExposureTarget(const ExposureRecord& e) {

@@ -160,9 +160,20 @@ class MockArray {
   // Inserts a snapshot record of `source` in state "creating", named `name`
   // or, when empty, SOURCE-snap-N with the first free N.
   Result<VolumeRecord> InsertSnapshot(const VolumeRecord& source, const std::string& name);
-  // fdatasyncs the source file and copies it to the snapshot's file:
-  // reflink when the file system can, else a sparse copy.
+  // Copies the source file to the snapshot's file, reflink when the file
+  // system can, else a sparse copy, and sets snapshot->copy_method. Syncs
+  // nothing: SnapshotAtOneInstant does, once for all.
   Status CopyContents(const VolumeRecord& source, VolumeRecord* snapshot);
+  // Snapshots `sources` at one instant (names[i], or a default name when
+  // empty or missing): the records in one transaction, tgtd frozen around
+  // the copies, one syncfs, every row "ready" in one transaction. All or
+  // none: on failure nothing is left. before_copy (may be empty) runs
+  // inside the freeze before each copy; an error from it fails the whole.
+  // AlreadyExists when a name is taken. REQUIRES: mu_ held.
+  Status SnapshotAtOneInstant(const std::vector<VolumeRecord>& sources,
+                              const std::vector<std::string>& names,
+                              const std::function<Status(const VolumeRecord&)>& before_copy,
+                              std::vector<VolumeRecord>* snapshots);
 
   ArrayOptions options_;
   Store* store_;

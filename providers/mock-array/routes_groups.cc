@@ -226,43 +226,20 @@ void MockArray::RegisterGroupRoutes(httplib::Server& server) {
           failing.assign(sources.end() - static_cast<std::ptrdiff_t>(k), sources.end());
           sources.resize(sources.size() - k);
         }
-        // All records first, in state "creating": a crash before the final
-        // transaction rolls every one of them back at start.
-        std::vector<VolumeRecord> snaps;
-        Status s;
-        for (const VolumeRecord& source : sources) {
-          Result<VolumeRecord> snap = InsertSnapshot(source, "");
-          if (!snap.ok()) {
-            s = snap.status();
-            break;
-          }
-          snaps.push_back(*snap);
-        }
-        // One instant: the array's tgtd is frozen from the first copy to the
-        // last, so no member (no LUN at all) takes a write in between; it is
-        // thawed whatever happened. Writes tgtd acknowledged are in the
-        // files. An injected fault may stall or fail the copy of a member.
+        // An injected fault may stall or fail the copy of a member.
         std::optional<Fault> injected;
-        if (s.ok() && !sources.empty()) {
-          s = tgt_->Freeze();
-          for (size_t i = 0; s.ok() && i < sources.size(); ++i) {
-            injected = CopyMemberFault(sources[i]);
-            if (injected) {
-              s = Status::Unavailable("injected fault before copying member " + sources[i].name);
-              break;
-            }
-            s = CopyContents(sources[i], &snaps[i]).WithContext("member " + sources[i].name);
-          }
-          tgt_->Thaw();
-        }
-        std::vector<int64_t> ids;
-        for (const VolumeRecord& snap : snaps) ids.push_back(snap.id);
-        if (s.ok() && !ids.empty()) s = store_->SetStates(ids, "ready");
+        std::vector<VolumeRecord> snaps;
+        Status s = SnapshotAtOneInstant(
+            sources, {},
+            [&](const VolumeRecord& member) {
+              injected = CopyMemberFault(member);
+              return injected ? Status::Unavailable("injected fault before copying member " +
+                                                    member.name)
+                              : Status::Ok();
+            },
+            &snaps);
         if (!s.ok()) {
-          for (const VolumeRecord& snap : snaps) Discard(snap);
-          if (injected) {
-            return AnswerFault(*injected, "the snapshot of group " + g->name, res);
-          }
+          if (injected) return AnswerFault(*injected, "the snapshot of group " + g->name, res);
           return SendError(res, 500, "GeneralError", s.message());
         }
         if (!failing.empty()) return SendPartialFailure(*g, snaps, failing, res);
@@ -272,10 +249,7 @@ void MockArray::RegisterGroupRoutes(httplib::Server& server) {
           Link(w, "ConsistencyGroup", GroupsPath() + "/" + std::to_string(g->id));
           w.Key("Members");
           w.StartArray();
-          for (VolumeRecord& snap : snaps) {
-            snap.state = "ready";
-            WriteVolume(w, snap);
-          }
+          for (const VolumeRecord& snap : snaps) WriteVolume(w, snap);
           w.EndArray();
           w.Key("Members@odata.count");
           w.Uint64(snaps.size());

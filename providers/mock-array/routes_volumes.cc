@@ -167,21 +167,16 @@ void MockArray::RegisterVolumeRoutes(httplib::Server& server) {
                                  " is a snapshot; the mock does not "
                                  "snapshot snapshots");
           }
-          Result<VolumeRecord> snap = InsertSnapshot(*source, name);
-          if (!snap.ok()) {
-            if (snap.status().code() == Code::kAlreadyExists) {
-              return SendError(res, 409, "ResourceAlreadyExists", snap.status().message(),
+          std::vector<VolumeRecord> snaps;
+          Status s = SnapshotAtOneInstant({*source}, {name}, {}, &snaps);
+          if (!s.ok()) {
+            if (s.code() == Code::kAlreadyExists) {
+              return SendError(res, 409, "ResourceAlreadyExists", s.message(),
                                {"TargetVolumeName"});
             }
-            return SendError(res, 500, "GeneralError", snap.status().message());
-          }
-          Status s = CopyContents(*source, &*snap);
-          if (s.ok()) s = store_->SetState(snap->id, "ready");
-          if (!s.ok()) {
-            Discard(*snap);
             return SendError(res, 500, "GeneralError", s.message());
           }
-          snap->state = "ready";
+          const VolumeRecord* snap = &snaps[0];
           res.set_header("Location", VolumesPath() + "/" + std::to_string(snap->id));
           SendJson(res, 201, [&](JsonWriter& w) { WriteVolume(w, *snap); });
         });

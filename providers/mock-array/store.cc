@@ -108,8 +108,26 @@ Status Store::Init() {
   return Status::Ok();
 }
 
+Status Store::Begin() { return Exec("BEGIN IMMEDIATE"); }
+Status Store::Commit() { return Exec("COMMIT"); }
+void Store::Rollback() { static_cast<void>(Exec("ROLLBACK")); }
+
 Result<VolumeRecord> Store::InsertVolume(const std::string& name, uint64_t capacity_bytes,
                                          uint32_t block_size, int64_t source_id) {
+  // The row and its identity in one commit (or inside the caller's
+  // transaction): a savepoint nests either way.
+  SNAPSET_RETURN_IF_ERROR(Exec("SAVEPOINT insert_volume"));
+  Result<VolumeRecord> v = InsertVolumeRow(name, capacity_bytes, block_size, source_id);
+  if (!v.ok()) {
+    static_cast<void>(Exec("ROLLBACK TO insert_volume; RELEASE insert_volume"));
+    return v;
+  }
+  SNAPSET_RETURN_IF_ERROR(Exec("RELEASE insert_volume"));
+  return v;
+}
+
+Result<VolumeRecord> Store::InsertVolumeRow(const std::string& name, uint64_t capacity_bytes,
+                                            uint32_t block_size, int64_t source_id) {
   sqlite3_stmt* raw = nullptr;
   sqlite3_prepare_v2(db_,
                      "INSERT INTO volumes (name, capacity_bytes, block_size, state, source_id)"
@@ -144,15 +162,12 @@ Status Store::SetState(int64_t id, const std::string& state) {
   return Exec("UPDATE volumes SET state='" + state + "' WHERE id=" + std::to_string(id));
 }
 
-Status Store::SetCopyMethod(int64_t id, const std::string& method) {
-  // method is one of two literals from this program.
-  return Exec("UPDATE volumes SET copy_method='" + method + "' WHERE id=" + std::to_string(id));
-}
-
-Status Store::SetStates(const std::vector<int64_t>& ids, const std::string& state) {
+Status Store::MarkSnapshotsReady(const std::vector<VolumeRecord>& snapshots) {
+  // copy_method is one of two literals from this program, never user input.
   std::string sql = "BEGIN IMMEDIATE;";
-  for (int64_t id : ids) {
-    sql += "UPDATE volumes SET state='" + state + "' WHERE id=" + std::to_string(id) + ";";
+  for (const VolumeRecord& v : snapshots) {
+    sql += "UPDATE volumes SET state='ready', copy_method='" + v.copy_method +
+           "' WHERE id=" + std::to_string(v.id) + ";";
   }
   sql += "COMMIT;";
   Status s = Exec(sql);

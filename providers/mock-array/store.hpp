@@ -77,9 +77,15 @@ class Store {
   Result<VolumeRecord> InsertVolume(const std::string& name, uint64_t capacity_bytes,
                                     uint32_t block_size, int64_t source_id = 0);
   Status SetState(int64_t id, const std::string& state);
-  Status SetCopyMethod(int64_t id, const std::string& method);
-  // Every id to `state` in one transaction: all or none.
-  Status SetStates(const std::vector<int64_t>& ids, const std::string& state);
+  // Every snapshot to "ready" with its copy_method, in one transaction: all
+  // or none.
+  Status MarkSnapshotsReady(const std::vector<VolumeRecord>& snapshots);
+
+  // An explicit transaction around several calls (one commit, one WAL
+  // fsync, instead of one per call). Calls inside nest as savepoints.
+  Status Begin();
+  Status Commit();
+  void Rollback();
 
   // AlreadyExists when the name is taken.
   Result<GroupRecord> InsertGroup(const std::string& name, const std::vector<int64_t>& members);
@@ -98,6 +104,8 @@ class Store {
  private:
   explicit Store(sqlite3* db) : db_(db) {}
   Status Exec(const std::string& sql) const;
+  Result<VolumeRecord> InsertVolumeRow(const std::string& name, uint64_t capacity_bytes,
+                                       uint32_t block_size, int64_t source_id);
   Status Init();
 
   sqlite3* db_;
