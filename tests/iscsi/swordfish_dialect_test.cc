@@ -6,16 +6,20 @@
 #define BOOST_TEST_MODULE iscsi_swordfish_dialect
 #include "providers/iscsi/swordfish_dialect.hpp"
 
+#include <httplib.h>
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <boost/test/unit_test.hpp>
 #include <cctype>
 #include <chrono>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "tests/mock-array/iscsi_lun.hpp"
@@ -624,6 +628,232 @@ BOOST_AUTO_TEST_CASE(https_works_with_the_arrays_ca_and_fails_on_another_naming_
               m.find("ssl") != std::string::npos),
              refused.message());
   BOOST_TEST(refused.message().find(array.process->rest()) != std::string::npos, refused.message());
+}
+
+// An array that answers what a test scripts, to give the dialect bodies no
+// well-behaved array sends. Unscripted routes answer 404.
+class ScriptedArray {
+ public:
+  ScriptedArray() {
+    server_.Post(kSessions, [](const httplib::Request&, httplib::Response& res) {
+      res.status = 201;
+      res.set_header("X-Auth-Token", "scripted-token-0123456789abcdef");
+      res.set_header("Location", std::string(kSessions) + "/1");
+      res.set_content(R"({"Id":"1"})", "application/json");
+    });
+    auto handler = [this](const httplib::Request& req, httplib::Response& res) {
+      std::lock_guard<std::mutex> lock(mu_);
+      seen_.push_back(req.method + " " + req.path);
+      auto found = routes_.find(req.method + " " + req.path);
+      if (found == routes_.end()) {
+        res.status = 404;
+        res.set_content(R"({"error":{"code":"Base.1.8.ResourceNotFound","message":"no"}})",
+                        "application/json");
+        return;
+      }
+      res.status = found->second.first;
+      for (const auto& [name, value] : headers_[req.method + " " + req.path]) {
+        res.set_header(name, value);
+      }
+      res.set_content(found->second.second, "application/json");
+    };
+    server_.Get(".*", handler);
+    server_.Post(".*", handler);
+    server_.Delete(".*", handler);
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    while (!server_.is_running()) std::this_thread::sleep_for(milliseconds(1));
+    // A well-formed storage and fabric; cases replace what they break.
+    Script("GET", kStorage, 200, R"({"Members":[{"@odata.id":"/redfish/v1/Storage/array"}]})");
+    Script("GET", kFabrics, 200, R"({"Members":[{"@odata.id":"/redfish/v1/Fabrics/iSCSI"}]})");
+    Script("GET", "/redfish/v1/Fabrics/iSCSI", 200,
+           R"({"@odata.id":"/redfish/v1/Fabrics/iSCSI","FabricType":"iSCSI",)"
+           R"("Connections":{"@odata.id":"/redfish/v1/Fabrics/iSCSI/Connections"}})");
+    Script("GET", kVolumes, 200,
+           R"({"Members":[{"@odata.id":"/redfish/v1/Storage/array/Volumes/1"}]})");
+  }
+  ~ScriptedArray() {
+    server_.stop();
+    thread_.join();
+  }
+  void Script(const std::string& method, const std::string& path, int status,
+              const std::string& body,
+              std::vector<std::pair<std::string, std::string>> headers = {}) {
+    std::lock_guard<std::mutex> lock(mu_);
+    routes_[method + " " + path] = {status, body};
+    headers_[method + " " + path] = std::move(headers);
+  }
+  std::vector<std::string> seen() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return seen_;
+  }
+  RestEndpoint Endpoint() const {
+    RestEndpoint e;
+    e.base_url = "http://127.0.0.1:" + std::to_string(port_);
+    e.user = kUser;
+    e.password = kPassword;
+    return e;
+  }
+  static constexpr char kStorage[] = "/redfish/v1/Storage";
+  static constexpr char kFabrics[] = "/redfish/v1/Fabrics";
+
+ private:
+  httplib::Server server_;
+  int port_ = 0;
+  std::thread thread_;
+  std::mutex mu_;
+  std::map<std::string, std::pair<int, std::string>> routes_;
+  std::map<std::string, std::vector<std::pair<std::string, std::string>>> headers_;
+  std::vector<std::string> seen_;
+};
+
+// A volume body with `change` spliced in after its @odata.id.
+std::string VolumeJson(const std::string& fields) {
+  return R"({"@odata.id":"/redfish/v1/Storage/array/Volumes/1")" + fields + "}";
+}
+constexpr char kGoodFields[] =
+    R"(,"Name":"v","CapacityBytes":1048576,"BlockSizeBytes":512,)"
+    R"("Identifiers":[{"DurableName":"653534D6B7A31BF5E691000000000001","DurableNameFormat":"NAA"}])";
+
+BOOST_AUTO_TEST_CASE(every_malformed_answer_is_an_error_naming_the_call_and_what_is_wrong) {
+  const std::string volume = std::string(kVolumes) + "/1";
+  struct Case {
+    std::string path;  // GET path scripted
+    std::string body;
+    std::string error;  // expected in the message
+  };
+  const std::vector<Case> cases = {
+      {ScriptedArray::kStorage, R"({"Members":[]})", "lists no storage"},
+      {ScriptedArray::kStorage, R"({"Value":[]})", "Members is missing"},
+      {ScriptedArray::kStorage, R"({"Members":{}})", "Members is not an array"},
+      {kVolumes, R"({"Members":[{"@odata.id":5}]})", "Members[0].@odata.id is not a string"},
+      {kVolumes, R"({"Members":["/redfish/v1/x"]})", "Members[0] is not an object"},
+      {volume, "[1,2]", "not an object"},
+      {volume, R"({"Name":"v")", "not JSON"},
+      {volume, R"({"Name":"v"})", "@odata.id is missing"},
+      {volume, VolumeJson(R"(,"Name":"v","CapacityBytes":1,"BlockSizeBytes":512)"),
+       "Identifiers is missing"},
+      {volume,
+       VolumeJson(R"(,"Name":"v","CapacityBytes":1,"BlockSizeBytes":512,"Identifiers":[)"
+                  R"({"DurableName":"x","DurableNameFormat":"EUI"}])"),
+       "Identifiers has no DurableNameFormat \"NAA\" entry"},
+      {volume,
+       VolumeJson(R"(,"Name":"v","CapacityBytes":1,"BlockSizeBytes":512,"Identifiers":[)"
+                  R"({"DurableName":"naa.60zz","DurableNameFormat":"NAA"}])"),
+       "Identifiers[0].DurableName 'naa.60zz' is not an NAA identifier"},
+      {volume,
+       VolumeJson(R"(,"Name":"v","CapacityBytes":"big","BlockSizeBytes":512,"Identifiers":[)"
+                  R"({"DurableName":"653534d6b7a31bf5","DurableNameFormat":"NAA"}])"),
+       "CapacityBytes is not a non-negative integer"},
+      {volume, VolumeJson(std::string(kGoodFields) + R"(,"Oem":{"Snapset":{"SerialNumber":7}})"),
+       "Oem.Snapset.SerialNumber is not a string"},
+      {volume, VolumeJson(std::string(kGoodFields) + R"(,"ReplicaInfo":{"ReplicaRole":"Target"})"),
+       "ReplicaInfo.SourceReplica is missing"},
+      {volume,
+       VolumeJson(std::string(kGoodFields) + R"(,"ReplicaInfo":{"SourceReplica":{"@odata.id":1}})"),
+       "ReplicaInfo.SourceReplica.@odata.id is not a string"},
+  };
+  for (const Case& c : cases) {
+    ScriptedArray array;
+    array.Script("GET", volume, 200, VolumeJson(kGoodFields));
+    array.Script("GET", c.path, 200, c.body);
+    SwordfishDialect dialect(array.Endpoint());
+    Result<std::vector<ArrayVolume>> v = dialect.Inventory(Within(milliseconds(5000)));
+    BOOST_TEST_CONTEXT(c.path << " " << c.body) {
+      BOOST_REQUIRE(!v.ok());
+      NoSecret(v);
+      BOOST_TEST(v.status().message().find("GET " + array.Endpoint().base_url + c.path) !=
+                     std::string::npos,
+                 v.status().message());
+      BOOST_TEST(v.status().message().find(c.error) != std::string::npos, v.status().message());
+      BOOST_TEST(v.status().message().find("scripted-token") == std::string::npos);
+      BOOST_TEST_MESSAGE(v.status().ToString());
+    }
+  }
+
+  // The well-formed volume: the NAA loses its "naa." prefix and its capitals.
+  ScriptedArray array;
+  array.Script(
+      "GET", volume, 200,
+      VolumeJson(R"(,"Name":"v","CapacityBytes":1048576,"BlockSizeBytes":512,)"
+                 R"("Identifiers":[{"DurableName":"naa.653534D6B7A31BF5E691000000000001",)"
+                 R"("DurableNameFormat":"NAA"}],"Oem":{"Snapset":{"SerialNumber":" SN1 "}})"));
+  SwordfishDialect dialect(array.Endpoint());
+  Result<std::vector<ArrayVolume>> v = dialect.Inventory(Within(milliseconds(5000)));
+  REQUIRE_OK(v);
+  BOOST_REQUIRE_EQUAL(v->size(), 1u);
+  BOOST_TEST((*v)[0].naa == "653534d6b7a31bf5e691000000000001");
+  BOOST_TEST((*v)[0].serial == "SN1");
+  BOOST_TEST((*v)[0].source_id.empty());
+}
+
+BOOST_AUTO_TEST_CASE(malformed_snapshot_and_exposure_answers_are_errors_and_leave_nothing_behind) {
+  const std::string volume = std::string(kVolumes) + "/1";
+  ArrayGroup group;
+  group.id = "/redfish/v1/Storage/array/ConsistencyGroups/1";
+  group.name = "g";
+  group.member_ids = {volume, std::string(kVolumes) + "/2"};
+  const std::string action = group.id + "/Actions/ConsistencyGroup.CreateReplicaTarget";
+  const std::string snapshot =
+      VolumeJson(std::string(kGoodFields) + R"(,"ReplicaInfo":{"SourceReplica":{"@odata.id":")" +
+                 volume + R"("}})");
+
+  ScriptedArray array;
+  SwordfishDialect dialect(array.Endpoint());
+  // One snapshot for two members.
+  array.Script("POST", action, 201, R"({"Members":[)" + snapshot + "]}");
+  Result<std::vector<ArrayVolume>> snaps = dialect.SnapshotGroup(group, Within(milliseconds(5000)));
+  BOOST_REQUIRE(!snaps.ok());
+  BOOST_TEST(snaps.status().message().find("POST " + array.Endpoint().base_url + action) !=
+                 std::string::npos,
+             snaps.status().message());
+  BOOST_TEST(snaps.status().message().find("has 1 snapshots for a group of 2") != std::string::npos,
+             snaps.status().message());
+  // Two snapshots, both of the first member.
+  array.Script("POST", action, 201, R"({"Members":[)" + snapshot + "," + snapshot + "]}");
+  snaps = dialect.SnapshotGroup(group, Within(milliseconds(5000)));
+  BOOST_REQUIRE(!snaps.ok());
+  BOOST_TEST(snaps.status().message().find("no snapshot of the member " + group.member_ids[1]) !=
+                 std::string::npos,
+             snaps.status().message());
+  // A 202 without a task monitor.
+  array.Script("POST", action, 202, "{}");
+  snaps = dialect.SnapshotGroup(group, Within(milliseconds(5000)));
+  BOOST_REQUIRE(!snaps.ok());
+  BOOST_TEST(snaps.status().message().find("without a Location") != std::string::npos,
+             snaps.status().message());
+  BOOST_TEST(dialect.pending_tasks() == 0u);
+
+  // A connection answered without its portal: an error, and the connection
+  // (which exists) is deleted again.
+  const std::string connections = "/redfish/v1/Fabrics/iSCSI/Connections";
+  array.Script("POST", connections, 201,
+               R"({"@odata.id":"/redfish/v1/Fabrics/iSCSI/Connections/9",)"
+               R"("VolumeInfo":[{"Volume":{"@odata.id":")" +
+                   volume + R"("},"LUN":1}],"Oem":{"Snapset":{"IscsiTarget":"iqn.x:conn-9"}}})",
+               {{"Location", connections + "/9"}});
+  array.Script("DELETE", connections + "/9", 204, "");
+  ExposeRequest request;
+  request.volume_ids = {volume};
+  request.initiator_iqn = "iqn.2026-11.io.example:h";
+  request.chap_user = kChapUser;
+  request.chap_password = kChapSecret;
+  Result<ArrayExposure> e = dialect.Expose(request, Within(milliseconds(5000)));
+  BOOST_REQUIRE(!e.ok());
+  NoSecret(e);
+  BOOST_TEST(e.status().message().find("Oem.Snapset.Portal is missing") != std::string::npos,
+             e.status().message());
+  const std::vector<std::string> seen = array.seen();
+  BOOST_TEST((std::find(seen.begin(), seen.end(), "DELETE " + connections + "/9") != seen.end()));
+  // No fabric of type iSCSI: Expose says so.
+  ScriptedArray no_iscsi;
+  no_iscsi.Script("GET", "/redfish/v1/Fabrics/iSCSI", 200, R"({"FabricType":"NVMeOverFabrics"})");
+  SwordfishDialect lost(no_iscsi.Endpoint());
+  e = lost.Expose(request, Within(milliseconds(5000)));
+  BOOST_REQUIRE(!e.ok());
+  NoSecret(e);
+  BOOST_TEST(e.status().message().find("FabricType \"iSCSI\"") != std::string::npos,
+             e.status().message());
 }
 
 }  // namespace
