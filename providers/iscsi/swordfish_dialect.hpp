@@ -1,0 +1,96 @@
+// The SNIA Swordfish / Redfish dialect of the iSCSI provider: ArrayDialect
+// over one RestSession, for arrays that speak the subset docs/mock-array.md
+// describes (Storage/{id}/Volumes, ConsistencyGroups with
+// ConsistencyGroup.CreateReplicaTarget, Volume.RemoveReplicaRelationship,
+// Fabrics/{id}/Connections, TaskService task monitors).
+//
+// Handles: a volume's, a group's and an exposure's id is its @odata.id (a
+// path such as /redfish/v1/Storage/array/Volumes/3), so no call needs a
+// lookup to find a resource it was given.
+//
+// Asynchronous answers (202 Accepted + Location of a task monitor) are
+// handled in one place for every call, state-changing or not: the monitor is
+// polled until it gives the operation's own answer, which is then read as
+// the synchronous answer would have been. Polling rule: the monitor's
+// Retry-After (1 s when absent) is honoured while the deadline is further
+// away than that; when the deadline is nearer, the monitor is polled every
+// 100 ms, the last poll sent no later than 20 ms before the deadline, so
+// that a task finishing just in time is seen and none is waited for past
+// the deadline. A task still running then is remembered for Settle().
+//
+// Not thread-safe (see ArrayDialect).
+#ifndef SNAPSET_PROVIDERS_ISCSI_SWORDFISH_DIALECT_HPP
+#define SNAPSET_PROVIDERS_ISCSI_SWORDFISH_DIALECT_HPP
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "providers/iscsi/array_dialect.hpp"
+#include "providers/iscsi/rest_session.hpp"
+
+namespace snapset::iscsi {
+
+class SwordfishDialect final : public ArrayDialect {
+ public:
+  explicit SwordfishDialect(RestEndpoint endpoint);
+
+  Status Warm(const CallPolicy& policy) override;
+  Result<std::vector<ArrayVolume>> Inventory(const CallPolicy& policy) override;
+  Result<std::vector<ArrayGroup>> Groups(const CallPolicy& policy) override;
+  Result<ArrayGroup> CreateGroup(const std::string& name,
+                                 const std::vector<std::string>& member_ids,
+                                 const CallPolicy& policy) override;
+  Status DeleteGroup(const std::string& group_id, const CallPolicy& policy) override;
+  Result<std::vector<ArrayVolume>> SnapshotGroup(const ArrayGroup& group,
+                                                 const CallPolicy& policy) override;
+  Status DeleteSnapshot(const std::string& snapshot_id, const CallPolicy& policy) override;
+  Result<ArrayExposure> Expose(const ExposeRequest& request, const CallPolicy& policy) override;
+  Status Unexpose(const std::string& exposure_id, const CallPolicy& policy) override;
+  Status Settle(const CallPolicy& policy) override;
+  int requests() const override { return session_.requests(); }
+
+  // Operations still running at a deadline, not yet seen done by Settle().
+  size_t pending_tasks() const { return pending_.size(); }
+
+  // How a task monitor is polled (see the file comment).
+  static constexpr std::chrono::milliseconds kNearDeadlinePoll{100};
+  static constexpr std::chrono::milliseconds kPollMargin{20};
+
+ private:
+  // An operation the array accepted (202) and that was still running at a
+  // deadline.
+  struct Pending {
+    std::string call;     // "POST https://array/redfish/v1/...", for messages
+    std::string monitor;  // path of its task monitor
+  };
+
+  // Finds the storage and the iSCSI fabric once.
+  Status Discover(const CallPolicy& policy);
+  // Sends the request; a 202 is followed to the operation's own answer.
+  Result<RestResponse> Exec(const std::string& method, const std::string& path,
+                            const std::string& body, const CallPolicy& policy);
+  // Polls `monitor` until it answers anything but 202 (returned), or until
+  // the deadline (Unavailable). `wait`: the Retry-After last given.
+  Result<RestResponse> PollMonitor(const std::string& call, const std::string& monitor,
+                                   std::chrono::milliseconds wait, const CallPolicy& policy);
+  // A GET that must answer 200 with a JSON object.
+  Result<rapidjson::Document> GetObject(const std::string& path, const CallPolicy& policy);
+  // Paths of a collection's Members.
+  Result<std::vector<std::string>> GetMembers(const std::string& path, const CallPolicy& policy);
+  // The array's answer to an idempotent delete: 2xx or 404 is OK.
+  Status Deleted(const std::string& method, const std::string& path, const std::string& body,
+                 const CallPolicy& policy);
+  std::string Url(const std::string& path) const { return session_.base_url() + path; }
+  // A Location header (absolute or not) as a path on this array.
+  std::string PathOf(const std::string& location) const;
+
+  RestSession session_;
+  std::string storage_;      // @odata.id of the storage, "" until discovered
+  std::string connections_;  // Connections collection of the iSCSI fabric
+  std::vector<Pending> pending_;
+};
+
+}  // namespace snapset::iscsi
+
+#endif  // SNAPSET_PROVIDERS_ISCSI_SWORDFISH_DIALECT_HPP
