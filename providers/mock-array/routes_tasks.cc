@@ -108,17 +108,22 @@ void WriteTask(JsonWriter& w, const TaskInfo& task) {
   w.Key("PercentComplete");
   w.Int(task.percent_complete);
   Key(w, "TaskMonitor", MonitorPath(task.id));
+  // A body with a secret in it (a connection's CHAP password) is never
+  // shown: Redfish's HidePayload, and no Payload at all.
+  const bool hide = task.request.body.find("Password") != std::string::npos;
   w.Key("HidePayload");
-  w.Bool(false);
-  w.Key("Payload");
-  w.StartObject();
-  Key(w, "HttpOperation", task.request.method);
-  Key(w, "TargetUri", task.request.target_uri);
-  w.Key("HttpHeaders");
-  w.StartArray();
-  w.EndArray();
-  Key(w, "JsonBody", task.request.body);
-  w.EndObject();
+  w.Bool(hide);
+  if (!hide) {
+    w.Key("Payload");
+    w.StartObject();
+    Key(w, "HttpOperation", task.request.method);
+    Key(w, "TargetUri", task.request.target_uri);
+    w.Key("HttpHeaders");
+    w.StartArray();
+    w.EndArray();
+    Key(w, "JsonBody", task.request.body);
+    w.EndObject();
+  }
   WriteMessages(w, task);
   w.Key("Oem");
   w.StartObject();

@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/mock-array/connections.hpp"
 #include "tests/mock-array/mock_array_process.hpp"
 #include "tests/support/temp_dir.hpp"
 
@@ -272,6 +273,27 @@ BOOST_AUTO_TEST_CASE(only_an_administrator_may_patch_the_task_service_but_an_ope
                   admin.headers["x-auth-token"])
                  .status == 200);
   BOOST_TEST(Http("POST", array.Url(kVolumes), VolumeBody("ops2"), op).status == 202);
+}
+
+BOOST_AUTO_TEST_CASE(a_connection_made_as_a_task_never_shows_its_chap_secret) {
+  Array array;
+  if (!array.ok()) return;
+  HttpResponse v = array.Send("POST", kVolumes, VolumeBody("mapped"));
+  BOOST_REQUIRE_EQUAL(v.status, 201);
+  ConnectionRequest request;
+  request.volumes = {v.headers["location"]};
+  request.chap_user = "host1";
+  request.chap_password = "a-secret-of-twelve";
+  HttpResponse accepted = array.Send("POST", kConnections, ConnectionBody(request), true);
+  BOOST_REQUIRE_MESSAGE(accepted.status == 202, accepted.body);
+  HttpResponse done = array.Finish(accepted);
+  BOOST_REQUIRE_MESSAGE(done.status == 201, done.body);
+  HttpResponse task = array.Get(array.TaskOf(accepted));
+  BOOST_REQUIRE_EQUAL(task.status, 200);
+  BOOST_TEST(task.Json()["HidePayload"].GetBool());
+  for (const std::string& body : {accepted.body, done.body, task.body, array.Get(kTasks).body}) {
+    BOOST_TEST(body.find(request.chap_password) == std::string::npos, body);
+  }
 }
 
 BOOST_AUTO_TEST_CASE(a_consistency_group_snapshot_runs_as_a_task) {
