@@ -143,8 +143,11 @@ Result<std::string> TgtDaemon::Admin(std::vector<std::string> args) const {
   args.insert(args.begin(), {Program("tgtadm"), "-C", std::to_string(control_)});
   CommandResult result = RunCommand(args);
   if (result.exit_code != 0) {
+    // Names the call, never a CHAP secret.
     std::string what;
-    for (size_t i = 3; i < args.size(); ++i) what += " " + args[i];
+    for (size_t i = 3; i < args.size(); ++i) {
+      what += " " + (i > 3 && args[i - 1] == "--password" ? std::string("<secret>") : args[i]);
+    }
     return Status::Unavailable("tgtadm" + what + " failed: " + result.output);
   }
   return result.output;
