@@ -1,10 +1,13 @@
 #include "core/run_command.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <sstream>
 
@@ -12,7 +15,10 @@ extern char** environ;
 
 namespace snapset {
 
-CommandResult RunCommand(const std::vector<std::string>& argv) {
+CommandResult RunCommand(const std::vector<std::string>& argv, std::chrono::milliseconds timeout) {
+  using Clock = std::chrono::steady_clock;
+  const bool bounded = timeout.count() > 0;
+  const Clock::time_point deadline = Clock::now() + timeout;
   CommandResult result;
   int fds[2];
   if (::pipe(fds) != 0) return result;
@@ -34,14 +40,38 @@ CommandResult RunCommand(const std::vector<std::string>& argv) {
     result.output = "cannot run " + argv[0];
     return result;
   }
+  // Read until the program closes its output (it exits), or the deadline.
   char buf[4096];
-  ssize_t n;
-  while ((n = ::read(fds[0], buf, sizeof buf)) > 0) result.output.append(buf, size_t(n));
+  for (;;) {
+    int wait_ms = -1;
+    if (bounded) {
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+      if (left <= 0) {
+        result.timed_out = true;
+        break;
+      }
+      wait_ms = static_cast<int>(left);
+    }
+    pollfd pfd{fds[0], POLLIN, 0};
+    const int ready = ::poll(&pfd, 1, wait_ms);
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready == 0) continue;  // the deadline check above ends it
+    const ssize_t n = ::read(fds[0], buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    result.output.append(buf, size_t(n));
+  }
   ::close(fds[0]);
+  if (result.timed_out) ::kill(pid, SIGKILL);
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  result.exit_code = !result.timed_out && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  if (result.timed_out) {
+    result.output += (result.output.empty() ? "" : "\n") + argv[0] + " timed out after " +
+                     std::to_string(timeout.count()) + " ms and was killed";
+  }
   return result;
 }
 

@@ -25,6 +25,7 @@ constexpr int kStartAttempts = 5;
 constexpr std::chrono::milliseconds kStartTimeout{10000};
 constexpr std::chrono::milliseconds kPollInterval{20};
 constexpr int kExitTimeoutMs = 3000;
+constexpr std::chrono::milliseconds kAdminTimeout{10000};
 
 std::string Program(const std::string& name) {
   for (const char* dir : {"/usr/sbin/", "/sbin/", "/usr/local/sbin/", "/usr/bin/"}) {
@@ -141,7 +142,9 @@ Status TgtDaemon::Launch(bool* port_taken) {
 
 Result<std::string> TgtDaemon::Admin(std::vector<std::string> args) const {
   args.insert(args.begin(), {Program("tgtadm"), "-C", std::to_string(control_)});
-  CommandResult result = RunCommand(args);
+  // tgtadm answers in milliseconds; a tgtd that does not answer must fail
+  // the request, not hang the array's lock for good.
+  CommandResult result = RunCommand(args, kAdminTimeout);
   if (result.exit_code != 0) {
     // Names the call, never a CHAP secret.
     std::string what;
