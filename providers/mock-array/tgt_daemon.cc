@@ -196,6 +196,8 @@ Status TgtDaemon::AddTarget(const Target& target) {
                                          (lun.read_only ? ",readonly=1" : "")})
                                   .status());
     }
+    // Like every target of an array whose controller is away.
+    if (offline_) SNAPSET_RETURN_IF_ERROR(SetTargetState(target.tid, true));
     return Status::Ok();
   }();
   if (!s.ok()) static_cast<void>(DeleteTarget(target.tid));
@@ -203,13 +205,15 @@ Status TgtDaemon::AddTarget(const Target& target) {
 }
 
 Status TgtDaemon::SetOffline(bool offline) {
-  for (int tid : tids_) {
-    SNAPSET_RETURN_IF_ERROR(
-        Admin({"--lld", "iscsi", "--op", "update", "--mode", "target", "--tid", std::to_string(tid),
-               "--name", "state", "--value", offline ? "offline" : "ready"})
-            .status());
-  }
+  offline_ = offline;
+  for (int tid : tids_) SNAPSET_RETURN_IF_ERROR(SetTargetState(tid, offline));
   return Status::Ok();
+}
+
+Status TgtDaemon::SetTargetState(int tid, bool offline) {
+  return Admin({"--lld", "iscsi", "--op", "update", "--mode", "target", "--tid",
+                std::to_string(tid), "--name", "state", "--value", offline ? "offline" : "ready"})
+      .status();
 }
 
 bool TgtDaemon::Running() {

@@ -60,7 +60,8 @@ class TgtDaemon {
   Status AddTarget(const Target& target);
   // Puts every target of this daemon in tgt's state "offline" (true) or
   // back to "ready": offline, tgtd leaves commands unanswered, so an
-  // initiator sees its I/O time out, as with a controller gone away.
+  // initiator sees its I/O time out, as with a controller gone away. A
+  // target added while offline is offline too.
   Status SetOffline(bool offline);
   // False once tgtd has died (the array answers 503 then).
   bool Running();
@@ -85,6 +86,7 @@ class TgtDaemon {
       : dir_(std::move(dir)), host_(std::move(host)), port_(port), control_(control) {}
   Status Launch(bool* port_taken);
   Result<std::string> Admin(std::vector<std::string> args) const;
+  Status SetTargetState(int tid, bool offline);
   bool WaitForExit(int milliseconds);
 
   std::string dir_;
@@ -94,6 +96,7 @@ class TgtDaemon {
   pid_t pid_ = -1;
   std::set<int> tids_;
   std::map<int, std::string> chap_user_of_;  // tid -> its CHAP account
+  bool offline_ = false;
 };
 
 }  // namespace snapset::mock

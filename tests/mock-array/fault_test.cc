@@ -364,6 +364,25 @@ BOOST_AUTO_TEST_CASE(target_offline_leaves_reads_unanswered_until_the_fault_is_d
   BOOST_TEST(again.Read(0, 4096, 512) == Pattern("online ", 4096));
 }
 
+BOOST_AUTO_TEST_CASE(a_connection_made_while_targets_are_offline_is_offline_too) {
+  Array array;
+  if (!array.ok()) return;
+  const std::string volume = array.VolumePath("v");
+  array.Arm(R"({"Operation":"iSCSI","Mode":"TargetOffline"})");
+  const std::string url = IscsiUrl(*array.process, array.token, volume);
+  LunLogin login;
+  login.timeout_s = 2;
+  std::string error;
+  std::unique_ptr<Lun> lun = Lun::TryConnect(url, login, &error);
+  std::vector<unsigned char> data;
+  const bool answered = lun != nullptr && lun->TryRead(0, 512, 512, &data) == SCSI_STATUS_GOOD;
+  BOOST_TEST(!answered, "a LUN mapped while the array's targets are offline answered");
+  if (lun) lun->Drop();
+  BOOST_TEST(array.Delete(kFaults).status == 204);
+  Lun again(url, login);
+  BOOST_TEST(again.Read(0, 512, 512) == std::vector<unsigned char>(512, 0));
+}
+
 BOOST_AUTO_TEST_CASE(target_offline_with_a_duration_comes_back_by_itself) {
   Array array;
   if (!array.ok()) return;
