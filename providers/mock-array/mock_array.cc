@@ -163,19 +163,22 @@ Status MockArray::SnapshotAtOneInstant(
     snapshots->push_back(*snap);
   }
   Status s = store_->Commit();
+  if (!s.ok()) {
+    store_->Rollback();  // nothing of it was written
+    snapshots->clear();
+    return s;
+  }
   // One instant: the array's tgtd is stopped from the first copy to the
   // last, so no LUN takes a write in between; it is thawed whatever
   // happened. Nothing but the copies runs inside.
-  if (s.ok()) {
-    s = tgt_->Freeze();
-    for (size_t i = 0; s.ok() && i < sources.size(); ++i) {
-      if (before_copy) s = before_copy(sources[i]);
-      if (s.ok()) {
-        s = CopyContents(sources[i], &(*snapshots)[i]).WithContext("member " + sources[i].name);
-      }
+  s = tgt_->Freeze();
+  for (size_t i = 0; s.ok() && i < sources.size(); ++i) {
+    if (before_copy) s = before_copy(sources[i]);
+    if (s.ok()) {
+      s = CopyContents(sources[i], &(*snapshots)[i]).WithContext("member " + sources[i].name);
     }
-    tgt_->Thaw();
   }
+  tgt_->Thaw();
   // Durable before acknowledged: one syncfs for every copy, then every row
   // "ready" with its copy method in one transaction.
   if (s.ok()) {
