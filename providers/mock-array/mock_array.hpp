@@ -46,10 +46,16 @@ class MockArray {
   MockArray(ArrayOptions options, Store* store, TgtDaemon* tgt, Sessions* sessions)
       : options_(std::move(options)), store_(store), tgt_(tgt), sessions_(sessions) {}
 
-  // Finishes or rolls back what a crash cut in half, then gives tgtd a LUN
-  // for every volume. REQUIRES: before Register() serves anything.
+  // Finishes or rolls back what a crash cut in half, then gives tgtd a
+  // target for every ready connection. REQUIRES: before Register() serves
+  // anything.
   Status Recover();
   void Register(httplib::Server& server);
+  // Waits for every task started to finish (refusing new ones with a 503),
+  // then stops the faults' timer: afterwards nothing of the array touches
+  // tgtd, which may then be stopped. REQUIRES: the server has stopped
+  // serving, and tgtd still runs.
+  void Quiesce();
 
  private:
   using Handler = std::function<void(const httplib::Request&, httplib::Response&)>;
@@ -71,14 +77,6 @@ class MockArray {
   std::optional<ExposureRecord> FindConnection(const httplib::Request& req, httplib::Response& res);
 
   // Asynchronous tasks (routes_tasks.cc).
- public:
-  // Waits for every task started to finish (refusing new ones with a 503),
-  // then stops the faults' timer: afterwards nothing of the array touches
-  // tgtd, which may then be stopped. REQUIRES: the server has stopped
-  // serving, and tgtd still runs.
-  void Quiesce();
-
- private:
   void RegisterTaskRoutes(httplib::Server& server);
   // True when the request asks "Prefer: respond-async" (RFC 7240).
   static bool PrefersAsync(const httplib::Request& req);
