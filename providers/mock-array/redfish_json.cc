@@ -32,6 +32,27 @@ void Link(JsonWriter& w, const char* key, const std::string& path) {
   w.EndObject();
 }
 
+void SendCollection(httplib::Response& res, const std::string& path, const std::string& type,
+                    const std::string& name, const std::vector<std::string>& members) {
+  SendJson(res, 200, [&](JsonWriter& w) {
+    w.StartObject();
+    Key(w, "@odata.id", path);
+    Key(w, "@odata.type", type);
+    Key(w, "Name", name);
+    w.Key("Members");
+    w.StartArray();
+    for (const std::string& member : members) {
+      w.StartObject();
+      Key(w, "@odata.id", member);
+      w.EndObject();
+    }
+    w.EndArray();
+    w.Key("Members@odata.count");
+    w.Uint64(members.size());
+    w.EndObject();
+  });
+}
+
 void SendError(httplib::Response& res, int status, const std::string& message_id,
                const std::string& message, const std::vector<std::string>& properties) {
   SendJson(res, status, [&](JsonWriter& w) {

@@ -37,6 +37,12 @@ void Key(JsonWriter& w, const char* key, const std::string& value);
 // "key": {"@odata.id": path}
 void Link(JsonWriter& w, const char* key, const std::string& path);
 
+// A 200 with a Redfish resource collection: @odata.id `path`, @odata.type
+// `type` (e.g. "#VolumeCollection.VolumeCollection"), Name, and Members as
+// links to `members`, with their count.
+void SendCollection(httplib::Response& res, const std::string& path, const std::string& type,
+                    const std::string& name, const std::vector<std::string>& members);
+
 // A Redfish error body: error.code, error.message and one ExtendedInfo
 // message naming the properties at fault.
 void SendError(httplib::Response& res, int status, const std::string& message_id,

@@ -123,21 +123,8 @@ std::optional<ExposureRecord> MockArray::FindConnection(const httplib::Request& 
 void MockArray::RegisterFabricRoutes(httplib::Server& server) {
   Route(server, "GET", "Fabric.List", "/redfish/v1/Fabrics",
         [](const httplib::Request&, httplib::Response& res) {
-          SendJson(res, 200, [&](JsonWriter& w) {
-            w.StartObject();
-            Key(w, "@odata.id", "/redfish/v1/Fabrics");
-            Key(w, "@odata.type", "#FabricCollection.FabricCollection");
-            Key(w, "Name", "Fabrics");
-            w.Key("Members");
-            w.StartArray();
-            w.StartObject();
-            Key(w, "@odata.id", FabricPath());
-            w.EndObject();
-            w.EndArray();
-            w.Key("Members@odata.count");
-            w.Int(1);
-            w.EndObject();
-          });
+          SendCollection(res, "/redfish/v1/Fabrics", "#FabricCollection.FabricCollection",
+                         "Fabrics", {FabricPath()});
         });
   Route(server, "GET", "Fabric.Get", "/redfish/v1/Fabrics/([^/]+)",
         [this](const httplib::Request& req, httplib::Response& res) {
@@ -162,26 +149,13 @@ void MockArray::RegisterFabricRoutes(httplib::Server& server) {
           if (!exposures.ok()) {
             return SendError(res, 500, "GeneralError", exposures.status().message());
           }
-          SendJson(res, 200, [&](JsonWriter& w) {
-            w.StartObject();
-            Key(w, "@odata.id", ConnectionsPath());
-            Key(w, "@odata.type", "#ConnectionCollection.ConnectionCollection");
-            Key(w, "Name", "Connections");
-            w.Key("Members");
-            w.StartArray();
-            int count = 0;
-            for (const ExposureRecord& e : *exposures) {
-              if (e.state != "ready") continue;
-              w.StartObject();
-              Key(w, "@odata.id", ConnectionsPath() + "/" + std::to_string(e.id));
-              w.EndObject();
-              ++count;
-            }
-            w.EndArray();
-            w.Key("Members@odata.count");
-            w.Int(count);
-            w.EndObject();
-          });
+          std::vector<std::string> members;
+          for (const ExposureRecord& e : *exposures) {
+            if (e.state == "ready")
+              members.push_back(ConnectionsPath() + "/" + std::to_string(e.id));
+          }
+          SendCollection(res, ConnectionsPath(), "#ConnectionCollection.ConnectionCollection",
+                         "Connections", members);
         });
   Route(server, "GET", "Connection.Get", "/redfish/v1/Fabrics/([^/]+)/Connections/([^/]+)",
         [this](const httplib::Request& req, httplib::Response& res) {

@@ -88,23 +88,13 @@ void MockArray::RegisterGroupRoutes(httplib::Server& server) {
           if (!groups.ok()) {
             return SendError(res, 500, "GeneralError", groups.status().message());
           }
-          SendJson(res, 200, [&](JsonWriter& w) {
-            w.StartObject();
-            Key(w, "@odata.id", GroupsPath());
-            Key(w, "@odata.type", "#ConsistencyGroupCollection.ConsistencyGroupCollection");
-            Key(w, "Name", "Consistency groups");
-            w.Key("Members");
-            w.StartArray();
-            for (const GroupRecord& g : *groups) {
-              w.StartObject();
-              Key(w, "@odata.id", GroupsPath() + "/" + std::to_string(g.id));
-              w.EndObject();
-            }
-            w.EndArray();
-            w.Key("Members@odata.count");
-            w.Uint64(groups->size());
-            w.EndObject();
-          });
+          std::vector<std::string> members;
+          for (const GroupRecord& g : *groups) {
+            members.push_back(GroupsPath() + "/" + std::to_string(g.id));
+          }
+          SendCollection(res, GroupsPath(),
+                         "#ConsistencyGroupCollection.ConsistencyGroupCollection",
+                         "Consistency groups", members);
         });
   Route(server, "GET", "ConsistencyGroup.Get",
         "/redfish/v1/Storage/([^/]+)/ConsistencyGroups/([^/]+)",

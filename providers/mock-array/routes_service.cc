@@ -76,21 +76,8 @@ void MockArray::RegisterServiceRoutes(httplib::Server& server) {
 
   Route(server, "GET", "Storage.List", "/redfish/v1/Storage",
         [](const httplib::Request&, httplib::Response& res) {
-          SendJson(res, 200, [&](JsonWriter& w) {
-            w.StartObject();
-            Key(w, "@odata.id", "/redfish/v1/Storage");
-            Key(w, "@odata.type", "#StorageCollection.StorageCollection");
-            Key(w, "Name", "Storage");
-            w.Key("Members");
-            w.StartArray();
-            w.StartObject();
-            Key(w, "@odata.id", StoragePath());
-            w.EndObject();
-            w.EndArray();
-            w.Key("Members@odata.count");
-            w.Int(1);
-            w.EndObject();
-          });
+          SendCollection(res, "/redfish/v1/Storage", "#StorageCollection.StorageCollection",
+                         "Storage", {StoragePath()});
         });
   Route(server, "GET", "Storage.Get", "/redfish/v1/Storage/([^/]+)",
         [this](const httplib::Request& req, httplib::Response& res) {
@@ -115,21 +102,9 @@ void MockArray::RegisterServiceRoutes(httplib::Server& server) {
   Route(server, "GET", "StoragePool.List", "/redfish/v1/Storage/([^/]+)/StoragePools",
         [](const httplib::Request& req, httplib::Response& res) {
           if (!KnownStorage(req, res)) return;
-          SendJson(res, 200, [&](JsonWriter& w) {
-            w.StartObject();
-            Key(w, "@odata.id", StoragePath() + "/StoragePools");
-            Key(w, "@odata.type", "#StoragePoolCollection.StoragePoolCollection");
-            Key(w, "Name", "Storage pools");
-            w.Key("Members");
-            w.StartArray();
-            w.StartObject();
-            Key(w, "@odata.id", PoolPath());
-            w.EndObject();
-            w.EndArray();
-            w.Key("Members@odata.count");
-            w.Int(1);
-            w.EndObject();
-          });
+          SendCollection(res, StoragePath() + "/StoragePools",
+                         "#StoragePoolCollection.StoragePoolCollection", "Storage pools",
+                         {PoolPath()});
         });
   Route(server, "GET", "StoragePool.Get", "/redfish/v1/Storage/([^/]+)/StoragePools/([^/]+)",
         [this](const httplib::Request& req, httplib::Response& res) {

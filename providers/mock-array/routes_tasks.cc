@@ -335,23 +335,9 @@ void MockArray::RegisterTaskRoutes(httplib::Server& server) {
   Route(server, "GET", "Task.List", kTasks,
         [this](const httplib::Request&, httplib::Response& res) {
           const std::vector<TaskInfo> tasks = tasks_.List();
-          SendJson(res, 200, [&](JsonWriter& w) {
-            w.StartObject();
-            Key(w, "@odata.id", kTasks);
-            Key(w, "@odata.type", "#TaskCollection.TaskCollection");
-            Key(w, "Name", "Tasks");
-            w.Key("Members");
-            w.StartArray();
-            for (const TaskInfo& task : tasks) {
-              w.StartObject();
-              Key(w, "@odata.id", TaskPath(task.id));
-              w.EndObject();
-            }
-            w.EndArray();
-            w.Key("Members@odata.count");
-            w.Uint64(tasks.size());
-            w.EndObject();
-          });
+          std::vector<std::string> members;
+          for (const TaskInfo& task : tasks) members.push_back(TaskPath(task.id));
+          SendCollection(res, kTasks, "#TaskCollection.TaskCollection", "Tasks", members);
         });
 
   Route(server, "GET", "Task.Get", std::string(kTasks) + "/([^/]+)",

@@ -18,26 +18,12 @@ void MockArray::RegisterVolumeRoutes(httplib::Server& server) {
           if (!volumes.ok()) {
             return SendError(res, 500, "GeneralError", volumes.status().message());
           }
-          SendJson(res, 200, [&](JsonWriter& w) {
-            w.StartObject();
-            Key(w, "@odata.id", VolumesPath());
-            Key(w, "@odata.type", "#VolumeCollection.VolumeCollection");
-            Key(w, "Name", "Volumes");
-            w.Key("Members");
-            w.StartArray();
-            int count = 0;
-            for (const VolumeRecord& v : *volumes) {
-              if (v.state != "ready") continue;
-              w.StartObject();
-              Key(w, "@odata.id", VolumesPath() + "/" + std::to_string(v.id));
-              w.EndObject();
-              ++count;
-            }
-            w.EndArray();
-            w.Key("Members@odata.count");
-            w.Int(count);
-            w.EndObject();
-          });
+          std::vector<std::string> members;
+          for (const VolumeRecord& v : *volumes) {
+            if (v.state == "ready") members.push_back(VolumesPath() + "/" + std::to_string(v.id));
+          }
+          SendCollection(res, VolumesPath(), "#VolumeCollection.VolumeCollection", "Volumes",
+                         members);
         });
   Route(server, "GET", "Volume.Get", "/redfish/v1/Storage/([^/]+)/Volumes/([^/]+)",
         [this](const httplib::Request& req, httplib::Response& res) {
