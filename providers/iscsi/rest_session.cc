@@ -46,16 +46,6 @@ size_t OnHeader(char* data, size_t size, size_t count, void* out) {
   return size * count;
 }
 
-// Retry-After in seconds (RFC 9110 also allows an HTTP date: not
-// honoured, the backoff applies then).
-std::chrono::milliseconds RetryAfter(const RestResponse& r, std::chrono::milliseconds backoff) {
-  const std::string value = r.Header("retry-after");
-  if (value.empty() || !std::all_of(value.begin(), value.end(), ::isdigit) || value.size() > 6) {
-    return backoff;
-  }
-  return std::chrono::seconds(std::stol(value));
-}
-
 std::string Quote(const std::string& body) {
   std::string out = body.substr(0, kMaxQuotedBody);
   for (char& c : out) {
@@ -76,6 +66,15 @@ std::string JsonString(const std::string& s) {
 std::string RestResponse::Header(const std::string& name) const {
   auto found = headers.find(name);
   return found == headers.end() ? "" : found->second;
+}
+
+std::chrono::milliseconds RestResponse::RetryAfter(std::chrono::milliseconds fallback) const {
+  const std::string value = Header("retry-after");
+  if (value.empty() || value.size() > 6 ||
+      !std::all_of(value.begin(), value.end(), [](unsigned char c) { return std::isdigit(c); })) {
+    return fallback;
+  }
+  return std::chrono::seconds(std::stol(value));
 }
 
 RestSession::RestSession(RestEndpoint endpoint) : endpoint_(std::move(endpoint)) {
@@ -204,7 +203,7 @@ Result<RestResponse> RestSession::Call(const std::string& method, const std::str
     } else if ((r->status != 429 && r->status != 503) || !more) {
       return r;
     } else {
-      backoff = RetryAfter(*r, backoff);
+      backoff = r->RetryAfter(backoff);
     }
     if (Clock::now() + backoff >= policy.deadline) {
       if (r.ok()) return r;

@@ -42,6 +42,9 @@ struct RestResponse {
   std::map<std::string, std::string> headers;  // names lower-cased
   // The header's value, or "".
   std::string Header(const std::string& name) const;
+  // Retry-After in seconds, or `fallback` when it is absent or not a
+  // number of seconds (an HTTP date is not honoured).
+  std::chrono::milliseconds RetryAfter(std::chrono::milliseconds fallback) const;
 };
 
 // How one call may spend its time.

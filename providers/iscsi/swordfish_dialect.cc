@@ -36,16 +36,9 @@ std::string Trim(const std::string& s) {
 
 bool Is2xx(long status) { return status >= 200 && status < 300; }
 
-// A task monitor's Retry-After, in seconds (an HTTP date is not honoured:
-// the default applies then).
+// A task monitor's Retry-After (1 s when absent), capped.
 std::chrono::milliseconds RetryAfter(const RestResponse& r) {
-  const std::string value = r.Header("retry-after");
-  if (value.empty() || value.size() > 6 ||
-      !std::all_of(value.begin(), value.end(), [](unsigned char c) { return std::isdigit(c); })) {
-    return kDefaultRetryAfter;
-  }
-  return std::min<std::chrono::milliseconds>(std::chrono::seconds(std::stol(value)),
-                                             kMaxRetryAfter);
+  return std::min<std::chrono::milliseconds>(r.RetryAfter(kDefaultRetryAfter), kMaxRetryAfter);
 }
 
 // Handles are @odata.id paths; anything else never came from this dialect.
