@@ -84,8 +84,15 @@ class ArrayDialect {
   virtual Status DeleteGroup(const std::string& group_id, const CallPolicy& policy) = 0;
 
   // The commit: one request that snapshots every member of the group at one
-  // instant. The snapshots come back in the group's member order.
+  // instant. The snapshots come back in the group's member order. `names`
+  // is empty (the array names them) or holds one name per member, in member
+  // order: the array names each snapshot so, and a name already taken fails
+  // the call with nothing made. Names are how the provider finds its
+  // snapshots again after a lost reply or a crash, so an array that cannot
+  // name a snapshot at creation should keep the name some other way (a
+  // label, a description) and report it in Inventory().
   virtual Result<std::vector<ArrayVolume>> SnapshotGroup(const ArrayGroup& group,
+                                                         const std::vector<std::string>& names,
                                                          const CallPolicy& policy) = 0;
   virtual Status DeleteSnapshot(const std::string& snapshot_id, const CallPolicy& policy) = 0;
 

@@ -435,20 +435,37 @@ Status SwordfishDialect::DeleteGroup(const std::string& group_id, const CallPoli
   return Deleted("DELETE", group_id, "", policy);
 }
 
-Result<std::vector<ArrayVolume>> SwordfishDialect::SnapshotGroup(const ArrayGroup& group,
-                                                                 const CallPolicy& policy) {
+Result<std::vector<ArrayVolume>> SwordfishDialect::SnapshotGroup(
+    const ArrayGroup& group, const std::vector<std::string>& names, const CallPolicy& policy) {
   SNAPSET_RETURN_IF_ERROR(CheckId("SnapshotGroup", "group id", group.id));
+  if (!names.empty() && names.size() != group.member_ids.size()) {
+    return Status::InvalidArgument("SnapshotGroup: " + std::to_string(names.size()) +
+                                   " names for a group of " +
+                                   std::to_string(group.member_ids.size()) + " volumes");
+  }
+  // The body is built before the window's one request goes out.
+  rapidjson::StringBuffer buffer;
+  Writer w(buffer);
+  w.StartObject();
+  Key(w, "ReplicaType", "Snapshot");
+  if (!names.empty()) {
+    w.Key("TargetVolumeNames");
+    w.StartArray();
+    for (const std::string& name : names) w.String(name.c_str());
+    w.EndArray();
+  }
+  w.EndObject();
   // The conventional action URI of the group (its
   // Actions.#ConsistencyGroup.CreateReplicaTarget.target): no GET, so the
   // commit is exactly one request (plus task polls, when the array answers
   // 202).
   const std::string path = group.id + "/Actions/ConsistencyGroup.CreateReplicaTarget";
   const std::string call = "POST " + Url(path);
-  Result<RestResponse> r = Exec("POST", path, R"({"ReplicaType":"Snapshot"})", policy);
+  Result<RestResponse> r = Exec("POST", path, buffer.GetString(), policy);
   // A transport failure may come after the array made the snapshots (the
   // reply was lost): the caller's abort must look for them in Inventory()
-  // (snapshots whose source is a member), as it must after a 500 from an
-  // array that broke all-or-none.
+  // (by the names it gave), as it must after a 500 from an array that broke
+  // all-or-none.
   if (!r.ok()) return r.status();
   if (!Is2xx(r->status)) return StatusFromResponse("POST", Url(path), *r);
   Result<rapidjson::Document> doc = JsonObject("POST", Url(path), *r);

@@ -43,6 +43,7 @@ class SwordfishDialect final : public ArrayDialect {
                                  const CallPolicy& policy) override;
   Status DeleteGroup(const std::string& group_id, const CallPolicy& policy) override;
   Result<std::vector<ArrayVolume>> SnapshotGroup(const ArrayGroup& group,
+                                                 const std::vector<std::string>& names,
                                                  const CallPolicy& policy) override;
   Status DeleteSnapshot(const std::string& snapshot_id, const CallPolicy& policy) override;
   Result<ArrayExposure> Expose(const ExposeRequest& request, const CallPolicy& policy) override;

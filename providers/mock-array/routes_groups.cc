@@ -187,10 +187,28 @@ void MockArray::RegisterGroupRoutes(httplib::Server& server) {
       [this](const httplib::Request& req, httplib::Response& res) {
         if (!KnownStorage(req, res)) return;
         rapidjson::Document doc;
-        if (!ParseObject(req, res, doc, {"ReplicaType"}, "ConsistencyGroup.CreateReplicaTarget")) {
+        if (!ParseObject(req, res, doc, {"ReplicaType", "TargetVolumeNames"},
+                         "ConsistencyGroup.CreateReplicaTarget")) {
           return;
         }
         if (!SnapshotTypeGiven(doc, res)) return;
+        // Optional: a name per member, in member order, so that a caller can
+        // find its snapshots again after a lost reply or a crash.
+        std::vector<std::string> names;
+        if (doc.HasMember("TargetVolumeNames")) {
+          const rapidjson::Value& given = doc["TargetVolumeNames"];
+          bool valid = given.IsArray();
+          for (rapidjson::SizeType i = 0; valid && i < given.Size(); ++i) {
+            valid = given[i].IsString() && ValidName(given[i].GetString());
+            if (valid) names.push_back(given[i].GetString());
+          }
+          if (!valid) {
+            return SendError(res, 400, "PropertyValueFormatError",
+                             "TargetVolumeNames must be an array of names of 1 to 64 of "
+                             "[A-Za-z0-9._-]",
+                             {"TargetVolumeNames"});
+          }
+        }
         std::lock_guard<std::mutex> lock(mu_);
         std::optional<GroupRecord> g = FindGroup(req, res);
         if (!g) return;
@@ -205,6 +223,13 @@ void MockArray::RegisterGroupRoutes(httplib::Server& server) {
         if (sources.size() != g->members.size()) {
           return SendError(res, 500, "GeneralError", "a member of group " + g->name + " is gone");
         }
+        if (!names.empty() && names.size() != sources.size()) {
+          return SendError(res, 400, "PropertyValueError",
+                           "TargetVolumeNames has " + std::to_string(names.size()) +
+                               " names for a group of " + std::to_string(sources.size()) +
+                               " volumes",
+                           {"TargetVolumeNames"});
+        }
         // An injected Partial fault: a misbehaving array that snapshots the
         // first members, leaves those snapshots in place and fails the last
         // FailMembers (docs/mock-array.md, "Fault injection").
@@ -215,12 +240,13 @@ void MockArray::RegisterGroupRoutes(httplib::Server& server) {
               std::min(sources.size(), static_cast<size_t>(partial->fault.fail_members));
           failing.assign(sources.end() - static_cast<std::ptrdiff_t>(k), sources.end());
           sources.resize(sources.size() - k);
+          if (!names.empty()) names.resize(sources.size());
         }
         // An injected fault may stall or fail the copy of a member.
         std::optional<Fault> injected;
         std::vector<VolumeRecord> snaps;
         Status s = SnapshotAtOneInstant(
-            sources, {},
+            sources, names,
             [&](const VolumeRecord& member) {
               injected = CopyMemberFault(member);
               return injected ? Status::Unavailable("injected fault before copying member " +
@@ -230,6 +256,10 @@ void MockArray::RegisterGroupRoutes(httplib::Server& server) {
             &snaps);
         if (!s.ok()) {
           if (injected) return AnswerFault(*injected, "the snapshot of group " + g->name, res);
+          if (s.code() == Code::kAlreadyExists) {
+            return SendError(res, 409, "ResourceAlreadyExists", s.message(),
+                             {"TargetVolumeNames"});
+          }
           return SendError(res, 500, "GeneralError", s.message());
         }
         if (!failing.empty()) return SendPartialFailure(*g, snaps, failing, res);

@@ -271,7 +271,7 @@ BOOST_AUTO_TEST_CASE(a_group_snapshot_is_one_request_and_comes_back_in_member_or
 
   const int before = array.dialect->requests();
   Result<std::vector<ArrayVolume>> snaps =
-      array.dialect->SnapshotGroup(group, Within(milliseconds(10000), false));
+      array.dialect->SnapshotGroup(group, {"s-c", "s-a", "s-b"}, Within(milliseconds(10000), false));
   REQUIRE_OK(snaps);
   BOOST_TEST(array.dialect->requests() - before == 1);
   BOOST_REQUIRE_EQUAL(snaps->size(), 3u);
@@ -279,6 +279,7 @@ BOOST_AUTO_TEST_CASE(a_group_snapshot_is_one_request_and_comes_back_in_member_or
   for (size_t i = 0; i < snaps->size(); ++i) {
     const ArrayVolume& s = (*snaps)[i];
     BOOST_TEST(s.source_id == group.member_ids[i]);
+    BOOST_TEST(s.name == std::vector<std::string>({"s-c", "s-a", "s-b"})[i]);
     const ArrayVolume* source = Find(sources, group.member_ids[i]);
     BOOST_REQUIRE(source != nullptr);
     BOOST_TEST(s.naa.size() == 32u);
@@ -306,7 +307,7 @@ BOOST_AUTO_TEST_CASE(with_async_operations_every_change_is_polled_to_its_answer)
   const int before = array.dialect->requests();
   const auto start = Clock::now();
   Result<std::vector<ArrayVolume>> snaps =
-      array.dialect->SnapshotGroup(group, Within(milliseconds(10000), false));
+      array.dialect->SnapshotGroup(group, {}, Within(milliseconds(10000), false));
   REQUIRE_OK(snaps);
   BOOST_TEST_MESSAGE("async group snapshot: " << MsSince(start) << " ms, "
                                               << array.dialect->requests() - before << " requests");
@@ -340,7 +341,7 @@ BOOST_AUTO_TEST_CASE(a_task_running_at_the_deadline_is_unavailable_and_settle_fi
 
   const auto start = Clock::now();
   Result<std::vector<ArrayVolume>> snaps =
-      array.dialect->SnapshotGroup(group, Within(milliseconds(400), false));
+      array.dialect->SnapshotGroup(group, {}, Within(milliseconds(400), false));
   const int64_t elapsed = MsSince(start);
   BOOST_REQUIRE(!snaps.ok());
   NoSecret(snaps);
@@ -399,7 +400,7 @@ BOOST_AUTO_TEST_CASE(an_exposed_lun_is_readable_by_the_initiator_read_only_and_c
     Lun lun(writer->Url(0), login);
     BOOST_REQUIRE_EQUAL(lun.Write(0, Pattern("snapset-dialect", 4096), 512), 0);
   }
-  Result<std::vector<ArrayVolume>> snaps = array.dialect->SnapshotGroup(group, Patient());
+  Result<std::vector<ArrayVolume>> snaps = array.dialect->SnapshotGroup(group, {}, Patient());
   REQUIRE_OK(snaps);
 
   // The snapshot, read-only, to host B: the pattern is there; writes fail.
@@ -512,7 +513,7 @@ BOOST_AUTO_TEST_CASE(a_failed_group_snapshot_is_an_error_and_its_leftovers_are_i
   array.ArmFault(R"({"Operation":"ConsistencyGroup.CreateReplicaTarget","Mode":"DropConnection"})");
   const int before = array.dialect->requests();
   Result<std::vector<ArrayVolume>> snaps =
-      array.dialect->SnapshotGroup(group, Within(milliseconds(5000), false));
+      array.dialect->SnapshotGroup(group, {}, Within(milliseconds(5000), false));
   BOOST_REQUIRE(!snaps.ok());
   NoSecret(snaps);
   BOOST_TEST((snaps.status().code() == Code::kUnavailable), snaps.status().ToString());
@@ -525,7 +526,7 @@ BOOST_AUTO_TEST_CASE(a_failed_group_snapshot_is_an_error_and_its_leftovers_are_i
 
   // An array that breaks all-or-none: a 500 naming what it left behind.
   array.ArmFault(R"({"Operation":"ConsistencyGroup.CreateReplicaTarget","Mode":"Partial"})");
-  snaps = array.dialect->SnapshotGroup(group, Within(milliseconds(5000), false));
+  snaps = array.dialect->SnapshotGroup(group, {}, Within(milliseconds(5000), false));
   BOOST_REQUIRE(!snaps.ok());
   NoSecret(snaps);
   BOOST_TEST(snaps.status().message().find("500") != std::string::npos, snaps.status().message());
@@ -544,7 +545,7 @@ BOOST_AUTO_TEST_CASE(an_expired_token_is_transparent) {
   REQUIRE_OK(array.dialect->Warm(Patient()));
   std::this_thread::sleep_for(milliseconds(1500));
   Result<std::vector<ArrayVolume>> snaps =
-      array.dialect->SnapshotGroup(group, Within(milliseconds(5000), false));
+      array.dialect->SnapshotGroup(group, {}, Within(milliseconds(5000), false));
   REQUIRE_OK(snaps);
   BOOST_TEST(snaps->size() == 1u);
   std::this_thread::sleep_for(milliseconds(1500));
@@ -560,7 +561,7 @@ BOOST_AUTO_TEST_CASE(https_works_with_the_arrays_ca_and_fails_on_another_naming_
   BOOST_REQUIRE(array.process->rest().rfind("https://", 0) == 0u);
   const ArrayGroup group = array.Group("set", {"a", "b"});
   Result<std::vector<ArrayVolume>> snaps =
-      array.dialect->SnapshotGroup(group, Within(milliseconds(5000), false));
+      array.dialect->SnapshotGroup(group, {}, Within(milliseconds(5000), false));
   REQUIRE_OK(snaps);
   BOOST_TEST(array.Snapshots().size() == 2u);
 
@@ -748,7 +749,7 @@ BOOST_AUTO_TEST_CASE(malformed_snapshot_and_exposure_answers_are_errors_and_leav
   SwordfishDialect dialect(array.Endpoint());
   // One snapshot for two members.
   array.Script("POST", action, 201, R"({"Members":[)" + snapshot + "]}");
-  Result<std::vector<ArrayVolume>> snaps = dialect.SnapshotGroup(group, Within(milliseconds(5000)));
+  Result<std::vector<ArrayVolume>> snaps = dialect.SnapshotGroup(group, {}, Within(milliseconds(5000)));
   BOOST_REQUIRE(!snaps.ok());
   BOOST_TEST(snaps.status().message().find("POST " + array.Endpoint().base_url + action) !=
                  std::string::npos,
@@ -757,14 +758,14 @@ BOOST_AUTO_TEST_CASE(malformed_snapshot_and_exposure_answers_are_errors_and_leav
              snaps.status().message());
   // Two snapshots, both of the first member.
   array.Script("POST", action, 201, R"({"Members":[)" + snapshot + "," + snapshot + "]}");
-  snaps = dialect.SnapshotGroup(group, Within(milliseconds(5000)));
+  snaps = dialect.SnapshotGroup(group, {}, Within(milliseconds(5000)));
   BOOST_REQUIRE(!snaps.ok());
   BOOST_TEST(snaps.status().message().find("no snapshot of the member " + group.member_ids[1]) !=
                  std::string::npos,
              snaps.status().message());
   // A 202 without a task monitor.
   array.Script("POST", action, 202, "{}");
-  snaps = dialect.SnapshotGroup(group, Within(milliseconds(5000)));
+  snaps = dialect.SnapshotGroup(group, {}, Within(milliseconds(5000)));
   BOOST_REQUIRE(!snaps.ok());
   BOOST_TEST(snaps.status().message().find("without a Location") != std::string::npos,
              snaps.status().message());

@@ -462,6 +462,32 @@ BOOST_AUTO_TEST_CASE(group_snapshot_gives_one_snapshot_per_member) {
   BOOST_TEST(array.Get(kVolumes).Json()["Members@odata.count"].GetInt() == 9);
 }
 
+BOOST_AUTO_TEST_CASE(group_snapshot_names_its_snapshots_when_asked) {
+  Array array;
+  if (!array.ok()) return;
+  std::vector<std::string> volumes;
+  for (const char* name : {"a", "b"}) {
+    volumes.push_back(array.CreateVolume(name).Json()["@odata.id"].GetString());
+  }
+  const std::string group =
+      array.Post(kGroups, GroupBody("g", volumes)).Json()["@odata.id"].GetString();
+  const std::string named = R"({"ReplicaType":"Snapshot","TargetVolumeNames":["s-a","s-b"]})";
+  BOOST_TEST(array.Post(GroupSnapshot(group),
+                        R"({"ReplicaType":"Snapshot","TargetVolumeNames":["only-one"]})")
+                 .status == 400);
+  BOOST_TEST(array.Post(GroupSnapshot(group),
+                        R"({"ReplicaType":"Snapshot","TargetVolumeNames":["bad name","x"]})")
+                 .status == 400);
+  HttpResponse r = array.Post(GroupSnapshot(group), named);
+  BOOST_REQUIRE_MESSAGE(r.status == 201, r.body);
+  rapidjson::Document body = r.Json();
+  BOOST_TEST(body["Members"][0]["Name"].GetString() == std::string("s-a"));
+  BOOST_TEST(body["Members"][1]["Name"].GetString() == std::string("s-b"));
+  // A name taken is a 409 and makes nothing.
+  BOOST_TEST(array.Post(GroupSnapshot(group), named).status == 409);
+  BOOST_TEST(array.Get(kVolumes).Json()["Members@odata.count"].GetInt() == 4);
+}
+
 BOOST_AUTO_TEST_CASE(snapshots_and_groups_survive_kill_9) {
   if (!MockArrayAvailable()) return;
   TempDir dir;
