@@ -219,12 +219,14 @@ std::string ProviderInstance::unhealthy_reason() const {
 // ---------------------------------------------------------------- calls
 
 Status ProviderInstance::IsVolumeSupported(const Volume& v, uint32_t context,
-                                           const CallOptions& o) {
+                                           const CallOptions& o, std::string* why) {
   VolumeAbiView view(v);
   CallState call(o);
-  return ToStatus("is_volume_supported",
-                  ops_.is_volume_supported(instance_, ToCall(&call), o.flags, view.get(), context),
-                  call);
+  Status s = ToStatus(
+      "is_volume_supported",
+      ops_.is_volume_supported(instance_, ToCall(&call), o.flags, view.get(), context), call);
+  if (s.ok() && why) *why = call.error;
+  return s;
 }
 
 Status ProviderInstance::BeginPrepareSnapshot(const std::string& set_id,

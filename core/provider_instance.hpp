@@ -70,7 +70,10 @@ class ProviderInstance {
   bool unhealthy() const { return unhealthy_.load(std::memory_order_acquire); }
   std::string unhealthy_reason() const;
 
-  Status IsVolumeSupported(const Volume& v, uint32_t context, const CallOptions& o = {});
+  // On OK, *why (if given) receives the message the provider set, if any:
+  // why it supports the volume.
+  Status IsVolumeSupported(const Volume& v, uint32_t context, const CallOptions& o = {},
+                           std::string* why = nullptr);
   Status BeginPrepareSnapshot(const std::string& set_id, const std::string& snapshot_id,
                               const Volume& v, uint32_t context, const CallOptions& o = {});
   Status EndPrepareSnapshots(const std::string& set_id, const CallOptions& o = {});

@@ -10,19 +10,25 @@ namespace snapset {
 const std::string& InstanceCandidate::name() const { return p_->name(); }
 ProviderType InstanceCandidate::type() const { return p_->type(); }
 int InstanceCandidate::priority() const { return p_->priority(); }
-Status InstanceCandidate::IsVolumeSupported(const Volume& v, uint32_t context) {
+Status InstanceCandidate::IsVolumeSupported(const Volume& v, uint32_t context, std::string* why) {
   if (p_->unhealthy())
     return Status::Unavailable("unhealthy for the rest of this process: " + p_->unhealthy_reason());
   BoundedCalls call;
   const auto deadline = std::chrono::steady_clock::now() + timeout_;
-  call.Start([p = p_, v, context, deadline] {
+  // The reason travels in a shared string: an abandoned call may outlive us.
+  auto reason = std::make_shared<std::string>();
+  call.Start([p = p_, v, context, deadline, reason] {
     CallOptions o;
     o.deadline = deadline;
-    return p->IsVolumeSupported(v, context, o);
+    return p->IsVolumeSupported(v, context, o, reason.get());
   });
   Status s = call.Wait(deadline, Status::Unavailable("did not answer is_volume_supported within " +
                                                      std::to_string(timeout_.count()) + " ms"))[0];
-  if (call.abandoned()[0]) p_->MarkUnhealthy("hung in is_volume_supported");
+  if (call.abandoned()[0]) {
+    p_->MarkUnhealthy("hung in is_volume_supported");
+    return s;
+  }
+  if (s.ok() && why) *why = *reason;
   return s;
 }
 
@@ -65,9 +71,11 @@ std::string KnownNames(const std::vector<BrokerCandidate*>& all) {
 // Asks `c` and records its answer in `row`; true when it supports the
 // volume (the caller words the reason for a choice).
 bool Ask(BrokerCandidate* c, const Volume& v, uint32_t context, CandidateVerdict* row) {
-  Status s = c->IsVolumeSupported(v, context);
+  std::string why;
+  Status s = c->IsVolumeSupported(v, context, &why);
   if (s.ok()) {
     row->verdict = Verdict::kChosen;
+    row->reason = why;
     return true;
   }
   row->verdict = s.IsVolumeNotSupported() ? Verdict::kNotSupported : Verdict::kFailed;
@@ -130,11 +138,14 @@ Result<Plan> Broker::Build(const std::vector<Volume>& volumes, const BrokerPolic
         bool would = Ask(c, v, context, &answer);
         row.verdict = Verdict::kLowerPriority;
         row.reason = "lower priority than " + Describe(*ex.chosen) +
-                     (would ? "; would support it" : "; would not support it: " + answer.reason);
+                     (would ? "; would support it" + (answer.reason.empty() ? "" : " (" + answer.reason + ")")
+                            : "; would not support it: " + answer.reason);
       } else if (Ask(c, v, context, &row)) {
+        const std::string own = row.reason;  // the provider's own words, if any
         row.reason = pin ? "pinned by policy and supports the volume"
                          : "first provider that supports the volume (order: hardware, "
                            "software, system; then priority; then name)";
+        if (!own.empty()) row.reason += ": " + own;
         ex.chosen = c;
       }
       ex.candidates.push_back(std::move(row));

@@ -41,8 +41,9 @@ class BrokerCandidate {
   virtual ProviderType type() const = 0;
   virtual int priority() const = 0;
   // OK, or VolumeNotSupported with the reason; other codes mean the
-  // provider could not answer.
-  virtual Status IsVolumeSupported(const Volume& v, uint32_t context) = 0;
+  // provider could not answer. On OK, *why may say why the provider takes
+  // the volume (e.g. which array holds it), for `providers explain`.
+  virtual Status IsVolumeSupported(const Volume& v, uint32_t context, std::string* why) = 0;
 };
 
 // A loaded provider as a candidate. Its answer is bounded by `timeout`: a
@@ -56,7 +57,7 @@ class InstanceCandidate : public BrokerCandidate {
   const std::string& name() const override;
   ProviderType type() const override;
   int priority() const override;
-  Status IsVolumeSupported(const Volume& v, uint32_t context) override;
+  Status IsVolumeSupported(const Volume& v, uint32_t context, std::string* why) override;
   ProviderInstance* instance() const { return p_; }
 
  private:

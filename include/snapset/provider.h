@@ -153,7 +153,10 @@ typedef struct snapset_host {
   int32_t (*is_cancelled)(snapset_call *call);
 
   /* Sets the message that explains a non-OK return of this call. The last
-   * message set wins; the host copies it. */
+   * message set wins; the host copies it. A message set by an
+   * is_volume_supported that returns OK says why the provider supports the
+   * volume (e.g. which array holds it); `snapset providers explain` shows it.
+   * Any other OK return ignores it. */
   void (*set_error)(snapset_call *call, const char *message);
 } snapset_host;
 

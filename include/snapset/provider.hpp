@@ -99,6 +99,13 @@ class Call {
     return left.count() > 0 ? std::chrono::duration_cast<std::chrono::nanoseconds>(left)
                             : std::chrono::nanoseconds(0);
   }
+  // From IsVolumeSupported returning OK: why this provider supports the
+  // volume (e.g. which array holds it, by which identity), for `snapset
+  // providers explain`. Ignored for every other call and result.
+  void ExplainSupport(std::string_view why) const {
+    if (host_ && SNAPSET_HAS_MEMBER(host_, snapset_host, set_error) && host_->set_error)
+      host_->set_error(call_, std::string(why).c_str());
+  }
   bool cancelled() const {
     return host_ && SNAPSET_HAS_MEMBER(host_, snapset_host, is_cancelled) &&
            host_->is_cancelled && host_->is_cancelled(call_) != 0;

@@ -59,9 +59,11 @@ struct ExposeRequest {
 
 struct ArrayExposure {
   std::string id;
+  std::string name;
   std::string target_iqn;
   std::string portal;     // host:port
-  std::vector<int> luns;  // one per requested volume, in order
+  std::vector<std::string> volume_ids;  // what it maps, one per LUN
+  std::vector<int> luns;                // volume_ids[i] is LUN luns[i]
   // iscsi://portal/target_iqn/luns[i]
   std::string Url(size_t i) const;
 };
@@ -98,6 +100,9 @@ class ArrayDialect {
 
   virtual Result<ArrayExposure> Expose(const ExposeRequest& request, const CallPolicy& policy) = 0;
   virtual Status Unexpose(const std::string& exposure_id, const CallPolicy& policy) = 0;
+  // Every exposure of the array (the provider finds its own by name, so an
+  // exposure made by one process can be undone by another).
+  virtual Result<std::vector<ArrayExposure>> Exposures(const CallPolicy& policy) = 0;
 
   // Waits, within the policy, for every operation this dialect started that
   // was still running at a deadline. Abort calls it before cleaning up, so

@@ -509,6 +509,46 @@ Status SwordfishDialect::DeleteSnapshot(const std::string& snapshot_id, const Ca
                  R"({"DeleteTargetVolume":true})", policy);
 }
 
+namespace {
+
+// A Connection: its id, name, target, portal and every volume it maps.
+Result<ArrayExposure> ParseExposure(const Body& b, const Json& doc) {
+  ArrayExposure out;
+  Result<std::string> id = b.String(doc, "@odata.id", "");
+  if (!id.ok()) return id.status();
+  out.id = *id;
+  if (const Json* name = Body::Find(doc, "Name"); name != nullptr && name->IsString()) {
+    out.name = name->GetString();
+  }
+  Result<const Json*> oem = b.Object(doc, "Oem", "");
+  if (!oem.ok()) return oem.status();
+  Result<const Json*> snapset = b.Object(**oem, "Snapset", "Oem");
+  if (!snapset.ok()) return snapset.status();
+  Result<std::string> target = b.String(**snapset, "IscsiTarget", "Oem.Snapset");
+  if (!target.ok()) return target.status();
+  out.target_iqn = *target;
+  Result<std::string> portal = b.String(**snapset, "Portal", "Oem.Snapset");
+  if (!portal.ok()) return portal.status();
+  out.portal = *portal;
+  Result<const Json*> infos = b.Array(doc, "VolumeInfo", "");
+  if (!infos.ok()) return infos.status();
+  for (rapidjson::SizeType i = 0; i < (*infos)->Size(); ++i) {
+    const Json& info = (**infos)[i];
+    const std::string at = Body::Index("VolumeInfo", i);
+    if (!info.IsObject()) return b.Bad(at, "is not an object");
+    Result<std::string> volume = b.Link(info, "Volume", at);
+    if (!volume.ok()) return volume.status();
+    Result<uint64_t> lun = b.Uint64(info, "LUN", at);
+    if (!lun.ok()) return lun.status();
+    if (*lun > 16383) return b.Bad(Body::Path(at, "LUN"), "is out of range");
+    out.volume_ids.push_back(*volume);
+    out.luns.push_back(static_cast<int>(*lun));
+  }
+  return out;
+}
+
+}  // namespace
+
 Result<ArrayExposure> SwordfishDialect::Expose(const ExposeRequest& request,
                                                const CallPolicy& policy) {
   if (request.volume_ids.empty()) return Status::InvalidArgument("Expose: no volumes to map");
@@ -567,40 +607,17 @@ Result<ArrayExposure> SwordfishDialect::Expose(const ExposeRequest& request,
   const Body b(call);
   auto parse = [&]() -> Result<ArrayExposure> {
     if (!doc.ok()) return doc.status();
-    ArrayExposure out;
-    Result<std::string> id = b.String(*doc, "@odata.id", "");
-    if (!id.ok()) return id.status();
-    out.id = *id;
-    Result<const Json*> oem = b.Object(*doc, "Oem", "");
-    if (!oem.ok()) return oem.status();
-    Result<const Json*> snapset = b.Object(**oem, "Snapset", "Oem");
-    if (!snapset.ok()) return snapset.status();
-    Result<std::string> target = b.String(**snapset, "IscsiTarget", "Oem.Snapset");
-    if (!target.ok()) return target.status();
-    out.target_iqn = *target;
-    Result<std::string> portal = b.String(**snapset, "Portal", "Oem.Snapset");
-    if (!portal.ok()) return portal.status();
-    out.portal = *portal;
-    Result<const Json*> infos = b.Array(*doc, "VolumeInfo", "");
-    if (!infos.ok()) return infos.status();
-    std::vector<std::pair<std::string, int>> mapped;
-    for (rapidjson::SizeType i = 0; i < (*infos)->Size(); ++i) {
-      const Json& info = (**infos)[i];
-      const std::string at = Body::Index("VolumeInfo", i);
-      if (!info.IsObject()) return b.Bad(at, "is not an object");
-      Result<std::string> volume = b.Link(info, "Volume", at);
-      if (!volume.ok()) return volume.status();
-      Result<uint64_t> lun = b.Uint64(info, "LUN", at);
-      if (!lun.ok()) return lun.status();
-      if (*lun > 16383) return b.Bad(Body::Path(at, "LUN"), "is out of range");
-      mapped.emplace_back(*volume, static_cast<int>(*lun));
-    }
+    Result<ArrayExposure> out = ParseExposure(b, *doc);
+    if (!out.ok()) return out.status();
+    // The LUNs in the order asked for.
+    std::vector<int> luns;
     for (const std::string& wanted : request.volume_ids) {
-      auto found = std::find_if(mapped.begin(), mapped.end(),
-                                [&](const auto& m) { return m.first == wanted; });
-      if (found == mapped.end()) return b.Bad("VolumeInfo", "does not map " + wanted);
-      out.luns.push_back(found->second);
+      auto found = std::find(out->volume_ids.begin(), out->volume_ids.end(), wanted);
+      if (found == out->volume_ids.end()) return b.Bad("VolumeInfo", "does not map " + wanted);
+      luns.push_back(out->luns[static_cast<size_t>(found - out->volume_ids.begin())]);
     }
+    out->volume_ids = request.volume_ids;
+    out->luns = std::move(luns);
     return out;
   };
   Result<ArrayExposure> exposure = parse();
@@ -614,6 +631,22 @@ Result<ArrayExposure> SwordfishDialect::Expose(const ExposeRequest& request,
 Status SwordfishDialect::Unexpose(const std::string& exposure_id, const CallPolicy& policy) {
   SNAPSET_RETURN_IF_ERROR(CheckId("Unexpose", "exposure id", exposure_id));
   return Deleted("DELETE", exposure_id, "", policy);
+}
+
+Result<std::vector<ArrayExposure>> SwordfishDialect::Exposures(const CallPolicy& policy) {
+  SNAPSET_RETURN_IF_ERROR(Discover(policy));
+  Result<std::vector<std::string>> members = GetMembers(connections_, policy);
+  if (!members.ok()) return members.status();
+  std::vector<ArrayExposure> out;
+  for (const std::string& path : *members) {
+    Result<rapidjson::Document> doc = GetObject(path, policy);
+    if (!doc.ok() && doc.status().IsNotFound()) continue;  // deleted meanwhile
+    if (!doc.ok()) return doc.status();
+    Result<ArrayExposure> exposure = ParseExposure(Body("GET " + Url(path)), *doc);
+    if (!exposure.ok()) return exposure.status();
+    out.push_back(std::move(*exposure));
+  }
+  return out;
 }
 
 Status SwordfishDialect::Settle(const CallPolicy& policy) {

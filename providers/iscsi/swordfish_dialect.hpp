@@ -48,6 +48,7 @@ class SwordfishDialect final : public ArrayDialect {
   Status DeleteSnapshot(const std::string& snapshot_id, const CallPolicy& policy) override;
   Result<ArrayExposure> Expose(const ExposeRequest& request, const CallPolicy& policy) override;
   Status Unexpose(const std::string& exposure_id, const CallPolicy& policy) override;
+  Result<std::vector<ArrayExposure>> Exposures(const CallPolicy& policy) override;
   Status Settle(const CallPolicy& policy) override;
   int requests() const override { return session_.requests(); }
 

@@ -456,8 +456,25 @@ BOOST_AUTO_TEST_CASE(an_exposed_lun_is_readable_by_the_initiator_read_only_and_c
   NoSecret(conflict);
   BOOST_TEST(conflict.status().message().find(chap.chap_password) == std::string::npos);
 
+  // Exposures() lists each one with its name, volumes and LUNs.
+  ExposeRequest named;
+  named.volume_ids = {(*snaps)[0].id};
+  named.initiator_iqn = host_b;
+  named.name = "snapset-named";
+  Result<ArrayExposure> by_name = array.dialect->Expose(named, Patient());
+  REQUIRE_OK(by_name);
+  Result<std::vector<ArrayExposure>> listed = array.dialect->Exposures(Patient());
+  REQUIRE_OK(listed);
+  BOOST_TEST(listed->size() == 5u);
+  auto found = std::find_if(listed->begin(), listed->end(),
+                            [&](const ArrayExposure& e) { return e.name == "snapset-named"; });
+  BOOST_REQUIRE(found != listed->end());
+  BOOST_TEST(found->id == by_name->id);
+  BOOST_TEST(found->Url(0) == by_name->Url(0));
+  BOOST_TEST(found->volume_ids == std::vector<std::string>{(*snaps)[0].id});
+
   // Unexpose twice: the second finds it gone, OK.
-  for (const ArrayExposure& e : {*writer, *reader, *ro_volume_exposure, *guarded}) {
+  for (const ArrayExposure& e : {*writer, *reader, *ro_volume_exposure, *guarded, *by_name}) {
     REQUIRE_OK(array.dialect->Unexpose(e.id, Patient()));
     REQUIRE_OK(array.dialect->Unexpose(e.id, Patient()));
   }

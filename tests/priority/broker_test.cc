@@ -29,13 +29,17 @@ class FakeCandidate : public BrokerCandidate {
   const std::string& name() const override { return name_; }
   ProviderType type() const override { return type_; }
   int priority() const override { return priority_; }
-  Status IsVolumeSupported(const Volume& v, uint32_t) override {
+  Status IsVolumeSupported(const Volume& v, uint32_t, std::string* why) override {
     ++asked;
     if (error_) return Status(*error_, name_ + " is down");
-    if (supports_.count(v.name) || supports_.count("*")) return Status::Ok();
+    if (supports_.count(v.name) || supports_.count("*")) {
+      if (!why_.empty() && why) *why = why_;
+      return Status::Ok();
+    }
     return Status::VolumeNotSupported(name_ + " has no " + v.name);
   }
   int asked = 0;
+  std::string why_;  // given with every OK when set
 
  private:
   std::string name_;
@@ -250,6 +254,20 @@ BOOST_AUTO_TEST_CASE(explain_asks_everyone_and_gives_each_reason) {
   BOOST_TEST(rows[3].provider == "sys");
   BOOST_TEST(rows[3].reason == "lower priority than sw (software); would not support it: sys has no /v1");
   BOOST_TEST(w.Get("sys")->asked == 2);
+}
+
+BOOST_AUTO_TEST_CASE(explain_gives_the_providers_own_reason_for_supporting_a_volume) {
+  World w({{"hw", H, 0, {"*"}}, {"sw", S, 0, {"*"}}});
+  w.Get("hw")->why_ = "array \"a\" holds NAA 600140";
+  w.Get("sw")->why_ = "cow volume";
+  auto plan = w.broker->Explain(Volumes({"/v1"}), {}, 0);
+  BOOST_TEST_REQUIRE(plan.ok());
+  const auto& rows = plan->explanations[0].candidates;
+  BOOST_TEST_REQUIRE(rows.size() == 2u);
+  BOOST_TEST(rows[0].reason ==
+             "first provider that supports the volume (order: hardware, software, system; then "
+             "priority; then name): array \"a\" holds NAA 600140");
+  BOOST_TEST(rows[1].reason == "lower priority than hw (hardware); would support it (cow volume)");
 }
 
 BOOST_AUTO_TEST_CASE(explain_reports_unsupported_volumes_without_failing) {

@@ -1,0 +1,186 @@
+#include "providers/iscsi/array_set_part.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <set>
+
+namespace snapset::iscsi {
+namespace {
+
+constexpr std::string_view kPrefix = "snapset-";
+
+bool LooksLikeUuid(std::string_view s) {
+  if (s.size() != 36) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+    if (dash ? s[i] != '-' : !std::isxdigit(static_cast<unsigned char>(s[i]))) return false;
+  }
+  return true;
+}
+
+bool SameMembers(const ArrayGroup& group, const std::vector<PartMember>& members) {
+  if (group.member_ids.size() != members.size()) return false;
+  std::set<std::string> want;
+  for (const PartMember& m : members) want.insert(m.source.id);
+  return std::set<std::string>(group.member_ids.begin(), group.member_ids.end()) == want;
+}
+
+}  // namespace
+
+std::string ReplicaName(std::string_view snapshot_id) {
+  return std::string(kPrefix) + std::string(snapshot_id);
+}
+
+std::optional<std::string> SnapshotIdOfReplica(std::string_view name) {
+  if (name.substr(0, kPrefix.size()) != kPrefix) return std::nullopt;
+  std::string_view id = name.substr(kPrefix.size());
+  if (!LooksLikeUuid(id)) return std::nullopt;
+  return std::string(id);
+}
+
+std::string GroupName(std::string_view set_id) {
+  return std::string(kPrefix) + std::string(set_id);
+}
+
+std::string ExposureName(std::string_view snapshot_id) {
+  return std::string(kPrefix) + std::string(snapshot_id);
+}
+
+ArraySetPart::ArraySetPart(std::string array, std::string set_id,
+                           std::unique_ptr<ArrayDialect> dialect)
+    : array_(std::move(array)), set_id_(std::move(set_id)), dialect_(std::move(dialect)) {}
+
+Status ArraySetPart::Add(PartMember member) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const PartMember& m : members_) {
+    if (m.snapshot_id == member.snapshot_id) {
+      return Status::AlreadyExists("snapshot id " + member.snapshot_id +
+                                   " is already used in set " + set_id_);
+    }
+    if (m.source.id == member.source.id) {
+      return Status::AlreadyExists("volume " + member.volume_name + " is already in set " +
+                                   set_id_ + " (as " + m.volume_name + ")");
+    }
+  }
+  members_.push_back(std::move(member));
+  return Status::Ok();
+}
+
+Status ArraySetPart::Prepare(const CallPolicy& policy) {
+  std::lock_guard<std::mutex> lock(mu_);
+  SNAPSET_RETURN_IF_ERROR(dialect_->Warm(policy));
+  Result<std::vector<ArrayGroup>> groups = dialect_->Groups(policy);
+  if (!groups.ok()) return groups.status();
+  const std::string temporary = GroupName(set_id_);
+  for (const ArrayGroup& g : *groups) {
+    // Our own group from an earlier attempt of this set is ours to use;
+    // another set's temporary group is not (it goes when that set ends).
+    const bool other_sets = g.name.substr(0, kPrefix.size()) == kPrefix && g.name != temporary;
+    if (!other_sets && SameMembers(g, members_)) {
+      group_ = g;
+      group_is_temporary_ = g.name == temporary;
+      break;
+    }
+  }
+  if (!group_) {
+    std::vector<std::string> ids;
+    for (const PartMember& m : members_) ids.push_back(m.source.id);
+    Result<ArrayGroup> made = dialect_->CreateGroup(temporary, ids, policy);
+    if (!made.ok()) return made.status().WithContext("array " + array_);
+    group_ = *made;
+    group_is_temporary_ = true;
+  }
+  // The names, in the group's member order, built now: the window only
+  // sends them.
+  names_.clear();
+  for (const std::string& id : group_->member_ids) {
+    auto m = std::find_if(members_.begin(), members_.end(),
+                          [&](const PartMember& p) { return p.source.id == id; });
+    if (m == members_.end()) {
+      return Status::Internal("array " + array_ + ": group " + group_->id + " has member " + id +
+                              ", which is not in set " + set_id_);
+    }
+    names_.push_back(ReplicaName(m->snapshot_id));
+  }
+  return Status::Ok();
+}
+
+Status ArraySetPart::Warm(const CallPolicy& policy) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return dialect_->Warm(policy).WithContext("array " + array_);
+}
+
+Status ArraySetPart::Commit(const CallPolicy& policy) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!group_) return Status::BadState("array " + array_ + ": commit before prepare");
+  Result<std::vector<ArrayVolume>> made = dialect_->SnapshotGroup(*group_, names_, policy);
+  if (!made.ok()) return made.status().WithContext("array " + array_);
+  replicas_ = std::move(*made);
+  return Status::Ok();
+}
+
+Status ArraySetPart::Finish(const CallPolicy& policy) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!group_ || !group_is_temporary_) return Status::Ok();
+  SNAPSET_RETURN_IF_ERROR(dialect_->DeleteGroup(group_->id, policy)
+                              .WithContext("array " + array_ + ": removing group " +
+                                           group_->name));
+  group_.reset();
+  return Status::Ok();
+}
+
+Status ArraySetPart::Abort(const CallPolicy& policy) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const std::string where = "array " + array_ + ": undoing set " + set_id_;
+  // A group snapshot still running as a task at the deadline would make its
+  // replicas after the inventory below: wait for it first.
+  SNAPSET_RETURN_IF_ERROR(dialect_->Settle(policy).WithContext(where));
+  if (group_ && group_is_temporary_) {
+    SNAPSET_RETURN_IF_ERROR(dialect_->DeleteGroup(group_->id, policy).WithContext(where));
+    group_.reset();
+  } else if (!group_) {
+    // Prepare may have created the group and lost the reply.
+    SNAPSET_RETURN_IF_ERROR(AbortUnknownSet(*dialect_, set_id_, policy));
+  }
+  std::set<std::string> ours;
+  for (const PartMember& m : members_) ours.insert(ReplicaName(m.snapshot_id));
+  Result<std::vector<ArrayVolume>> inventory = dialect_->Inventory(policy);
+  if (!inventory.ok()) return inventory.status().WithContext(where);
+  for (const ArrayVolume& v : *inventory) {
+    if (!v.is_snapshot() || ours.count(v.name) == 0) continue;
+    SNAPSET_RETURN_IF_ERROR(dialect_->DeleteSnapshot(v.id, policy).WithContext(where));
+  }
+  replicas_.clear();
+  return Status::Ok();
+}
+
+std::vector<PartMember> ArraySetPart::members() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return members_;
+}
+
+std::optional<ArrayVolume> ArraySetPart::ReplicaOf(std::string_view snapshot_id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  const std::string name = ReplicaName(snapshot_id);
+  for (const ArrayVolume& r : replicas_) {
+    if (r.name == name) return r;
+  }
+  return std::nullopt;
+}
+
+int ArraySetPart::requests() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return dialect_->requests();
+}
+
+Status AbortUnknownSet(ArrayDialect& dialect, std::string_view set_id, const CallPolicy& policy) {
+  Result<std::vector<ArrayGroup>> groups = dialect.Groups(policy);
+  if (!groups.ok()) return groups.status();
+  const std::string name = GroupName(set_id);
+  for (const ArrayGroup& g : *groups) {
+    if (g.name == name) SNAPSET_RETURN_IF_ERROR(dialect.DeleteGroup(g.id, policy));
+  }
+  return Status::Ok();
+}
+
+}  // namespace snapset::iscsi

@@ -1,0 +1,105 @@
+// One snapshot set's volumes on one array, and everything the set does
+// there: the consistency group, the one request inside the commit window,
+// and the cleanup that keeps the set all or none.
+//
+// Names are the provider's memory on the array. Each replica is named
+// ReplicaName(snapshot id) when it is made (the group snapshot call takes
+// the names), a temporary group GroupName(set id), an exposure
+// ExposureName(snapshot id). So whatever happened to a reply -- lost on the
+// wire, a 500 from an array that left some replicas behind, a process that
+// died -- Abort() and a later process find the set's objects by name, not
+// by a handle they may never have received.
+//
+// Thread-safety: a part is used by one thread at a time (the provider runs
+// parts in parallel, one thread each); its dialect is its own. Abort may
+// come from the host's watchdog while Commit() is still waiting: the mutex
+// makes it wait for that request, which ends by the window's deadline.
+#ifndef SNAPSET_PROVIDERS_ISCSI_ARRAY_SET_PART_HPP
+#define SNAPSET_PROVIDERS_ISCSI_ARRAY_SET_PART_HPP
+
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <snapset/status.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "providers/iscsi/array_dialect.hpp"
+
+namespace snapset::iscsi {
+
+// "snapset-<snapshot id>": a replica made for that snapshot.
+std::string ReplicaName(std::string_view snapshot_id);
+// The snapshot id a replica name stands for, or nullopt if it is not one of
+// ours (the id must look like a UUID).
+std::optional<std::string> SnapshotIdOfReplica(std::string_view name);
+// "snapset-<set id>": the temporary consistency group of a set.
+std::string GroupName(std::string_view set_id);
+// "snapset-<snapshot id>": the connection exposing that snapshot.
+std::string ExposureName(std::string_view snapshot_id);
+
+// One volume of the set on this array.
+struct PartMember {
+  std::string snapshot_id;
+  std::string volume_name;  // the host's name for it (snapset_volume.name)
+  ArrayVolume source;       // as the array's inventory lists it
+};
+
+class ArraySetPart {
+ public:
+  ArraySetPart(std::string array, std::string set_id, std::unique_ptr<ArrayDialect> dialect);
+  ArraySetPart(const ArraySetPart&) = delete;
+  ArraySetPart& operator=(const ArraySetPart&) = delete;
+
+  const std::string& array() const { return array_; }
+
+  // begin_prepare: one more volume. AlreadyExists when the snapshot id or
+  // the volume is in the part already.
+  Status Add(PartMember member);
+
+  // end_prepare: logs in, then finds a consistency group whose members are
+  // exactly this part's volumes, or creates GroupName(set id) for them.
+  Status Prepare(const CallPolicy& policy);
+  // pre_commit: log in and open the connection again if needed, so that the
+  // window pays no handshake.
+  Status Warm(const CallPolicy& policy);
+  // Inside the window: exactly one group snapshot request (plus task polls
+  // when the array answers 202), never past policy.deadline; policy.retry
+  // must be false. Does no logging and no other I/O.
+  Status Commit(const CallPolicy& policy);
+  // post_commit: removes the temporary group; the snapshots stay.
+  Status Finish(const CallPolicy& policy);
+  // Undoes everything the set made on this array, in any state, again and
+  // again: waits for operations still running on the array, removes the
+  // temporary group (a commit request still in flight then finds no group),
+  // then deletes every replica named for one of the part's snapshots.
+  Status Abort(const CallPolicy& policy);
+
+  // The members, in the order added.
+  std::vector<PartMember> members() const;
+  // After Commit(): the replica made for `snapshot_id`.
+  std::optional<ArrayVolume> ReplicaOf(std::string_view snapshot_id) const;
+  // Requests sent so far (benchmark: calls inside the window).
+  int requests() const;
+
+ private:
+  mutable std::mutex mu_;
+  const std::string array_;
+  const std::string set_id_;
+  std::unique_ptr<ArrayDialect> dialect_;
+  std::vector<PartMember> members_;
+  std::optional<ArrayGroup> group_;  // set by Prepare()
+  bool group_is_temporary_ = false;
+  std::vector<std::string> names_;  // replica names, in the group's member order
+  std::vector<ArrayVolume> replicas_;  // set by Commit(), same order
+};
+
+// Abort of a set this process never saw (the host's recovery after a
+// crash): removes the set's temporary group if the array still has one. Its
+// replicas the host deletes by snapshot id.
+Status AbortUnknownSet(ArrayDialect& dialect, std::string_view set_id, const CallPolicy& policy);
+
+}  // namespace snapset::iscsi
+
+#endif  // SNAPSET_PROVIDERS_ISCSI_ARRAY_SET_PART_HPP

@@ -1,0 +1,236 @@
+#include "tests/iscsi/provider_fixture.hpp"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <boost/test/unit_test.hpp>
+#include <cctype>
+#include <stdexcept>
+
+#include "tests/mock-array/test_pki.hpp"
+#include "tests/software-cow/daemon/cowd_fixture.hpp"
+#include "tests/support/prerequisites.hpp"
+
+namespace snapset::test {
+
+constexpr char kVolumes[] = "/redfish/v1/Storage/array/Volumes";
+
+struct ProviderFixture::CowDaemon {
+  explicit CowDaemon(const std::string& dir) : daemon(dir) {}
+  cowd::Daemon daemon;
+};
+
+bool ProviderFixtureAvailable(bool cow) {
+  if (!MockArrayAvailable()) return false;
+  return !cow || Available(cowd::MissingPrerequisite(/*loop_devices=*/false));
+}
+
+ProviderFixture::ProviderFixture(ProviderFixtureOptions options) : options_(std::move(options)) {
+  config_ = dir_.str() + "/config";
+  state_ = dir_.str() + "/state";
+  if (options_.tls) {
+    pki_ = std::make_unique<Pki>();
+    if (!pki_->ok) throw std::runtime_error("openssl is missing: no test CA");
+    ca_file_ = pki_->ca;
+  }
+  arrays_.resize(2);
+  tokens_.resize(2);
+  host_connections_.resize(2);
+  for (int i = 0; i < 2; ++i) {
+    StartArray(i);
+    const int count = i == 0 ? options_.luns_a : options_.luns_b;
+    for (int n = 0; n < count; ++n) {
+      const std::string name = std::string(i == 0 ? "a" : "b") + "-lun" + std::to_string(n + 1);
+      HttpResponse r = Rest(i, "POST", kVolumes,
+                            R"({"Name":")" + name + R"(","CapacityBytes":)" +
+                                std::to_string(options_.lun_bytes) + "}");
+      if (r.status != 201) throw std::runtime_error("creating " + name + ": " + r.body);
+      rapidjson::Document v = r.Json();
+      ArrayLun lun;
+      lun.array = i;
+      lun.path = v["@odata.id"].GetString();
+      lun.naa = v["Identifiers"][0]["DurableName"].GetString();
+      std::transform(lun.naa.begin(), lun.naa.end(), lun.naa.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      luns_.push_back(lun);
+    }
+    MapLuns(i);
+  }
+  if (options_.cow) {
+    cow_ = std::make_unique<CowDaemon>(dir_.str() + "/cowd");
+    if (Status s = cow_->daemon.Start(); !s.ok()) throw std::runtime_error(s.ToString());
+  }
+  WriteRegistration();
+  if (options_.cow) {
+    CommandResult made = Cli({"cow", "create", "db", "--size", "16M"});
+    if (made.exit_code != 0) throw std::runtime_error("snapset cow create: " + made.output);
+  }
+}
+
+ProviderFixture::~ProviderFixture() {
+  for (auto& a : arrays_) {
+    if (a) a->Stop();
+  }
+}
+
+void ProviderFixture::StartArray(int i) {
+  std::vector<std::string> extra = i == 0 ? options_.extra_a : options_.extra_b;
+  extra.insert(extra.end(), {"--name", i == 0 ? "a" : "b"});
+  if (options_.tls) {
+    extra.insert(extra.end(), {"--tls-cert", pki_->cert, "--tls-key", pki_->key});
+  }
+  arrays_[i] = std::make_unique<MockArrayProcess>(dir_.str() + (i == 0 ? "/array-a" : "/array-b"),
+                                                  extra);
+  HttpOptions o;
+  o.ca_file = ca_file_;
+  tokens_[i] = arrays_[i]->Login(o);
+}
+
+// One connection per array maps every LUN to this host, as an
+// administrator would before snapset runs.
+void ProviderFixture::MapLuns(int i) {
+  ConnectionRequest request;
+  request.initiator = kHostInitiator;
+  request.name = "host-luns";
+  for (const ArrayLun& lun : luns_) {
+    if (lun.array == i) request.volumes.push_back(lun.path);
+  }
+  if (request.volumes.empty()) return;
+  HttpResponse r = Rest(i, "POST", kConnections, ConnectionBody(request));
+  if (r.status != 201) throw std::runtime_error("mapping the LUNs: " + r.body);
+  rapidjson::Document doc = r.Json();
+  Connection c = ConnectionFromJson(doc);
+  host_connections_[i] = c.path;
+  size_t k = 0;
+  for (ArrayLun& lun : luns_) {
+    if (lun.array == i) lun.url = c.urls.at(k++);
+  }
+}
+
+void ProviderFixture::WriteRegistration() {
+  dir_.Write("config/a.cred", R"({"UserName":"admin","Password":"admin"})");
+  dir_.Write("config/b.cred", R"({"UserName":"admin","Password":"admin"})");
+  chmod((config_ + "/a.cred").c_str(), 0600);
+  chmod((config_ + "/b.cred").c_str(), 0600);
+  std::string arrays;
+  for (int i = 0; i < 2; ++i) {
+    const std::string name = i == 0 ? "a" : "b";
+    const std::string& extra = i == 0 ? options_.config_a : options_.config_b;
+    arrays += std::string(i ? "," : "") + R"({"name":")" + name +
+              R"(","dialect":"swordfish","rest_url":")" + arrays_[i]->rest() +
+              R"(","credentials_file":")" + config_ + "/" + name + R"(.cred","portals":[")" +
+              arrays_[i]->portal() + "\"]" +
+              (options_.tls ? R"(,"ca_file":")" + ca_file_ + "\"" : R"(,"insecure":true)") +
+              (extra.empty() ? "" : "," + extra) + "}";
+  }
+  const std::string config =
+      R"({"initiator_iqn":")" + std::string(kHostInitiator) + R"(","arrays":[)" + arrays + "]}";
+  dir_.Write("config/providers.d/iscsi.json",
+             Registration("3f1c2a9e-5b7d-4e21-9c0a-6d8e4f2b1a01", "iscsi", "hardware",
+                          SNAPSET_ISCSI_PROVIDER, config));
+  if (options_.cow) {
+    dir_.Write("config/providers.d/software-cow.json",
+               Registration("6d1f7c1e-7a43-4d0b-9a64-3c1f2b5e9d01", "software-cow", "software",
+                            SNAPSET_COW_PROVIDER,
+                            "{\"socket\": \"" + cow_->daemon.socket() + "\"}"));
+  }
+}
+
+void ProviderFixture::RestartArray(int i) {
+  arrays_[i]->Stop();
+  StartArray(i);
+  Connection c = GetConnection(*arrays_[i], tokens_[i], host_connections_[i]);
+  size_t k = 0;
+  for (ArrayLun& lun : luns_) {
+    if (lun.array == i) lun.url = c.urls.at(k++);
+  }
+  WriteRegistration();
+}
+
+std::vector<std::string> ProviderFixture::Urls() const {
+  std::vector<std::string> out;
+  for (const ArrayLun& lun : luns_) out.push_back(lun.url);
+  return out;
+}
+
+HttpResponse ProviderFixture::Rest(int i, const std::string& method, const std::string& path,
+                                   const std::string& body) {
+  HttpOptions o;
+  o.ca_file = ca_file_;
+  return Http(method, arrays_[i]->Url(path), body, tokens_[i], o);
+}
+
+rapidjson::Document ProviderFixture::State(int i) {
+  HttpResponse r = Rest(i, "GET", "/mock/state");
+  BOOST_TEST_REQUIRE(r.status == 200, r.body);
+  return r.Json();
+}
+
+int ProviderFixture::Snapshots(int i) {
+  rapidjson::Document s = State(i);
+  int n = 0;
+  for (const auto& v : s["Volumes"].GetArray()) n += v["SourceId"].IsNull() ? 0 : 1;
+  return n;
+}
+
+int ProviderFixture::Groups(int i) {
+  return static_cast<int>(State(i)["ConsistencyGroups"].Size());
+}
+
+int ProviderFixture::ExtraConnections(int i) {
+  rapidjson::Document s = State(i);
+  int n = 0;
+  for (const auto& e : s["Exposures"].GetArray()) {
+    n += std::string(e["@odata.id"].GetString()) == host_connections_[i] ? 0 : 1;
+  }
+  return n;
+}
+
+void ProviderFixture::Fault(int i, const std::string& body) {
+  HttpResponse r = Rest(i, "POST", "/mock/faults", body);
+  BOOST_TEST_REQUIRE(r.status == 201, "arming " << body << ": " << r.body);
+}
+
+void ProviderFixture::ClearFaults(int i) {
+  HttpResponse r = Rest(i, "DELETE", "/mock/faults");
+  BOOST_TEST(r.status == 204, r.body);
+}
+
+std::vector<std::string> ProviderFixture::CliArgv(const std::vector<std::string>& args) const {
+  std::vector<std::string> argv = {SNAPSET_CLI, "--config-dir", config_, "--state-dir", state_};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto cow = std::find(argv.begin(), argv.end(), "cow");
+  if (cow != argv.end() && cow_) {
+    argv.insert(cow + 1, {"--socket", cow_->daemon.socket()});
+  }
+  return argv;
+}
+
+CommandResult ProviderFixture::Cli(const std::vector<std::string>& args) const {
+  return RunCommand(CliArgv(args), std::chrono::seconds(120));
+}
+
+rapidjson::Document JsonOfOutput(const std::string& output) {
+  size_t start = output.find("\n{");
+  start = output.compare(0, 1, "{") == 0 ? 0 : (start == std::string::npos ? 0 : start + 1);
+  rapidjson::Document doc;
+  doc.Parse<rapidjson::kParseStopWhenDoneFlag>(output.c_str() + start);
+  BOOST_TEST_REQUIRE(!doc.HasParseError(), "no JSON document in: " << output);
+  return doc;
+}
+
+rapidjson::Document ProviderFixture::Json(const std::vector<std::string>& args) const {
+  std::vector<std::string> argv = {"--json"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  CommandResult r = Cli(argv);
+  BOOST_TEST_REQUIRE(r.exit_code == 0, "snapset " << args.front() << " failed: " << r.output);
+  return JsonOfOutput(r.output);
+}
+
+rapidjson::Document ProviderFixture::Create(const std::vector<std::string>& volumes) const {
+  std::vector<std::string> args = {"create"};
+  args.insert(args.end(), volumes.begin(), volumes.end());
+  return Json(args);
+}
+
+}  // namespace snapset::test
