@@ -83,7 +83,13 @@ int RunCreate(CliContext& ctx, const CreateArgs& args);
 int RunList(CliContext& ctx, const ListArgs& args);
 int RunShow(CliContext& ctx, const std::string& id, bool timeline);
 int RunDelete(CliContext& ctx, const DeleteArgs& args);
-int RunExpose(CliContext& ctx, const std::string& id, const std::string& mount_dir);
+struct ExposeArgs {
+  std::string id;
+  std::string mount_dir;  // empty: do not mount
+  bool attach = false;    // attach an iscsi:// exposure with Open-iSCSI
+  std::string chap_file;  // CHAP credentials for --attach
+};
+int RunExpose(CliContext& ctx, const ExposeArgs& args);
 int RunUnexpose(CliContext& ctx, const std::string& id);
 
 struct CowArgs {

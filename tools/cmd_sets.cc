@@ -3,12 +3,17 @@
 
 #include <sys/stat.h>
 
+#include <chrono>
 #include <ctime>
 #include <iostream>
+#include <optional>
 
-#include "core/volume_resolver.hpp"
+#include "core/mount_table.hpp"
 #include "core/run_command.hpp"
+#include "core/volume_resolver.hpp"
 #include "tools/cli_context.hpp"
+#include "tools/exit_codes.hpp"
+#include "tools/iscsi_attach.hpp"
 #include "tools/table.hpp"
 #include "tools/timeline_chart.hpp"
 
@@ -92,6 +97,71 @@ void PrintPlan(const std::vector<PlannedVolume>& plan) {
 std::string CanonicalVolume(const std::string& name) {
   auto v = ResolveVolume(name);
   return v.ok() ? v->name : name;
+}
+
+// Attach covers discovery, login and udev naming the device; a healthy
+// portal needs seconds, a dead one is given up on well before a minute.
+constexpr std::chrono::seconds kAttachTimeout{60};
+// mount and umount of a device whose target stopped answering can block on
+// I/O; they are killed rather than hanging the CLI.
+constexpr std::chrono::seconds kMountTimeout{120};
+
+// Options that parse but do not fit what the provider exposed: a usage
+// error (exit 2), as if CLI11 had found it.
+int UsageError(CliContext& ctx, const std::string& message) {
+  if (ctx.log()) ctx.log()->Flush();
+  std::cerr << "snapset: usage error: " << message << "\n";
+  if (ctx.json()) {
+    rapidjson::Document doc(rapidjson::kObjectType);
+    auto& a = doc.GetAllocator();
+    Value err(rapidjson::kObjectType);
+    err.AddMember("code", "usage", a);
+    err.AddMember("message", Str(message, a), a);
+    err.AddMember("exit_code", kExitUsage, a);
+    doc.AddMember("error", err, a);
+    ctx.PrintJson(doc);
+  }
+  return kExitUsage;
+}
+
+// Mounts a file (through a loop device) or a block device read-only on dir.
+Status MountReadOnly(const std::string& source, const std::string& dir) {
+  struct stat st;
+  if (::stat(source.c_str(), &st) != 0 || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)))
+    return Status::InvalidArgument(source +
+                                   " is not a file or block device snapset can mount; use it "
+                                   "directly");
+  std::vector<std::string> argv = {
+      "mount", "-o", S_ISREG(st.st_mode) ? "ro,loop,noload" : "ro,noload", source, dir};
+  auto m = RunCommand(argv, kMountTimeout);
+  if (m.exit_code != 0 && !m.timed_out) {
+    // noload is ext4's; other filesystems refuse it. Try plain read-only.
+    argv[2] = S_ISREG(st.st_mode) ? "ro,loop" : "ro";
+    m = RunCommand(argv, kMountTimeout);
+  }
+  if (m.exit_code != 0)
+    return Status::Unavailable("mounting " + source + " on " + dir + " failed: " + m.output);
+  return Status::Ok();
+}
+
+// Unmounts every mount of the block device at `device` (none if it does not
+// exist: the LUN is not attached).
+Status UnmountDevice(const std::string& device) {
+  struct stat st;
+  if (::stat(device.c_str(), &st) != 0 || !S_ISBLK(st.st_mode)) return Status::Ok();
+  // Each round removes the topmost mount; the bound stops a mount that
+  // comes back (an automounter) from looping forever.
+  for (int round = 0; round < 32; ++round) {
+    auto table = MountTable::Read();
+    if (!table.ok()) return table.status();
+    auto mount = table->OfDevice(st.st_rdev);
+    if (!mount) return Status::Ok();
+    auto u = RunCommand({"umount", mount->mount_point}, kMountTimeout);
+    if (u.exit_code != 0)
+      return Status::Unavailable("umount " + mount->mount_point + " failed: " + u.output +
+                                 " (`fuser -vm " + mount->mount_point + "` shows who uses it)");
+  }
+  return Status::Unavailable(device + " is still mounted after 32 unmounts");
 }
 
 }  // namespace
@@ -332,40 +402,82 @@ int RunDelete(CliContext& ctx, const DeleteArgs& args) {
   return 0;
 }
 
-int RunExpose(CliContext& ctx, const std::string& id, const std::string& mount_dir) {
+int RunExpose(CliContext& ctx, const ExposeArgs& args) {
+  const std::string& id = args.id;
+  // The CHAP file is checked before anything is exposed, so that a bad one
+  // leaves nothing behind.
+  std::optional<ChapCredentials> chap;
+  if (!args.chap_file.empty()) {
+    auto c = LoadChapFile(args.chap_file);
+    if (!c.ok()) return ctx.Fail(c.status());
+    chap = std::move(*c);
+  }
   auto r = ctx.OpenRequestor();
   if (!r.ok()) return ctx.Fail(r.status());
+  bool was_exposed = false;
+  if (auto snap = (*r)->GetSnapshot(id); snap.ok()) was_exposed = !snap->exposed_as.empty();
+  // Expose first, even where the kernel cannot attach: the URL is still
+  // readable with libiscsi, so a failed attach below loses nothing.
   auto where = (*r)->ExposeSnapshot(id);
   if (!where.ok()) return ctx.Fail(where.status());
-  if (!mount_dir.empty()) {
-    struct stat st;
-    if (::stat(where->c_str(), &st) != 0 || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)))
-      return ctx.Fail(Status::InvalidArgument(
-          "snapshot " + id + " is exposed as " + *where +
-          ", which is not a file or block device snapset can mount; use it directly"));
-    std::vector<std::string> argv = {"mount", "-o",
-                                     S_ISREG(st.st_mode) ? "ro,loop,noload" : "ro,noload", *where,
-                                     mount_dir};
-    auto m = RunCommand(argv);
-    if (m.exit_code != 0) {
-      // noload is ext4's; other filesystems refuse it. Try plain read-only.
-      argv[2] = S_ISREG(st.st_mode) ? "ro,loop" : "ro";
-      m = RunCommand(argv);
+
+  // Which options fit is known only now that the provider chose the form.
+  const bool iscsi = IsIscsiUrl(*where);
+  std::string misfit;
+  if (args.attach && !iscsi)
+    misfit = "--attach is for iSCSI exposures (iscsi://...), but snapshot " + id +
+             " is exposed as " + *where +
+             (args.mount_dir.empty() ? "; use it directly" : "; --mount alone mounts it");
+  else if (iscsi && !args.mount_dir.empty() && !args.attach)
+    misfit = "snapshot " + id + " is exposed as " + *where +
+             ", which must be attached to this host before it can be mounted: add --attach";
+  if (!misfit.empty()) {
+    if (was_exposed) {
+      misfit += " (it was exposed before this command and stays exposed)";
+    } else if (Status u = (*r)->UnexposeSnapshot(id); u.ok()) {
+      misfit += " (the exposure this command made was undone)";
+    } else {
+      misfit +=
+          " (undoing the exposure failed: " + u.ToString() + "; run `snapset unexpose " + id + "`)";
     }
-    if (m.exit_code != 0)
-      return ctx.Fail(Status::Unavailable("mounting " + *where + " on " + mount_dir +
-                                          " failed: " + m.output));
+    return UsageError(ctx, misfit);
+  }
+
+  std::string device;
+  if (args.attach) {
+    auto attached = AttachIscsi(*where, chap, kAttachTimeout);
+    if (!attached.ok())
+      return ctx.Fail(Status(
+          attached.status().code(),
+          "snapshot " + id + " is exposed as " + *where +
+              ", but attaching it to this host failed: " + attached.status().message() +
+              ". The snapshot stays exposed; `snapset unexpose " + id + "` undoes that"));
+    device = *attached;
+  }
+  if (!args.mount_dir.empty()) {
+    const std::string& source = device.empty() ? *where : device;
+    if (Status m = MountReadOnly(source, args.mount_dir); !m.ok()) {
+      if (device.empty())
+        return ctx.Fail(Status(
+            m.code(), "snapshot " + id + " is exposed as " + *where + ", but " + m.message()));
+      return ctx.Fail(Status(m.code(), "snapshot " + id + " is exposed as " + *where +
+                                           " and attached as " + device + ", but " + m.message() +
+                                           "; `snapset unexpose " + id +
+                                           "` detaches and unexposes it"));
+    }
   }
   if (ctx.json()) {
     rapidjson::Document doc(rapidjson::kObjectType);
     auto& a = doc.GetAllocator();
     doc.AddMember("snapshot_id", Str(id, a), a);
     doc.AddMember("exposed_as", Str(*where, a), a);
-    doc.AddMember("mounted_on", mount_dir.empty() ? Value() : Str(mount_dir, a), a);
+    doc.AddMember("attached_as", device.empty() ? Value() : Str(device, a), a);
+    doc.AddMember("mounted_on", args.mount_dir.empty() ? Value() : Str(args.mount_dir, a), a);
     ctx.PrintJson(doc);
   } else {
     std::cout << "Snapshot " << id << " is exposed as " << *where;
-    if (!mount_dir.empty()) std::cout << ", mounted read-only on " << mount_dir;
+    if (!device.empty()) std::cout << ", attached as " << device;
+    if (!args.mount_dir.empty()) std::cout << ", mounted read-only on " << args.mount_dir;
     std::cout << ".\n";
   }
   return 0;
@@ -374,6 +486,21 @@ int RunExpose(CliContext& ctx, const std::string& id, const std::string& mount_d
 int RunUnexpose(CliContext& ctx, const std::string& id) {
   auto r = ctx.OpenRequestor();
   if (!r.ok()) return ctx.Fail(r.status());
+  // An attached iSCSI exposure is unmounted and detached first: the provider
+  // must not withdraw a LUN this host still has a session to.
+  if (auto snap = (*r)->GetSnapshot(id); snap.ok() && IsIscsiUrl(snap->exposed_as)) {
+    const std::string& url = snap->exposed_as;
+    auto keep = [&](const Status& s, const std::string& what) {
+      return ctx.Fail(
+          Status(s.code(), what + ": " + s.message() + "; snapshot " + id + " stays exposed as " +
+                               url + ". Fix that and run `snapset unexpose " + id + "` again"));
+    };
+    if (auto device = AttachedDevicePath(url); device.ok()) {
+      if (Status s = UnmountDevice(*device); !s.ok()) return keep(s, "cannot unmount " + *device);
+    }
+    if (Status s = DetachIscsi(url, kAttachTimeout); !s.ok())
+      return keep(s, "cannot detach " + url + " from this host");
+  }
   if (Status s = (*r)->UnexposeSnapshot(id); !s.ok()) return ctx.Fail(s);
   if (!ctx.json()) std::cout << "Snapshot " << id << " is no longer exposed.\n";
   return 0;

@@ -110,10 +110,20 @@ int main(int argc, char** argv) {
   del->add_option("--set", delete_args.set_id, "delete every snapshot of set ID");
   del->add_option("--oldest", delete_args.oldest, "delete the oldest snapshot of VOLUME");
 
-  std::string expose_id, mount_dir;
+  ExposeArgs expose_args;
   auto* expose = app.add_subcommand("expose", "make a snapshot readable on this host");
-  expose->add_option("ID", expose_id, "snapshot id")->required();
-  expose->add_option("--mount", mount_dir, "also mount it read-only on DIR");
+  expose->add_option("ID", expose_args.id, "snapshot id")->required();
+  expose->add_option("--mount", expose_args.mount_dir,
+                     "also mount it read-only on DIR (an iscsi:// exposure needs --attach)");
+  auto* attach = expose->add_flag(
+      "--attach", expose_args.attach,
+      "attach an iscsi:// exposure to this host with Open-iSCSI and print its device "
+      "(needs the kernel's iscsi_tcp)");
+  expose
+      ->add_option("--chap-file", expose_args.chap_file,
+                   "log in with CHAP: an owner-only (chmod 600) JSON file "
+                   "{\"CHAPUsername\": ..., \"CHAPPassword\": ...}")
+      ->needs(attach);
 
   std::string unexpose_id;
   auto* unexpose = app.add_subcommand("unexpose", "undo expose");
@@ -174,7 +184,7 @@ int main(int argc, char** argv) {
   if (*list_sets) return RunList(ctx, list_args);
   if (*show_set) return RunShow(ctx, show_id, show_timeline);
   if (*del) return RunDelete(ctx, delete_args);
-  if (*expose) return RunExpose(ctx, expose_id, mount_dir);
+  if (*expose) return RunExpose(ctx, expose_args);
   if (*unexpose) return RunUnexpose(ctx, unexpose_id);
   if (*cow) {
     if (*cow_create) cow_args.command = CowArgs::kCreate;

@@ -12,6 +12,9 @@
 //   "delay_ms": {"<event>": N, ...}
 //   "fail_load": true
 //   "state_dir": "/abs/path"   persist the snapshots there (see below)
+//   "expose_as": "iscsi://127.0.0.1:3260/iqn.x:{id}/0"   what expose_snapshot
+//                              returns, {id} replaced by the snapshot id
+//                              (default "scripted://{id}")
 //   "crash_in": "<event>"      after doing its work in that event, the
 //                              provider kills its own process with SIGKILL:
 //                              the coordinator it runs in dies at that point
@@ -188,6 +191,8 @@ class ScriptedProvider : public snapset::Provider {
         delay_[m->name.GetString()] = m->value.GetInt();
     if (auto it = doc.FindMember("crash_in"); it != doc.MemberEnd() && it->value.IsString())
       crash_in_ = it->value.GetString();
+    if (auto it = doc.FindMember("expose_as"); it != doc.MemberEnd() && it->value.IsString())
+      expose_as_ = it->value.GetString();
     if (auto it = doc.FindMember("state_dir"); it != doc.MemberEnd()) {
       if (!it->value.IsString() || it->value.GetStringLength() == 0 ||
           it->value.GetString()[0] != '/')
@@ -328,7 +333,9 @@ class ScriptedProvider : public snapset::Provider {
     std::lock_guard<std::mutex> lock(mu_);
     if (!snapshots_.count(std::string(id)))
       return Status::NotFound("scripted provider has no snapshot " + std::string(id));
-    *where = "scripted://" + std::string(id);
+    *where = expose_as_;
+    if (size_t at = where->find("{id}"); at != std::string::npos)
+      where->replace(at, 4, std::string(id));
     return Status::Ok();
   }
   Status UnexposeSnapshot(const Call&, std::string_view) override {
@@ -475,6 +482,7 @@ class ScriptedProvider : public snapset::Provider {
   std::set<std::string> throw_;
   std::map<std::string, int> delay_;
   std::string crash_in_;
+  std::string expose_as_ = "scripted://{id}";
   std::filesystem::path state_dir_;  // empty: memory only
 
   std::mutex mu_;

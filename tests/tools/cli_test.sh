@@ -123,6 +123,66 @@ printf '#!/bin/sh\n[ "$1" = freeze ] && { echo "db refuses to freeze"; exit 3; }
 expect 11 "writer hook .*10-db.* failed.*db refuses to freeze" -- "${C[@]}" create cow:logs
 rm -rf "$cfg/writers.d"
 
+# ---- expose: options must fit what the provider exposes ----
+# A scripted "array" persists its snapshots (each command is a new process)
+# and exposes them as iSCSI URLs, as the iSCSI hardware provider does; a
+# second one exposes plain paths. Nothing listens at the URL: these checks
+# come before any I/O to it.
+xcfg="$tmp/xconfig"
+mkdir -p "$xcfg/providers.d"
+chmod 755 "$xcfg" "$xcfg/providers.d"
+cat >"$xcfg/providers.d/iscsi-array.json" <<JSON
+{ "id": "33333333-3333-4333-8333-333333333333", "name": "iscsi-array", "type": "hardware",
+  "library": "$plugins/libscripted_provider.so",
+  "config": { "supports": ["name:cow:lun"], "state_dir": "$tmp/iscsi-array-state",
+              "expose_as": "iscsi://127.0.0.1:3260/iqn.2026-11.io.snapset.test:{id}/0" } }
+JSON
+cat >"$xcfg/providers.d/plain.json" <<JSON
+{ "id": "44444444-4444-4444-8444-444444444444", "name": "plain", "type": "software",
+  "library": "$plugins/libscripted_provider.so",
+  "config": { "supports": ["name:cow:plain"], "state_dir": "$tmp/plain-state" } }
+JSON
+chmod 644 "$xcfg"/providers.d/*.json
+X=(--config-dir "$xcfg" --state-dir "$tmp/xstate")
+mnt="$tmp/mnt"
+mkdir -p "$mnt"
+chap="$tmp/chap.json"
+printf '{"CHAPUsername": "snap", "CHAPPassword": "not-for-your-eyes"}\n' >"$chap"
+chmod 644 "$chap"
+expect 2 "usage error: --chap-file requires --attach" -- "${X[@]}" expose any-id --chap-file "$chap"
+expect 0 "Created set" -- "${X[@]}" create cow:lun
+expect 0 "Created set" -- "${X[@]}" create cow:plain
+snap_of() {
+  "$snapset" "${X[@]}" --json list --volume "$1" |
+    sed -n 's/.*"snapshot_id": "\([^"]*\)".*/\1/p' | head -n 1
+}
+lun_snap="$(snap_of cow:lun)"
+plain_snap="$(snap_of cow:plain)"
+expect 2 "usage error: snapshot $lun_snap is exposed as iscsi://.*must be attached to this host before it can be mounted: add --attach.*exposure this command made was undone" -- "${X[@]}" expose "$lun_snap" --mount "$mnt"
+expect 0 "\"exposed_as\": null" -- "${X[@]}" --json show "$lun_snap"
+expect 3 "CHAP file $chap has mode 0644.*chmod 600 $chap" -- "${X[@]}" expose "$lun_snap" --attach --chap-file "$chap"
+expect 0 "\"exposed_as\": null" -- "${X[@]}" --json show "$lun_snap"
+if [ ! -e /sys/module/iscsi_tcp ]; then
+  # This machine's kernel has no iSCSI initiator: the attach fails clearly and
+  # the exposure stays, readable with libiscsi, until unexpose.
+  expect 15 "exposed as iscsi://127.0.0.1:3260/iqn.2026-11.io.snapset.test:$lun_snap/0, but attaching it to this host failed: .*module iscsi_tcp is missing.*libiscsi.*stays exposed; .snapset unexpose $lun_snap. undoes that" -- "${X[@]}" expose "$lun_snap" --attach
+  expect 0 "exposed as  iscsi://127.0.0.1:3260/" -- "${X[@]}" show "$lun_snap"
+  expect 0 "Snapshot $lun_snap is no longer exposed" -- "${X[@]}" unexpose "$lun_snap"
+  expect 0 "\"exposed_as\": null" -- "${X[@]}" --json show "$lun_snap"
+fi
+chmod 600 "$chap"
+out="$("$snapset" "${X[@]}" expose "$lun_snap" --attach --chap-file "$chap" 2>&1)"
+if grep -q "not-for-your-eyes" <<<"$out"; then
+  echo "FAIL: the CHAP password was printed:"
+  sed 's/^/    /' <<<"$out"
+  failures=$((failures + 1))
+fi
+"$snapset" "${X[@]}" unexpose "$lun_snap" >/dev/null 2>&1
+expect 0 "Snapshot $lun_snap is exposed as iscsi://127.0.0.1:3260/iqn.2026-11.io.snapset.test:$lun_snap/0\." -- "${X[@]}" expose "$lun_snap"
+expect 0 "no longer exposed" -- "${X[@]}" unexpose "$lun_snap"
+expect 2 "usage error: --attach is for iSCSI exposures .iscsi://...., but snapshot $plain_snap is exposed as scripted://$plain_snap; use it directly" -- "${X[@]}" expose "$plain_snap" --attach
+expect 0 "\"exposed_as\": null" -- "${X[@]}" --json show "$plain_snap"
+
 # ---- snapset cow: arguments checked before the daemon is asked ----
 nodaemon="$tmp/no-cowd.sock"
 expect 2 "usage error" -- cow
