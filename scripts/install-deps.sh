@@ -12,6 +12,7 @@ PACKAGES=(
   libcpp-httplib-dev libssl-dev libsqlite3-dev libfuse3-dev libcli11-dev zlib1g-dev
   # system tools the tests and demo drive for real
   tgt libiscsi-bin fuse3 e2fsprogs xfsprogs btrfs-progs util-linux kmod openssl iproute2
+  curl jq
   # peers the benchmarks measure against (bench/)
   fio qemu-utils
 )

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <exception>
 #include <set>
+#include <thread>
 
 namespace snapset::iscsi {
 namespace {
@@ -171,6 +173,30 @@ std::optional<ArrayVolume> ArraySetPart::ReplicaOf(std::string_view snapshot_id)
 int ArraySetPart::requests() const {
   std::lock_guard<std::mutex> lock(mu_);
   return dialect_->requests();
+}
+
+Status RunOnEveryPart(const std::vector<std::shared_ptr<ArraySetPart>>& parts,
+                      const std::function<Status(ArraySetPart&)>& fn) {
+  if (parts.size() == 1) return fn(*parts[0]);
+  std::vector<Status> results(parts.size());
+  std::vector<std::thread> threads;
+  threads.reserve(parts.size());
+  for (size_t i = 0; i < parts.size(); ++i) {
+    threads.emplace_back([&, i] {
+      try {
+        results[i] = fn(*parts[i]);
+      } catch (const std::exception& e) {
+        results[i] = Status::Internal("array " + parts[i]->array() + ": " + e.what());
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  Status first;
+  for (const Status& s : results) {
+    if (s.ok()) continue;
+    first = first.ok() ? s : Status(first.code(), first.message() + "; also " + s.message());
+  }
+  return first;
 }
 
 Status AbortUnknownSet(ArrayDialect& dialect, std::string_view set_id, const CallPolicy& policy) {

@@ -17,6 +17,7 @@
 #ifndef SNAPSET_PROVIDERS_ISCSI_ARRAY_SET_PART_HPP
 #define SNAPSET_PROVIDERS_ISCSI_ARRAY_SET_PART_HPP
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -94,6 +95,13 @@ class ArraySetPart {
   std::vector<std::string> names_;  // replica names, in the group's member order
   std::vector<ArrayVolume> replicas_;  // set by Commit(), same order
 };
+
+// Runs fn on every part and returns the first error, with the others'
+// appended. Several parts run in parallel, one thread each (a part is used
+// by one thread at a time); a single part runs on the caller's thread, so a
+// one-array commit starts no thread inside the window.
+Status RunOnEveryPart(const std::vector<std::shared_ptr<ArraySetPart>>& parts,
+                      const std::function<Status(ArraySetPart&)>& fn);
 
 // Abort of a set this process never saw (the host's recovery after a
 // crash): removes the set's temporary group if the array still has one. Its

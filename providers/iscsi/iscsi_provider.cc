@@ -44,7 +44,6 @@
 #include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "providers/iscsi/array_config.hpp"
@@ -72,37 +71,6 @@ std::string DeviceIdentity(const ArrayVolume& replica) {
   std::string id = "naa." + replica.naa;
   if (!replica.serial.empty()) id += " serial=" + replica.serial;
   return id;
-}
-
-// Runs fn on every part, in parallel when there are several (one thread
-// each: a part is used by one thread at a time), and returns the first
-// error, with the other parts' errors appended.
-template <typename Fn>
-Status OnEveryPart(const std::vector<std::shared_ptr<ArraySetPart>>& parts, Fn fn) {
-  if (parts.size() == 1) return fn(*parts[0]);
-  std::vector<Status> results(parts.size());
-  std::vector<std::thread> threads;
-  threads.reserve(parts.size());
-  for (size_t i = 0; i < parts.size(); ++i) {
-    threads.emplace_back([&, i] {
-      try {
-        results[i] = fn(*parts[i]);
-      } catch (const std::exception& e) {
-        results[i] = Status::Internal("array " + parts[i]->array() + ": " + e.what());
-      }
-    });
-  }
-  for (std::thread& t : threads) t.join();
-  Status first;
-  for (const Status& s : results) {
-    if (s.ok()) continue;
-    if (first.ok()) {
-      first = s;
-    } else {
-      first = Status(first.code(), first.message() + "; also " + s.message());
-    }
-  }
-  return first;
 }
 
 // One configured array: its settings and the REST session the management
@@ -197,14 +165,14 @@ class IscsiProvider : public Provider {
     std::shared_ptr<SetState> set = Set(set_id, false);
     if (!set) return Status::BadState("set " + std::string(set_id) + " has no volumes here");
     const CallPolicy policy{call.deadline(), true};
-    return OnEveryPart(set->Parts(), [&](ArraySetPart& p) { return p.Prepare(policy); });
+    return RunOnEveryPart(set->Parts(), [&](ArraySetPart& p) { return p.Prepare(policy); });
   }
 
   Status PreCommitSnapshots(const Call& call, std::string_view set_id) override {
     std::shared_ptr<SetState> set = Set(set_id, false);
     if (!set) return Status::BadState("set " + std::string(set_id) + " has no volumes here");
     const CallPolicy policy{call.deadline(), true};
-    return OnEveryPart(set->Parts(), [&](ArraySetPart& p) { return p.Warm(policy); });
+    return RunOnEveryPart(set->Parts(), [&](ArraySetPart& p) { return p.Warm(policy); });
   }
 
   // Inside the window: one request per array, nothing else. No logging.
@@ -213,7 +181,7 @@ class IscsiProvider : public Provider {
     if (!set) return Status::BadState("set " + std::string(set_id) + " has no volumes here");
     const steady_clock::time_point deadline = call.deadline();
     const CallPolicy policy{deadline, false, 1};
-    Status s = OnEveryPart(set->Parts(), [&](ArraySetPart& p) { return p.Commit(policy); });
+    Status s = RunOnEveryPart(set->Parts(), [&](ArraySetPart& p) { return p.Commit(policy); });
     if (!s.ok() && steady_clock::now() >= deadline) {
       return Status::HoldWritesTimeout("the commit window ended before every array answered: " +
                                        s.message());
@@ -239,7 +207,7 @@ class IscsiProvider : public Provider {
       }
     }
     const CallPolicy policy{call.deadline(), true};
-    SNAPSET_RETURN_IF_ERROR(OnEveryPart(parts, [&](ArraySetPart& p) { return p.Finish(policy); }));
+    SNAPSET_RETURN_IF_ERROR(RunOnEveryPart(parts, [&](ArraySetPart& p) { return p.Finish(policy); }));
     std::lock_guard<std::mutex> lock(mu_);
     known_.merge(made);
     return Status::Ok();
@@ -264,7 +232,7 @@ class IscsiProvider : public Provider {
       return Status::Ok();
     }
     SNAPSET_RETURN_IF_ERROR(
-        OnEveryPart(set->Parts(), [&](ArraySetPart& p) { return p.Abort(policy); }));
+        RunOnEveryPart(set->Parts(), [&](ArraySetPart& p) { return p.Abort(policy); }));
     Forget(set_id);
     return Status::Ok();
   }
