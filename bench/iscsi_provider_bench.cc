@@ -102,9 +102,9 @@ class Array {
   std::vector<ArrayVolume> Volumes(int n) {
     while (static_cast<int>(made_.size()) < n) {
       const std::string name = "lun" + std::to_string(made_.size() + 1);
-      snapset::test::HttpResponse r = snapset::test::Http(
-          "POST", process_.Url(kVolumes),
-          R"({"Name":")" + name + R"(","CapacityBytes":16777216})", token_);
+      snapset::test::HttpResponse r =
+          snapset::test::Http("POST", process_.Url(kVolumes),
+                              R"({"Name":")" + name + R"(","CapacityBytes":16777216})", token_);
       if (r.status != 201) throw std::runtime_error("creating " + name + ": " + r.body);
       made_.push_back(r.Json()["@odata.id"].GetString());
     }
@@ -151,8 +151,8 @@ RunResult OneSet(std::vector<Array*>& arrays, const std::vector<std::vector<Arra
   std::vector<std::shared_ptr<ArraySetPart>> parts;
   int n = 0;
   for (size_t a = 0; a < arrays.size(); ++a) {
-    auto part = std::make_shared<ArraySetPart>("array" + std::to_string(a), set_id,
-                                               arrays[a]->Dialect());
+    auto part =
+        std::make_shared<ArraySetPart>("array" + std::to_string(a), set_id, arrays[a]->Dialect());
     for (const ArrayVolume& v : luns[a]) {
       Check(part->Add({Uuid(set_number, ++n), v.name, v}), "add");
     }
@@ -272,7 +272,8 @@ int Main(int argc, char** argv) {
     for (const Config& c : configs) {
       std::vector<Array*> arrays(both.begin(), both.begin() + c.luns_per_array.size());
       std::vector<std::vector<ArrayVolume>> luns;
-      for (size_t i = 0; i < arrays.size(); ++i) luns.push_back(arrays[i]->Volumes(c.luns_per_array[i]));
+      for (size_t i = 0; i < arrays.size(); ++i)
+        luns.push_back(arrays[i]->Volumes(c.luns_per_array[i]));
       std::vector<double> commit, get;
       Phases requests;
       int window_max = 0, window_min = 1 << 30;

@@ -45,13 +45,15 @@ CommandResult RunCommand(const std::vector<std::string>& argv, std::chrono::mill
   for (;;) {
     int wait_ms = -1;
     if (bounded) {
-      const auto left =
-          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-      if (left <= 0) {
+      const auto now = Clock::now();
+      if (now >= deadline) {
         result.timed_out = true;
         break;
       }
-      wait_ms = static_cast<int>(left);
+      // Rounded up: a poll that ends a fraction of a millisecond early must
+      // not be taken for the deadline.
+      wait_ms =
+          static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(deadline - now).count());
     }
     pollfd pfd{fds[0], POLLIN, 0};
     const int ready = ::poll(&pfd, 1, wait_ms);

@@ -137,8 +137,9 @@ Result<Plan> Broker::Build(const std::vector<Volume>& volumes, const BrokerPolic
         CandidateVerdict answer;
         bool would = Ask(c, v, context, &answer);
         row.verdict = Verdict::kLowerPriority;
+        const std::string why = answer.reason.empty() ? "" : " (" + answer.reason + ")";
         row.reason = "lower priority than " + Describe(*ex.chosen) +
-                     (would ? "; would support it" + (answer.reason.empty() ? "" : " (" + answer.reason + ")")
+                     (would ? "; would support it" + why
                             : "; would not support it: " + answer.reason);
       } else if (Ask(c, v, context, &row)) {
         const std::string own = row.reason;  // the provider's own words, if any

@@ -125,8 +125,7 @@ Status ArraySetPart::Finish(const CallPolicy& policy) {
   std::lock_guard<std::mutex> lock(mu_);
   if (!group_ || !group_is_temporary_) return Status::Ok();
   SNAPSET_RETURN_IF_ERROR(dialect_->DeleteGroup(group_->id, policy)
-                              .WithContext("array " + array_ + ": removing group " +
-                                           group_->name));
+                              .WithContext("array " + array_ + ": removing group " + group_->name));
   group_.reset();
   return Status::Ok();
 }

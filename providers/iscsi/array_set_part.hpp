@@ -92,7 +92,7 @@ class ArraySetPart {
   std::vector<PartMember> members_;
   std::optional<ArrayGroup> group_;  // set by Prepare()
   bool group_is_temporary_ = false;
-  std::vector<std::string> names_;  // replica names, in the group's member order
+  std::vector<std::string> names_;     // replica names, in the group's member order
   std::vector<ArrayVolume> replicas_;  // set by Commit(), same order
 };
 

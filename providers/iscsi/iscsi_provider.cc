@@ -34,8 +34,6 @@
 // them on the array without local state.
 //
 // config: see array_config.hpp.
-#include <snapset/provider.hpp>
-
 #include <chrono>
 #include <ctime>
 #include <exception>
@@ -43,6 +41,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <snapset/provider.hpp>
 #include <string>
 #include <vector>
 
@@ -203,11 +202,13 @@ class IscsiProvider : public Provider {
           return Status::Internal("array " + part->array() + " returned no replica named " +
                                   ReplicaName(m.snapshot_id) + " for " + m.volume_name);
         }
-        made[m.snapshot_id] = {std::string(set_id), m.volume_name, now, part->array(), *replica, ""};
+        made[m.snapshot_id] = {std::string(set_id), m.volume_name, now,
+                               part->array(),       *replica,      ""};
       }
     }
     const CallPolicy policy{call.deadline(), true};
-    SNAPSET_RETURN_IF_ERROR(RunOnEveryPart(parts, [&](ArraySetPart& p) { return p.Finish(policy); }));
+    SNAPSET_RETURN_IF_ERROR(
+        RunOnEveryPart(parts, [&](ArraySetPart& p) { return p.Finish(policy); }));
     std::lock_guard<std::mutex> lock(mu_);
     known_.merge(made);
     return Status::Ok();
@@ -226,8 +227,8 @@ class IscsiProvider : public Provider {
       // (the host deletes its snapshots by id).
       for (const auto& a : arrays_) {
         std::lock_guard<std::mutex> lock(a->mu);
-        SNAPSET_RETURN_IF_ERROR(AbortUnknownSet(*a->dialect, set_id, policy)
-                                    .WithContext("array " + a->config.name));
+        SNAPSET_RETURN_IF_ERROR(
+            AbortUnknownSet(*a->dialect, set_id, policy).WithContext("array " + a->config.name));
       }
       return Status::Ok();
     }
@@ -280,7 +281,8 @@ class IscsiProvider : public Provider {
     if (!found.ok()) return found.status();
     std::lock_guard<std::mutex> lock(found->array->mu);
     Result<std::vector<ArrayExposure>> exposures = found->array->dialect->Exposures(policy);
-    if (!exposures.ok()) return exposures.status().WithContext("array " + found->array->config.name);
+    if (!exposures.ok())
+      return exposures.status().WithContext("array " + found->array->config.name);
     std::vector<ArrayVolume> sources;
     if (found->source) sources.push_back(*found->source);
     *out = Info(*found->array, std::string(snapshot_id), found->replica, sources, *exposures);
@@ -340,7 +342,8 @@ class IscsiProvider : public Provider {
     }
     *exposed_as = url;
     std::lock_guard<std::mutex> known_lock(mu_);
-    if (auto k = known_.find(std::string(snapshot_id)); k != known_.end()) k->second.exposed_as = url;
+    if (auto k = known_.find(std::string(snapshot_id)); k != known_.end())
+      k->second.exposed_as = url;
     return Status::Ok();
   }
 
@@ -352,12 +355,13 @@ class IscsiProvider : public Provider {
       if (!exposures.ok()) return exposures.status().WithContext("array " + a->config.name);
       for (const ArrayExposure& e : *exposures) {
         if (e.name != ExposureName(snapshot_id)) continue;
-        SNAPSET_RETURN_IF_ERROR(a->dialect->Unexpose(e.id, policy)
-                                    .WithContext("array " + a->config.name));
+        SNAPSET_RETURN_IF_ERROR(
+            a->dialect->Unexpose(e.id, policy).WithContext("array " + a->config.name));
       }
     }
     std::lock_guard<std::mutex> lock(mu_);
-    if (auto k = known_.find(std::string(snapshot_id)); k != known_.end()) k->second.exposed_as.clear();
+    if (auto k = known_.find(std::string(snapshot_id)); k != known_.end())
+      k->second.exposed_as.clear();
     return Status::Ok();
   }
 
@@ -429,8 +433,8 @@ class IscsiProvider : public Provider {
       std::lock_guard<std::mutex> lock(a->mu);
       Result<std::vector<ArrayVolume>> inventory = a->dialect->Inventory(policy);
       if (!inventory.ok()) {
-        unreachable += (unreachable.empty() ? "" : "; ") + std::string("array ") +
-                       a->config.name + ": " + inventory.status().message();
+        unreachable += (unreachable.empty() ? "" : "; ") + std::string("array ") + a->config.name +
+                       ": " + inventory.status().message();
         continue;
       }
       for (const ArrayVolume& v : *inventory) {
@@ -446,11 +450,10 @@ class IscsiProvider : public Provider {
     }
     if (!unreachable.empty()) {
       return Status::Unavailable("snapshot " + std::string(snapshot_id) +
-                                 " is on no array that answered, and some did not: " +
-                                 unreachable);
+                                 " is on no array that answered, and some did not: " + unreachable);
     }
-    return Status::NotFound("no array holds snapshot " + std::string(snapshot_id) + " (a replica named " +
-                            name + ")");
+    return Status::NotFound("no array holds snapshot " + std::string(snapshot_id) +
+                            " (a replica named " + name + ")");
   }
 
   // iscsi://portal/target/lun, by the portal this host was configured to
@@ -466,13 +469,14 @@ class IscsiProvider : public Provider {
                     const std::vector<ArrayExposure>& exposures) {
     SnapshotInfo info;
     info.snapshot_id = snapshot_id;
-    info.attributes = SNAPSET_ATTR_PERSISTENT | SNAPSET_ATTR_HARDWARE_ASSISTED |
-                      SNAPSET_ATTR_READ_ONLY;
+    info.attributes =
+        SNAPSET_ATTR_PERSISTENT | SNAPSET_ATTR_HARDWARE_ASSISTED | SNAPSET_ATTR_READ_ONLY;
     info.snapshot_device = DeviceIdentity(replica);
     info.original_volume = "array " + a.config.name + " volume " + replica.source_id;
     for (const ArrayVolume& s : inventory) {
       if (s.id == replica.source_id) {
-        info.original_volume = "array " + a.config.name + " volume " + s.name + " (naa." + s.naa + ")";
+        info.original_volume =
+            "array " + a.config.name + " volume " + s.name + " (naa." + s.naa + ")";
       }
     }
     for (const ArrayExposure& e : exposures) {
@@ -497,7 +501,7 @@ class IscsiProvider : public Provider {
   std::unique_ptr<VolumeMatcher> matcher_;
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<SetState>, std::less<>> sets_;  // guarded by mu_
-  std::map<std::string, Known> known_;                                   // guarded by mu_
+  std::map<std::string, Known> known_;                                  // guarded by mu_
 };
 
 }  // namespace

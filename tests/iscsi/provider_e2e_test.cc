@@ -4,8 +4,8 @@
 // writer that keeps writing an increasing counter to every LUN through
 // libiscsi while the set is taken.
 #define BOOST_TEST_MODULE iscsi_provider_e2e_test
-#include <boost/test/unit_test.hpp>
 #include <atomic>
+#include <boost/test/unit_test.hpp>
 #include <chrono>
 #include <map>
 #include <mutex>
@@ -87,7 +87,6 @@ BOOST_AUTO_TEST_CASE(explain_picks_the_iscsi_provider_with_the_array_and_the_naa
   // The cow volume has no NAA: the hardware provider says so and the
   // software provider takes it.
   BOOST_TEST(r.output.find("has no NAA designator") != std::string::npos, r.output);
-
 }
 
 BOOST_AUTO_TEST_CASE(one_set_over_two_arrays_and_a_cow_volume_holds_one_instant_per_array) {
@@ -111,7 +110,8 @@ BOOST_AUTO_TEST_CASE(one_set_over_two_arrays_and_a_cow_volume_holds_one_instant_
   // The plan: the array LUNs to the hardware provider, the cow volume to
   // the software one.
   std::map<std::string, std::string> provider_of;
-  for (const auto& p : doc["plan"].GetArray()) provider_of[Field(p, "volume")] = Field(p, "provider");
+  for (const auto& p : doc["plan"].GetArray())
+    provider_of[Field(p, "volume")] = Field(p, "provider");
   for (const std::string& url : urls) BOOST_TEST(provider_of[url] == "iscsi", url);
   BOOST_TEST(provider_of["cow:db"] == "software-cow");
 
@@ -126,8 +126,7 @@ BOOST_AUTO_TEST_CASE(one_set_over_two_arrays_and_a_cow_volume_holds_one_instant_
     BOOST_TEST_REQUIRE(!id.empty(), "no snapshot of " << url);
     CommandResult shown = f.Cli({"--json", "show", id});
     BOOST_TEST_REQUIRE(shown.exit_code == 0, shown.output);
-    BOOST_TEST(shown.output.find("\"snapshot_device\": \"naa.") != std::string::npos,
-               shown.output);
+    BOOST_TEST(shown.output.find("\"snapshot_device\": \"naa.") != std::string::npos, shown.output);
     rapidjson::Document e = f.Json({"expose", id});
     const std::string where = Field(e, "exposed_as");
     BOOST_TEST_REQUIRE(where.rfind("iscsi://", 0) == 0, "exposed as " << where);
@@ -143,8 +142,8 @@ BOOST_AUTO_TEST_CASE(one_set_over_two_arrays_and_a_cow_volume_holds_one_instant_
     bool dropped = false;
     for (size_t i = from; i < to; ++i) {
       if (seen[i] == c - 1) dropped = true;
-      BOOST_TEST((seen[i] == (dropped ? c - 1 : c)), "LUN " << i << " holds " << seen[i]
-                                                            << ", the first of its array " << c);
+      BOOST_TEST((seen[i] == (dropped ? c - 1 : c)),
+                 "LUN " << i << " holds " << seen[i] << ", the first of its array " << c);
       BOOST_TEST(seen[i] >= before);
       BOOST_TEST(seen[i] <= after);
     }

@@ -79,8 +79,8 @@ void ProviderFixture::StartArray(int i) {
   if (options_.tls) {
     extra.insert(extra.end(), {"--tls-cert", pki_->cert, "--tls-key", pki_->key});
   }
-  arrays_[i] = std::make_unique<MockArrayProcess>(dir_.str() + (i == 0 ? "/array-a" : "/array-b"),
-                                                  extra);
+  arrays_[i] =
+      std::make_unique<MockArrayProcess>(dir_.str() + (i == 0 ? "/array-a" : "/array-b"), extra);
   HttpOptions o;
   o.ca_file = ca_file_;
   tokens_[i] = arrays_[i]->Login(o);
@@ -129,10 +129,10 @@ void ProviderFixture::WriteRegistration() {
              Registration("3f1c2a9e-5b7d-4e21-9c0a-6d8e4f2b1a01", "iscsi", "hardware",
                           SNAPSET_ISCSI_PROVIDER, config));
   if (options_.cow) {
-    dir_.Write("config/providers.d/software-cow.json",
-               Registration("6d1f7c1e-7a43-4d0b-9a64-3c1f2b5e9d01", "software-cow", "software",
-                            SNAPSET_COW_PROVIDER,
-                            "{\"socket\": \"" + cow_->daemon.socket() + "\"}"));
+    dir_.Write(
+        "config/providers.d/software-cow.json",
+        Registration("6d1f7c1e-7a43-4d0b-9a64-3c1f2b5e9d01", "software-cow", "software",
+                     SNAPSET_COW_PROVIDER, "{\"socket\": \"" + cow_->daemon.socket() + "\"}"));
   }
 }
 

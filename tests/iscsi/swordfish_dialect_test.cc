@@ -270,8 +270,8 @@ BOOST_AUTO_TEST_CASE(a_group_snapshot_is_one_request_and_comes_back_in_member_or
   const std::vector<ArrayVolume> sources = array.Inventory();
 
   const int before = array.dialect->requests();
-  Result<std::vector<ArrayVolume>> snaps =
-      array.dialect->SnapshotGroup(group, {"s-c", "s-a", "s-b"}, Within(milliseconds(10000), false));
+  Result<std::vector<ArrayVolume>> snaps = array.dialect->SnapshotGroup(
+      group, {"s-c", "s-a", "s-b"}, Within(milliseconds(10000), false));
   REQUIRE_OK(snaps);
   BOOST_TEST(array.dialect->requests() - before == 1);
   BOOST_REQUIRE_EQUAL(snaps->size(), 3u);
@@ -766,7 +766,8 @@ BOOST_AUTO_TEST_CASE(malformed_snapshot_and_exposure_answers_are_errors_and_leav
   SwordfishDialect dialect(array.Endpoint());
   // One snapshot for two members.
   array.Script("POST", action, 201, R"({"Members":[)" + snapshot + "]}");
-  Result<std::vector<ArrayVolume>> snaps = dialect.SnapshotGroup(group, {}, Within(milliseconds(5000)));
+  Result<std::vector<ArrayVolume>> snaps =
+      dialect.SnapshotGroup(group, {}, Within(milliseconds(5000)));
   BOOST_REQUIRE(!snaps.ok());
   BOOST_TEST(snaps.status().message().find("POST " + array.Endpoint().base_url + action) !=
                  std::string::npos,
