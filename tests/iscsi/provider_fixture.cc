@@ -76,14 +76,32 @@ ProviderFixture::~ProviderFixture() {
 void ProviderFixture::StartArray(int i) {
   std::vector<std::string> extra = i == 0 ? options_.extra_a : options_.extra_b;
   extra.insert(extra.end(), {"--name", i == 0 ? "a" : "b"});
+  if (options_.user != "admin" || options_.password != "admin") {
+    const std::string users = "users-" + std::to_string(i) + ".json";
+    dir_.Write(users, R"({"Users":[{"UserName":")" + options_.user + R"(","Password":")" +
+                          options_.password + R"(","RoleId":"Administrator"}]})");
+    chmod((dir_.str() + "/" + users).c_str(), 0600);
+    extra.insert(extra.end(), {"--users", dir_.str() + "/" + users});
+  }
   if (options_.tls) {
     extra.insert(extra.end(), {"--tls-cert", pki_->cert, "--tls-key", pki_->key});
   }
   arrays_[i] =
       std::make_unique<MockArrayProcess>(dir_.str() + (i == 0 ? "/array-a" : "/array-b"), extra);
+  tokens_[i] = Login(i);
+}
+
+std::string ProviderFixture::Login(int i) {
   HttpOptions o;
   o.ca_file = ca_file_;
-  tokens_[i] = arrays_[i]->Login(o);
+  HttpResponse r = Http(
+      "POST", arrays_[i]->Url("/redfish/v1/SessionService/Sessions"),
+      R"({"UserName":")" + options_.user + R"(","Password":")" + options_.password + "\"}", "", o);
+  auto token = r.headers.find("x-auth-token");
+  if (r.status != 201 || token == r.headers.end()) {
+    throw std::runtime_error("logging in to array " + std::to_string(i) + ": " + r.body);
+  }
+  return token->second;
 }
 
 // One connection per array maps every LUN to this host, as an
@@ -108,32 +126,45 @@ void ProviderFixture::MapLuns(int i) {
 }
 
 void ProviderFixture::WriteRegistration() {
-  dir_.Write("config/a.cred", R"({"UserName":"admin","Password":"admin"})");
-  dir_.Write("config/b.cred", R"({"UserName":"admin","Password":"admin"})");
+  const std::string cred =
+      R"({"UserName":")" + options_.user + R"(","Password":")" + options_.password + "\"}";
+  dir_.Write("config/a.cred", cred);
+  dir_.Write("config/b.cred", cred);
   chmod((config_ + "/a.cred").c_str(), 0600);
   chmod((config_ + "/b.cred").c_str(), 0600);
   std::string arrays;
   for (int i = 0; i < 2; ++i) {
     const std::string name = i == 0 ? "a" : "b";
     const std::string& extra = i == 0 ? options_.config_a : options_.config_b;
-    arrays += std::string(i ? "," : "") + R"({"name":")" + name +
-              R"(","dialect":"swordfish","rest_url":")" + arrays_[i]->rest() +
-              R"(","credentials_file":")" + config_ + "/" + name + R"(.cred","portals":[")" +
-              arrays_[i]->portal() + "\"]" +
-              (options_.tls ? R"(,"ca_file":")" + ca_file_ + "\"" : R"(,"insecure":true)") +
-              (extra.empty() ? "" : "," + extra) + "}";
+    arrays +=
+        std::string(i ? "," : "") + R"({"name":")" + name +
+        R"(","dialect":"swordfish","rest_url":")" + arrays_[i]->rest() +
+        R"(","credentials_file":")" + config_ + "/" + name + R"(.cred","portals":[")" +
+        arrays_[i]->portal() + "\"]" +
+        (options_.tls ? R"(,"ca_file":")" +
+                            (registered_ca_file_.empty() ? ca_file_ : registered_ca_file_) + "\""
+                      : R"(,"insecure":true)") +
+        (extra.empty() ? "" : "," + extra) + "}";
   }
-  const std::string config =
-      R"({"initiator_iqn":")" + std::string(kHostInitiator) + R"(","arrays":[)" + arrays + "]}";
-  dir_.Write("config/providers.d/iscsi.json",
-             Registration("3f1c2a9e-5b7d-4e21-9c0a-6d8e4f2b1a01", "iscsi", "hardware",
-                          SNAPSET_ISCSI_PROVIDER, config));
+  WriteProviderConfig(R"({"initiator_iqn":")" + std::string(kHostInitiator) + R"(","arrays":[)" +
+                      arrays + "]}");
   if (options_.cow) {
     dir_.Write(
         "config/providers.d/software-cow.json",
         Registration("6d1f7c1e-7a43-4d0b-9a64-3c1f2b5e9d01", "software-cow", "software",
                      SNAPSET_COW_PROVIDER, "{\"socket\": \"" + cow_->daemon.socket() + "\"}"));
   }
+}
+
+void ProviderFixture::WriteProviderConfig(const std::string& config_json) {
+  dir_.Write("config/providers.d/iscsi.json",
+             Registration("3f1c2a9e-5b7d-4e21-9c0a-6d8e4f2b1a01", "iscsi", "hardware",
+                          SNAPSET_ISCSI_PROVIDER, config_json));
+}
+
+void ProviderFixture::SetRegisteredCaFile(const std::string& ca_file) {
+  registered_ca_file_ = ca_file;
+  WriteRegistration();
 }
 
 void ProviderFixture::RestartArray(int i) {
@@ -157,6 +188,11 @@ HttpResponse ProviderFixture::Rest(int i, const std::string& method, const std::
                                    const std::string& body) {
   HttpOptions o;
   o.ca_file = ca_file_;
+  HttpResponse r = Http(method, arrays_[i]->Url(path), body, tokens_[i], o);
+  if (r.status != 401) return r;
+  // The token expired (an array run with a short --token-ttl-s): once more
+  // with a new one.
+  tokens_[i] = Login(i);
   return Http(method, arrays_[i]->Url(path), body, tokens_[i], o);
 }
 

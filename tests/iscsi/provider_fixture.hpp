@@ -45,6 +45,10 @@ struct ProviderFixtureOptions {
   // R"("timeouts_ms": {"request": 2000})" (with no leading comma).
   std::string config_a, config_b;
   bool tls = false;  // https with a test CA given as ca_file
+  // The arrays' administrator (both arrays). Other than admin/admin, each
+  // array runs with a users file (--users, chmod 600) holding only this
+  // user, and the provider's credentials files name it.
+  std::string user = "admin", password = "admin";
 };
 
 class ProviderFixture {
@@ -62,7 +66,8 @@ class ProviderFixture {
   const std::string& config_dir() const { return config_; }
   const std::string& state_dir() const { return state_; }
 
-  // REST on array i as admin (with the test CA under tls).
+  // REST on array i as admin (with the test CA under tls); logs in again
+  // when the token has expired.
   HttpResponse Rest(int i, const std::string& method, const std::string& path,
                     const std::string& body = "");
   // GET /mock/state of array i.
@@ -75,6 +80,15 @@ class ProviderFixture {
   // POST /mock/faults on array i; fails the test unless 201.
   void Fault(int i, const std::string& body);
   void ClearFaults(int i);
+
+  // A new session on array i as the fixture's user: its token.
+  std::string Login(int i);
+
+  // Rewrites the provider's registration with `ca_file` as every array's
+  // CA ("" goes back to the fixture's own).
+  void SetRegisteredCaFile(const std::string& ca_file);
+  // Replaces the provider's registration with this "config" object.
+  void WriteProviderConfig(const std::string& config_json);
 
   // Restarts array i on the same state directory (new ports), re-registers
   // the provider with the new URLs and returns the new LUN URLs.
@@ -98,6 +112,7 @@ class ProviderFixture {
   std::string config_, state_;
   std::unique_ptr<Pki> pki_;  // under tls: the test CA and the arrays' certificate
   std::string ca_file_;
+  std::string registered_ca_file_;  // "" : ca_file_
   std::vector<std::unique_ptr<MockArrayProcess>> arrays_;
   std::vector<std::string> tokens_;
   std::vector<std::string> host_connections_;  // per array: the LUN mapping's @odata.id
