@@ -256,7 +256,11 @@ Result<RestResponse> SwordfishDialect::Exec(const std::string& method, const std
                                "monitor); whether the operation ran is unknown");
   }
   Result<RestResponse> done = PollMonitor(call, monitor, RetryAfter(*r), policy);
-  if (!done.ok()) pending_.push_back({call, monitor});
+  // Remembered for Settle() when the poll gave no answer, and also when it
+  // gave a 5xx: that may be the monitor's own failure while the task still
+  // runs (and makes replicas after an abort looked for them). Settle() polls
+  // again and takes the next non-202 answer as final.
+  if (!done.ok() || done->status >= 500) pending_.push_back({call, monitor});
   return done;
 }
 

@@ -1,5 +1,6 @@
 #include "providers/iscsi/volume_matcher.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <future>
 #include <utility>
@@ -143,8 +144,13 @@ Result<VolumeMatch> VolumeMatcher::Answer(const std::string& naa,
         (source ? Quoted(source->name) + " (" + source->id + ")" : h.volume->source_id) +
         "; a snapshot is not a source for a new snapshot: snapshot its source volume instead");
   }
-  return Status::VolumeNotSupported("no configured array holds NAA " + naa + " as a volume; " +
-                                    LookedAt());
+  // Not found, but an array could not be asked: it may hold the volume, so
+  // the answer is "cannot tell now", not "not supported" (which would let a
+  // lower provider take an array LUN while its array is down).
+  const bool all_asked = std::all_of(caches_.begin(), caches_.end(),
+                                     [](const Cache& c) { return c.last_error.ok(); });
+  const std::string why = "no configured array holds NAA " + naa + " as a volume; " + LookedAt();
+  return all_asked ? Status::VolumeNotSupported(why) : Status::Unavailable(why);
 }
 
 std::string VolumeMatcher::LookedAt() const {

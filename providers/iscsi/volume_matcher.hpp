@@ -75,9 +75,12 @@ class VolumeMatcher {
   // a "naa." prefix). Errors, each with a message fit for `providers
   // explain`:
   //   InvalidArgument     `naa` is not 16 or 32 hex digits;
-  //   VolumeNotSupported  no array holds it as a volume: it names every
-  //                       array with what it holds or why it could not be
-  //                       asked, or the snapshot the NAA belongs to;
+  //   VolumeNotSupported  every array was asked and none holds it as a
+  //                       volume (the message names each array and what it
+  //                       holds), or the NAA is a snapshot's;
+  //   Unavailable         no array that answered holds it, and some array
+  //                       could not be asked (named, with why): it may be
+  //                       there;
   //   BadState            two arrays hold it (one array configured twice).
   Result<VolumeMatch> Find(std::string_view naa);
 
