@@ -58,6 +58,10 @@ using std::chrono::steady_clock;
 
 // How long the wire check of an exposed LUN may take, at most.
 constexpr std::chrono::seconds kVerifyTimeout{30};
+// The commit gives up this long before the window ends, so that its own
+// answer, naming the array that did not answer, reaches the host before the
+// host's timeout does (which can only say that the call did not return).
+constexpr std::chrono::milliseconds kCommitMargin{100};
 
 int64_t RealtimeNs() {
   timespec ts{};
@@ -178,7 +182,9 @@ class IscsiProvider : public Provider {
   Status CommitSnapshots(const Call& call, std::string_view set_id) override {
     std::shared_ptr<SetState> set = Set(set_id, false);
     if (!set) return Status::BadState("set " + std::string(set_id) + " has no volumes here");
-    const steady_clock::time_point deadline = call.deadline();
+    const steady_clock::time_point window_end = call.deadline();
+    const steady_clock::time_point deadline =
+        window_end == steady_clock::time_point::max() ? window_end : window_end - kCommitMargin;
     const CallPolicy policy{deadline, false, 1};
     Status s = RunOnEveryPart(set->Parts(), [&](ArraySetPart& p) { return p.Commit(policy); });
     if (!s.ok() && steady_clock::now() >= deadline) {

@@ -76,6 +76,9 @@ BOOST_AUTO_TEST_CASE(
              "create took " << std::chrono::duration_cast<milliseconds>(took).count() << " ms");
   rapidjson::Document doc = JsonOfOutput(r.output);
   BOOST_TEST(Field(doc["error"], "message").find("commit window") != std::string::npos, r.output);
+  // The provider answers just before the window ends, naming the array that
+  // did not answer.
+  BOOST_TEST(Field(doc["error"], "message").find("array b") != std::string::npos, r.output);
   // Writes were held for the window and released at its deadline.
   const double held_s = static_cast<double>(doc["hold_ns"].GetInt64()) / 1e9;
   BOOST_TEST(held_s > 9.0, "writes held " << held_s << " s");
