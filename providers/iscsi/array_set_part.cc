@@ -151,6 +151,11 @@ Status ArraySetPart::Abort(const CallPolicy& policy) {
     if (!v.is_snapshot() || ours.count(v.name) == 0) continue;
     SNAPSET_RETURN_IF_ERROR(dialect_->DeleteSnapshot(v.id, policy).WithContext(where));
   }
+  // And those the commit answered with, by id, in case the array named them
+  // its own way (deletes are idempotent).
+  for (const ArrayVolume& r : replicas_) {
+    SNAPSET_RETURN_IF_ERROR(dialect_->DeleteSnapshot(r.id, policy).WithContext(where));
+  }
   replicas_.clear();
   return Status::Ok();
 }
@@ -165,6 +170,13 @@ std::optional<ArrayVolume> ArraySetPart::ReplicaOf(std::string_view snapshot_id)
   const std::string name = ReplicaName(snapshot_id);
   for (const ArrayVolume& r : replicas_) {
     if (r.name == name) return r;
+  }
+  // An array that named the replica its own way: by its source.
+  for (const PartMember& m : members_) {
+    if (m.snapshot_id != snapshot_id) continue;
+    for (const ArrayVolume& r : replicas_) {
+      if (r.source_id == m.source.id) return r;
+    }
   }
   return std::nullopt;
 }

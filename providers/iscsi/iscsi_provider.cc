@@ -34,6 +34,7 @@
 // them on the array without local state.
 //
 // config: see array_config.hpp.
+#include <atomic>
 #include <chrono>
 #include <ctime>
 #include <exception>
@@ -86,6 +87,7 @@ struct ManagedArray {
 
 // A snapshot set in progress: its parts, one per array.
 struct SetState {
+  std::atomic<int64_t> commit_sent_ns{0};  // CLOCK_REALTIME when the commit went out
   std::mutex mu;
   std::map<std::string, std::shared_ptr<ArraySetPart>> parts;  // by array name; guarded by mu
   std::vector<std::shared_ptr<ArraySetPart>> Parts() {
@@ -186,6 +188,7 @@ class IscsiProvider : public Provider {
     const steady_clock::time_point deadline =
         window_end == steady_clock::time_point::max() ? window_end : window_end - kCommitMargin;
     const CallPolicy policy{deadline, false, 1};
+    set->commit_sent_ns = RealtimeNs();  // the arrays cut between this and their answers
     Status s = RunOnEveryPart(set->Parts(), [&](ArraySetPart& p) { return p.Commit(policy); });
     if (!s.ok() && steady_clock::now() >= deadline) {
       return Status::HoldWritesTimeout("the commit window ended before every array answered: " +
@@ -199,7 +202,7 @@ class IscsiProvider : public Provider {
     if (!set) return Status::BadState("set " + std::string(set_id) + " has no volumes here");
     const std::vector<std::shared_ptr<ArraySetPart>> parts = set->Parts();
     // Every snapshot must have its replica before the set can complete.
-    const int64_t now = RealtimeNs();
+    const int64_t when = set->commit_sent_ns;
     std::map<std::string, Known> made;
     for (const auto& part : parts) {
       for (const PartMember& m : part->members()) {
@@ -208,8 +211,12 @@ class IscsiProvider : public Provider {
           return Status::Internal("array " + part->array() + " returned no replica named " +
                                   ReplicaName(m.snapshot_id) + " for " + m.volume_name);
         }
-        made[m.snapshot_id] = {std::string(set_id), m.volume_name, now,
-                               part->array(),       *replica,      ""};
+        Known& k = made[m.snapshot_id];
+        k.set_id = std::string(set_id);
+        k.volume_name = m.volume_name;
+        k.created_ns = when;
+        k.array = part->array();
+        k.replica = *replica;
       }
     }
     const CallPolicy policy{call.deadline(), true};
