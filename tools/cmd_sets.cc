@@ -445,7 +445,14 @@ int RunExpose(CliContext& ctx, const ExposeArgs& args) {
 
   std::string device;
   if (args.attach) {
-    auto attached = AttachIscsi(*where, chap, kAttachTimeout);
+    // The snapshot's NAA, when its provider reported one ("naa.<hex> ..."),
+    // so the device attached is checked to be the snapshot by identity.
+    std::string naa;
+    if (auto snap = (*r)->GetSnapshot(id);
+        snap.ok() && snap->snapshot_device.rfind("naa.", 0) == 0) {
+      naa = snap->snapshot_device.substr(4, snap->snapshot_device.find(' ') - 4);
+    }
+    auto attached = AttachIscsi(*where, chap, naa, kAttachTimeout);
     if (!attached.ok())
       return ctx.Fail(Status(
           attached.status().code(),

@@ -337,14 +337,17 @@ Result<std::string> AttachedDevicePath(std::string_view url, const OpenIscsiHost
 }
 
 Result<std::string> AttachIscsi(std::string_view url, const std::optional<ChapCredentials>& chap,
-                                std::chrono::milliseconds timeout, const OpenIscsiHost& host) {
+                                std::string_view naa, std::chrono::milliseconds timeout,
+                                const OpenIscsiHost& host) {
   const Clock::time_point deadline = Clock::now() + timeout;
   auto parsed = ParseIscsiUrl(url);
   if (!parsed.ok()) return parsed.status();
   if (Status s = KernelIscsiAvailable(host); !s.ok())
-    return Status(s.code(), s.message() + "; " + std::string(url) +
-                                " stays readable from user space with libiscsi tools "
-                                "(iscsi-inq, iscsi-dd) or from a host that has iscsi_tcp");
+    return Status(s.code(),
+                  s.message() + "; " + std::string(url) +
+                      " stays readable from user space with libiscsi tools "
+                      "(iscsi-inq, iscsi-readcapacity16, or any libiscsi program) or from "
+                      "a host that has iscsi_tcp");
   auto numeric = NumericHost(parsed->host);
   if (!numeric.ok()) return numeric.status();
   IscsiUrl u = *parsed;
@@ -404,18 +407,39 @@ Result<std::string> AttachIscsi(std::string_view url, const std::optional<ChapCr
     return failed;
   }
 
-  // udev names the LUN's device some time after login returns.
+  // udev names the LUN's device some time after login returns: by path,
+  // and by identity (wwn-0x<NAA>) once it has read VPD page 0x83.
   const std::string device = ByPath(u, host);
+  const std::string wwn = naa.empty() ? "" : host.by_id_dir + "/wwn-0x" + Lower(std::string(naa));
   for (;;) {
-    if (Exists(device)) return device;
+    if (Exists(device) && (wwn.empty() || Exists(wwn))) break;
     if (Clock::now() + host.poll_interval >= deadline) break;
     std::this_thread::sleep_for(host.poll_interval);
   }
+  std::string wrong;  // why what appeared is not the snapshot
+  if (Exists(device) && !wwn.empty()) {
+    std::error_code ec;
+    if (!Exists(wwn)) {
+      wrong = device + " appeared, but no " + wwn + " (the LUN at this URL does not report the " +
+              "snapshot's NAA " + std::string(naa) + ")";
+    } else if (!fs::equivalent(device, wwn, ec)) {
+      wrong = device + " and " + wwn + " are different devices (the LUN at this URL is not " +
+              "the snapshot)";
+    }
+    if (wrong.empty()) return wwn;
+  } else if (Exists(device)) {
+    return device;
+  }
   if (!had_session) (void)LogoutAndForget(host, u, Clock::now() + std::chrono::seconds(10));
+  const std::string again = had_session ? "" : "; logged out again";
+  if (!wrong.empty()) {
+    return Status::BadState("logged in to " + u.iqn + " at " + u.Portal() + ", but " + wrong +
+                            again);
+  }
   return Status::Unavailable("logged in to " + u.iqn + " at " + u.Portal() + ", but " + device +
                              " did not appear within " + std::to_string(timeout.count()) +
                              " ms (does the target have LUN " + std::to_string(u.lun) +
-                             "? is udev running?)" + (had_session ? "" : "; logged out again"));
+                             "? is udev running?)" + again);
 }
 
 Status DetachIscsi(std::string_view url, std::chrono::milliseconds timeout,

@@ -70,6 +70,7 @@ struct OpenIscsiHost {
   std::string modprobe = "modprobe";
   std::string iscsiadm = "iscsiadm";
   std::string by_path_dir = "/dev/disk/by-path";
+  std::string by_id_dir = "/dev/disk/by-id";
   std::string sys_block_dir = "/sys/block";
   // How often the by-path link is looked for after login.
   std::chrono::milliseconds poll_interval{100};
@@ -83,7 +84,10 @@ Status KernelIscsiAvailable(const OpenIscsiHost& host = {});
 
 // Logs this host in to the target of `url` (SendTargets discovery on its
 // portal first, then CHAP if `chap` is given) and waits for the LUN's block
-// device. Returns its stable path, /dev/disk/by-path/ip-HOST:PORT-iscsi-IQN-lun-LUN.
+// device. With the snapshot's NAA (`naa`, hex, "" when unknown) it waits for
+// /dev/disk/by-id/wwn-0x<naa>, checks that it is the device the URL's LUN
+// became (so the device is the snapshot, by identity), and returns it;
+// without, it returns /dev/disk/by-path/ip-HOST:PORT-iscsi-IQN-lun-LUN.
 // An existing session to the target is reused. If the device does not
 // appear, a session this call created is logged out again and its node
 // record deleted, so a failure leaves nothing attached.
@@ -92,7 +96,8 @@ Status KernelIscsiAvailable(const OpenIscsiHost& host = {});
 // stays readable with libiscsi), when discovery or login fails (the message
 // carries iscsiadm's words, with the password redacted), or on timeout.
 Result<std::string> AttachIscsi(std::string_view url, const std::optional<ChapCredentials>& chap,
-                                std::chrono::milliseconds timeout, const OpenIscsiHost& host = {});
+                                std::string_view naa, std::chrono::milliseconds timeout,
+                                const OpenIscsiHost& host = {});
 
 // Undoes AttachIscsi: logs out of the target if this host has a session to
 // it and deletes its node record. When other LUNs of the same target are

@@ -25,6 +25,7 @@ using std::chrono::seconds;
 constexpr const char* kIqn = "iqn.2026-11.io.snapset.test:snap-1";
 constexpr const char* kUrl = "iscsi://127.0.0.1:3260/iqn.2026-11.io.snapset.test:snap-1/0";
 constexpr const char* kPassword = "s3cret-Chap-Pass";
+constexpr const char* kNaa = "6001405a1b2c3d4e5f60718293a4b5c6";
 
 bool HostHasIscsiTcp() { return fs::exists("/sys/module/iscsi_tcp"); }
 
@@ -62,19 +63,36 @@ std::string ReadFile(const fs::path& p) {
 // the by-path entry udev would; or it refuses the password update, quoting
 // its arguments back as a confused tool might; or no device ever appears.
 struct FakeOpenIscsi {
-  enum Behaviour { kSucceeds, kPasswordUpdateFailsEchoingArgs, kDeviceNeverAppears };
+  enum Behaviour {
+    kSucceeds,
+    kPasswordUpdateFailsEchoingArgs,
+    kDeviceNeverAppears,
+    kOtherDeviceHasTheWwn,  // by-id/wwn-0x<kNaa> names another disk
+  };
 
   explicit FakeOpenIscsi(Behaviour behaviour) {
     fs::create_directories(dir.path / "module");
     fs::create_directories(dir.path / "by-path");
+    fs::create_directories(dir.path / "by-id");
     host.module_dir = (dir.path / "module").string();
     host.by_path_dir = (dir.path / "by-path").string();
+    host.by_id_dir = (dir.path / "by-id").string();
     host.iscsiadm = (dir.path / "iscsiadm").string();
     host.poll_interval = std::chrono::milliseconds(10);
     const std::string device =
         host.by_path_dir + "/ip-127.0.0.1:3260-iscsi-" + std::string(kIqn) + "-lun-0";
-    const std::string on_login =
-        behaviour == kSucceeds ? "touch '" + device + "'; exit 0" : "exit 0";
+    // udev's two names: by path, and by identity (a link to the disk).
+    const std::string disk = (dir.path / "sdx").string();
+    const std::string other = (dir.path / "sdy").string();
+    const std::string wwn = host.by_id_dir + "/wwn-0x" + kNaa;
+    std::string on_login = "exit 0";
+    if (behaviour == kSucceeds) {
+      on_login = "touch '" + disk + "'; ln -s '" + disk + "' '" + device + "'; ln -s '" + disk +
+                 "' '" + wwn + "'; exit 0";
+    } else if (behaviour == kOtherDeviceHasTheWwn) {
+      on_login = "touch '" + disk + "' '" + other + "'; ln -s '" + disk + "' '" + device +
+                 "'; ln -s '" + other + "' '" + wwn + "'; exit 0";
+    }
     const std::string on_password = behaviour == kPasswordUpdateFailsEchoingArgs
                                         ? "echo \"iscsiadm: cannot store $*\"; exit 6"
                                         : "exit 0";
@@ -118,7 +136,7 @@ BOOST_AUTO_TEST_CASE(kernel_without_iscsi_tcp_is_named_as_the_reason) {
 }
 
 BOOST_AUTO_TEST_CASE(attach_on_a_host_without_iscsi_tcp_says_so_and_how_to_read_the_url) {
-  auto r = AttachIscsi(kUrl, std::nullopt, seconds(5));
+  auto r = AttachIscsi(kUrl, std::nullopt, "", seconds(5));
   BOOST_REQUIRE(!r.ok());
   if (HostHasIscsiTcp()) {
     // Nothing listens for this target here; whatever failed, it is not the kernel.
@@ -177,7 +195,7 @@ BOOST_AUTO_TEST_CASE(malformed_urls_are_invalid_arguments_before_anything_runs) 
     auto parsed = ParseIscsiUrl(url);
     BOOST_TEST(parsed.status().Is(Code::kInvalidArgument), url);
     BOOST_TEST(Contains(parsed.status().message(), "iscsi://host[:port]/target-iqn/lun"), url);
-    auto attached = AttachIscsi(url, std::nullopt, seconds(5));
+    auto attached = AttachIscsi(url, std::nullopt, "", seconds(5));
     BOOST_TEST(attached.status().Is(Code::kInvalidArgument), url);
     BOOST_TEST(DetachIscsi(url, seconds(5)).Is(Code::kInvalidArgument), url);
   }
@@ -228,7 +246,7 @@ BOOST_AUTO_TEST_CASE(detach_with_nothing_attached_is_ok) {
 
 BOOST_AUTO_TEST_CASE(attach_discovers_sets_chap_logs_in_and_returns_the_by_path_device) {
   FakeOpenIscsi fake(FakeOpenIscsi::kSucceeds);
-  auto device = AttachIscsi(kUrl, ChapCredentials{"snap", kPassword}, seconds(10), fake.host);
+  auto device = AttachIscsi(kUrl, ChapCredentials{"snap", kPassword}, "", seconds(10), fake.host);
   BOOST_REQUIRE_MESSAGE(device.ok(), device.status().ToString());
   BOOST_TEST(*device == fake.host.by_path_dir + "/ip-127.0.0.1:3260-iscsi-" + kIqn + "-lun-0");
   const std::string node = std::string("-m node -T ") + kIqn + " -p 127.0.0.1:3260";
@@ -240,9 +258,26 @@ BOOST_AUTO_TEST_CASE(attach_discovers_sets_chap_logs_in_and_returns_the_by_path_
                                          kPassword + "\n" + node + " --login\n");
 }
 
+BOOST_AUTO_TEST_CASE(with_the_snapshots_naa_attach_returns_its_wwn_device) {
+  FakeOpenIscsi fake(FakeOpenIscsi::kSucceeds);
+  auto device = AttachIscsi(kUrl, std::nullopt, kNaa, seconds(10), fake.host);
+  BOOST_REQUIRE_MESSAGE(device.ok(), device.status().ToString());
+  BOOST_TEST(*device == fake.host.by_id_dir + "/wwn-0x" + kNaa);
+}
+
+BOOST_AUTO_TEST_CASE(a_lun_that_is_not_the_snapshot_is_refused_and_logged_out) {
+  FakeOpenIscsi fake(FakeOpenIscsi::kOtherDeviceHasTheWwn);
+  auto device = AttachIscsi(kUrl, std::nullopt, kNaa, seconds(2), fake.host);
+  BOOST_REQUIRE(!device.ok());
+  BOOST_TEST(device.status().Is(Code::kBadState), device.status().ToString());
+  BOOST_TEST(device.status().message().find("not the snapshot") != std::string::npos,
+             device.status().ToString());
+  BOOST_TEST(ReadFile(fake.log()).find("--logout") != std::string::npos, ReadFile(fake.log()));
+}
+
 BOOST_AUTO_TEST_CASE(a_failed_chap_setting_redacts_the_password_and_forgets_the_node_record) {
   FakeOpenIscsi fake(FakeOpenIscsi::kPasswordUpdateFailsEchoingArgs);
-  auto device = AttachIscsi(kUrl, ChapCredentials{"snap", kPassword}, seconds(10), fake.host);
+  auto device = AttachIscsi(kUrl, ChapCredentials{"snap", kPassword}, "", seconds(10), fake.host);
   BOOST_REQUIRE(!device.ok());
   BOOST_TEST(device.status().Is(Code::kUnavailable));
   BOOST_TEST(Contains(device.status().message(), "cannot store"), device.status().message());
@@ -256,7 +291,7 @@ BOOST_AUTO_TEST_CASE(a_failed_chap_setting_redacts_the_password_and_forgets_the_
 BOOST_AUTO_TEST_CASE(a_device_that_never_appears_is_a_bounded_failure_that_logs_out) {
   FakeOpenIscsi fake(FakeOpenIscsi::kDeviceNeverAppears);
   const auto start = std::chrono::steady_clock::now();
-  auto device = AttachIscsi(kUrl, std::nullopt, seconds(1), fake.host);
+  auto device = AttachIscsi(kUrl, std::nullopt, "", seconds(1), fake.host);
   BOOST_TEST(device.status().Is(Code::kUnavailable));
   BOOST_TEST(Contains(device.status().message(), "did not appear"), device.status().message());
   BOOST_TEST((std::chrono::steady_clock::now() - start < seconds(10)));
