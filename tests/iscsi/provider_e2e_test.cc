@@ -89,6 +89,7 @@ BOOST_AUTO_TEST_CASE(explain_picks_the_iscsi_provider_with_the_array_and_the_naa
   // The cow volume has no NAA: the hardware provider says so and the
   // software provider takes it.
   BOOST_TEST(r.output.find("has no NAA designator") != std::string::npos, r.output);
+  BOOST_TEST(r.output.find("snapset-cowd at ") != std::string::npos, r.output);
 }
 
 BOOST_AUTO_TEST_CASE(one_set_over_two_arrays_and_a_cow_volume_holds_one_instant_per_array) {

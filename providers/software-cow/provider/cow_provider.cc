@@ -103,7 +103,7 @@ class CowProvider : public snapset::Provider {
     return Status::Ok();
   }
 
-  Status IsVolumeSupported(const Call&, const VolumeRef& volume, uint32_t) override {
+  Status IsVolumeSupported(const Call& call, const VolumeRef& volume, uint32_t) override {
     auto name = CowNameOf(volume);
     if (!name.ok()) return name.status();
     auto client = Connect();
@@ -114,6 +114,9 @@ class CowProvider : public snapset::Provider {
                                         "; create it with: snapset cow create " + *name +
                                         " --size SIZE");
     if (!status.ok()) return Status::VolumeNotSupported(status.status().message());
+    const bool stacked = volume.name() != "cow:" + *name;
+    call.ExplainSupport((stacked ? "on cow:" + *name + ", " : std::string()) +
+                        "served by snapset-cowd at " + socket_);
     return Status::Ok();
   }
 
