@@ -77,6 +77,10 @@ std::string DeviceIdentity(const ArrayVolume& replica) {
   return id;
 }
 
+// What every replica of this provider is.
+constexpr uint32_t kReplicaAttributes =
+    SNAPSET_ATTR_PERSISTENT | SNAPSET_ATTR_HARDWARE_ASSISTED | SNAPSET_ATTR_READ_ONLY;
+
 // One configured array: its settings and the REST session the management
 // calls (list, delete, expose) share, one at a time.
 struct ManagedArray {
@@ -105,7 +109,6 @@ struct Known {
   std::string set_id;
   std::string volume_name;
   int64_t created_ns = 0;
-  std::string array;
   ArrayVolume replica;
   std::string exposed_as;  // set by a successful expose in this process
 };
@@ -215,7 +218,6 @@ class IscsiProvider : public Provider {
         k.set_id = std::string(set_id);
         k.volume_name = m.volume_name;
         k.created_ns = when;
-        k.array = part->array();
         k.replica = *replica;
       }
     }
@@ -400,8 +402,7 @@ class IscsiProvider : public Provider {
     info.set_id = k->second.set_id;
     info.original_volume = k->second.volume_name;
     info.creation_time_ns = k->second.created_ns;
-    info.attributes =
-        SNAPSET_ATTR_PERSISTENT | SNAPSET_ATTR_HARDWARE_ASSISTED | SNAPSET_ATTR_READ_ONLY;
+    info.attributes = kReplicaAttributes;
     if (!k->second.exposed_as.empty()) info.attributes |= SNAPSET_ATTR_EXPOSED;
     info.exposed_as = k->second.exposed_as;
     info.snapshot_device = DeviceIdentity(k->second.replica);
@@ -482,8 +483,7 @@ class IscsiProvider : public Provider {
                     const std::vector<ArrayExposure>& exposures) {
     SnapshotInfo info;
     info.snapshot_id = snapshot_id;
-    info.attributes =
-        SNAPSET_ATTR_PERSISTENT | SNAPSET_ATTR_HARDWARE_ASSISTED | SNAPSET_ATTR_READ_ONLY;
+    info.attributes = kReplicaAttributes;
     info.snapshot_device = DeviceIdentity(replica);
     info.original_volume = "array " + a.config.name + " volume " + replica.source_id;
     for (const ArrayVolume& s : inventory) {

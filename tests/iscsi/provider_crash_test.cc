@@ -4,9 +4,7 @@
 // the set planned), so the arrays keep exactly the replicas of complete sets
 // and nothing else: no group, no replica the catalog does not know.
 #define BOOST_TEST_MODULE iscsi_provider_crash_test
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,25 +16,10 @@
 #include <vector>
 
 #include "tests/iscsi/provider_fixture.hpp"
+#include "tests/support/spawn.hpp"
 
 namespace snapset::test {
 namespace {
-
-// Starts `argv` with its output thrown away; returns its pid.
-pid_t Spawn(std::vector<std::string> args) {
-  std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
-  pid_t pid = -1;
-  const int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  BOOST_REQUIRE_EQUAL(rc, 0);
-  return pid;
-}
 
 BOOST_AUTO_TEST_CASE(create_killed_at_any_moment_leaves_only_the_replicas_of_complete_sets) {
   if (!ProviderFixtureAvailable()) return;
@@ -50,7 +33,8 @@ BOOST_AUTO_TEST_CASE(create_killed_at_any_moment_leaves_only_the_replicas_of_com
     BOOST_TEST_CONTEXT("seed " << seed << ", trial " << trial) {
       std::vector<std::string> args = {"create"};
       for (const std::string& url : f.Urls()) args.push_back(url);
-      const pid_t pid = Spawn(f.CliArgv(args));
+      const pid_t pid = SpawnQuietly(f.CliArgv(args));
+      BOOST_REQUIRE(pid > 0);
       std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 100));
       kill(pid, SIGKILL);
       int status = 0;

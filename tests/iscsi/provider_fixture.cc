@@ -222,6 +222,16 @@ int ProviderFixture::ExtraConnections(int i) {
   return n;
 }
 
+void ProviderFixture::ExpectNothingLeft() {
+  for (int i = 0; i < 2; ++i) {
+    BOOST_TEST_CONTEXT("array " << (i == 0 ? "a" : "b")) {
+      BOOST_TEST(Snapshots(i) == 0);
+      BOOST_TEST(Groups(i) == 0);
+      BOOST_TEST(ExtraConnections(i) == 0);
+    }
+  }
+}
+
 void ProviderFixture::Fault(int i, const std::string& body) {
   HttpResponse r = Rest(i, "POST", "/mock/faults", body);
   BOOST_TEST_REQUIRE(r.status == 201, "arming " << body << ": " << r.body);

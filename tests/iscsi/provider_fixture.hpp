@@ -78,6 +78,9 @@ class ProviderFixture {
   int Groups(int i);
   int ExtraConnections(int i);
   // POST /mock/faults on array i; fails the test unless 201.
+  // Neither array holds a snapshot, a group or a connection other than the
+  // host's own LUN mapping: what every set must leave once it is gone.
+  void ExpectNothingLeft();
   void Fault(int i, const std::string& body);
   void ClearFaults(int i);
 

@@ -37,16 +37,6 @@ std::vector<std::string> With(std::vector<std::string> head, const std::vector<s
   return head;
 }
 
-void ExpectNothingLeft(ProviderFixture& f) {
-  for (int i = 0; i < 2; ++i) {
-    BOOST_TEST_CONTEXT("array " << (i == 0 ? "a" : "b")) {
-      BOOST_TEST(f.Snapshots(i) == 0);
-      BOOST_TEST(f.Groups(i) == 0);
-      BOOST_TEST(f.ExtraConnections(i) == 0);
-    }
-  }
-}
-
 // The first event of the timeline with this lane prefix and step, or null.
 const rapidjson::Value* Event(const rapidjson::Value& timeline, const std::string& lane_prefix,
                               const std::string& step) {
@@ -99,7 +89,7 @@ BOOST_AUTO_TEST_CASE(
   // group to snapshot, so no replica appears late.
   const auto stalled_done = start + seconds(15);
   if (steady_clock::now() < stalled_done) std::this_thread::sleep_until(stalled_done);
-  ExpectNothingLeft(f);
+  f.ExpectNothingLeft();
   CommandResult verify = f.Cli({"list", "--verify"});
   BOOST_TEST(verify.exit_code == 0, verify.output);
 }
@@ -119,7 +109,7 @@ BOOST_AUTO_TEST_CASE(an_array_restarted_between_sets_takes_the_next_set) {
     CommandResult deleted = f.Cli({"delete", "--set", Field(*set, "set_id")});
     BOOST_TEST(deleted.exit_code == 0, deleted.output);
   }
-  ExpectNothingLeft(f);
+  f.ExpectNothingLeft();
 }
 
 BOOST_AUTO_TEST_CASE(an_expired_session_token_does_not_fail_the_next_set) {
@@ -139,7 +129,7 @@ BOOST_AUTO_TEST_CASE(an_expired_session_token_does_not_fail_the_next_set) {
     CommandResult deleted = f.Cli({"delete", "--set", Field(*set, "set_id")});
     BOOST_TEST(deleted.exit_code == 0, deleted.output);
   }
-  ExpectNothingLeft(f);
+  f.ExpectNothingLeft();
 }
 
 BOOST_AUTO_TEST_CASE(https_arrays_work_with_their_ca_and_are_refused_with_another) {
@@ -161,7 +151,7 @@ BOOST_AUTO_TEST_CASE(https_arrays_work_with_their_ca_and_are_refused_with_anothe
       (r.output.find("certificate") != std::string::npos ||
        r.output.find("SSL") != std::string::npos || r.output.find("TLS") != std::string::npos),
       r.output);
-  ExpectNothingLeft(f);
+  f.ExpectNothingLeft();
   CommandResult verify = f.Cli({"list", "--verify"});
   BOOST_TEST(verify.exit_code == 0, verify.output);
 }
@@ -215,7 +205,7 @@ BOOST_AUTO_TEST_CASE(a_registration_with_a_mistake_is_refused_naming_the_field_o
   rapidjson::Document fixed = f.Create(f.Urls());
   CommandResult deleted = f.Cli({"delete", "--set", Field(fixed, "set_id")});
   BOOST_TEST(deleted.exit_code == 0, deleted.output);
-  ExpectNothingLeft(f);
+  f.ExpectNothingLeft();
 }
 
 std::string ReadAll(const std::filesystem::path& p) {
@@ -285,7 +275,7 @@ BOOST_AUTO_TEST_CASE(no_secret_reaches_an_output_a_log_or_the_catalog) {
     BOOST_TEST(refused.exit_code != 0, refused.output);
     f.ClearFaults(1);
   }
-  ExpectNothingLeft(f);
+  f.ExpectNothingLeft();
 
   std::vector<std::pair<std::string, std::string>> where;  // what, text
   for (size_t i = 0; i < runs.size(); ++i) {

@@ -7,10 +7,8 @@
 #define BOOST_TEST_MODULE cow_e2e_test
 #include <boost/test/unit_test.hpp>
 
-#include <fcntl.h>
 #include <rapidjson/document.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -30,6 +28,7 @@
 #include "tests/software-cow/daemon/cowd_fixture.hpp"
 #include "tests/support/freeze_probe.hpp"
 #include "tests/support/prerequisites.hpp"
+#include "tests/support/spawn.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace snapset::test {
@@ -320,17 +319,8 @@ BOOST_AUTO_TEST_CASE(killing_snapset_create_at_any_moment_leaves_nothing_frozen_
   WriteFileSynced(stack.mnt() / "f", "data");
   std::mt19937 rng(3);
   for (int trial = 0; trial < 10; ++trial) {
-    std::vector<std::string> args = stack.CliArgv({"create", "cow:db"});
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
-    pid_t pid = -1;
-    BOOST_REQUIRE(::posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ) == 0);
-    posix_spawn_file_actions_destroy(&actions);
+    const pid_t pid = SpawnQuietly(stack.CliArgv({"create", "cow:db"}));
+    BOOST_REQUIRE(pid > 0);
     std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 150));
     ::kill(pid, SIGKILL);
     int status = 0;
