@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "core/run_command.hpp"
+#include "core/volume_resolver.hpp"
 
 namespace snapset::cli {
 
@@ -105,6 +106,29 @@ Status Failed(std::string_view what, const std::vector<std::string>& argv, const
 bool Exists(const std::string& path) {
   struct stat st;
   return ::stat(path.c_str(), &st) == 0;
+}
+
+// A block device that `path` (a udev link) names, and the NAA the kernel read
+// from it ("" until the SCSI layer has it, or when the LUN has none).
+struct Disk {
+  bool present = false;
+  dev_t rdev = 0;
+  std::string naa;
+};
+
+Disk DiskAt(const std::string& path, const OpenIscsiHost& host) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0 || !S_ISBLK(st.st_mode)) return {};
+  Volume v;
+  (void)ReadBlockDevice(host.sysfs_root, st.st_rdev, &v);  // no identity yet: naa ""
+  return {true, st.st_rdev, v.identity.Naa()};
+}
+
+// std::filesystem::equivalent cannot tell: it refuses two device files
+// ("Operation not supported"), so two links to one disk would look different.
+bool SameDisk(const std::string& path, dev_t rdev) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISBLK(st.st_mode) && st.st_rdev == rdev;
 }
 
 // by-path names and iscsiadm's session list carry the portal's address, not
@@ -407,28 +431,36 @@ Result<std::string> AttachIscsi(std::string_view url, const std::optional<ChapCr
     return failed;
   }
 
-  // udev names the LUN's device some time after login returns: by path,
-  // and by identity (wwn-0x<NAA>) once it has read VPD page 0x83.
+  // udev names the LUN's disk by path some time after login returns, and by
+  // identity (wwn-0x<NAA>) once it has read VPD page 0x83. Which LUN the disk
+  // is comes from the kernel itself (sysfs), not from comparing the links.
   const std::string device = ByPath(u, host);
-  const std::string wwn = naa.empty() ? "" : host.by_id_dir + "/wwn-0x" + Lower(std::string(naa));
+  const std::string want = Lower(std::string(naa));
+  const std::string wwn = host.by_id_dir + "/wwn-0x" + want;
+  std::string wrong;                        // why the disk that appeared is not the snapshot
+  std::optional<Clock::time_point> proven;  // when the disk was shown to be the snapshot
   for (;;) {
-    if (Exists(device) && (wwn.empty() || Exists(wwn))) break;
-    if (Clock::now() + host.poll_interval >= deadline) break;
-    std::this_thread::sleep_for(host.poll_interval);
-  }
-  std::string wrong;  // why what appeared is not the snapshot
-  if (Exists(device) && !wwn.empty()) {
-    std::error_code ec;
-    if (!Exists(wwn)) {
-      wrong = device + " appeared, but no " + wwn + " (the LUN at this URL does not report the " +
-              "snapshot's NAA " + std::string(naa) + ")";
-    } else if (!fs::equivalent(device, wwn, ec)) {
-      wrong = device + " and " + wwn + " are different devices (the LUN at this URL is not " +
-              "the snapshot)";
+    const Disk disk = DiskAt(device, host);
+    if (disk.present && want.empty()) return device;
+    if (disk.present && !disk.naa.empty() && disk.naa != want) {
+      wrong = device + " is the LUN with NAA " + disk.naa + ", not the snapshot's NAA " + want +
+              " (the LUN at this URL is not the snapshot)";
+      break;
     }
-    if (wrong.empty()) return wwn;
-  } else if (Exists(device)) {
-    return device;
+    if (disk.present && disk.naa == want) {
+      if (SameDisk(wwn, disk.rdev)) return wwn;
+      if (!proven) proven = Clock::now();
+      // The snapshot, but udev has not made (or will not make) its link.
+      if (Clock::now() - *proven >= host.wwn_link_grace) return device;
+    }
+    if (Clock::now() + host.poll_interval >= deadline) {
+      if (proven) return device;
+      if (disk.present)
+        wrong =
+            device + " reports no NAA, so it cannot be shown to be the snapshot (NAA " + want + ")";
+      break;
+    }
+    std::this_thread::sleep_for(host.poll_interval);
   }
   if (!had_session) (void)LogoutAndForget(host, u, Clock::now() + std::chrono::seconds(10));
   const std::string again = had_session ? "" : "; logged out again";
@@ -463,7 +495,8 @@ Status DetachIscsi(std::string_view url, std::chrono::milliseconds timeout,
       std::error_code ec;
       const fs::path disk = fs::canonical(ByPath(u, host), ec);
       if (ec) return Status::Ok();  // this LUN is not attached
-      const fs::path remove = fs::path(host.sys_block_dir) / disk.filename() / "device" / "delete";
+      const fs::path remove =
+          fs::path(host.sysfs_root) / "block" / disk.filename() / "device" / "delete";
       std::ofstream out(remove);
       out << "1\n";
       out.flush();

@@ -71,9 +71,13 @@ struct OpenIscsiHost {
   std::string iscsiadm = "iscsiadm";
   std::string by_path_dir = "/dev/disk/by-path";
   std::string by_id_dir = "/dev/disk/by-id";
-  std::string sys_block_dir = "/sys/block";
+  // Where the kernel says which LUN a disk is (dev/block/MAJ:MIN, block/sdX).
+  std::string sysfs_root = "/sys";
   // How often the by-path link is looked for after login.
   std::chrono::milliseconds poll_interval{100};
+  // How long udev gets to name the disk by its identity (wwn-0x<NAA>) once
+  // the kernel has shown it to be the snapshot.
+  std::chrono::milliseconds wwn_link_grace{10000};
 };
 
 // OK when this host can log in to iSCSI targets in the kernel: the iscsi_tcp
@@ -84,17 +88,21 @@ Status KernelIscsiAvailable(const OpenIscsiHost& host = {});
 
 // Logs this host in to the target of `url` (SendTargets discovery on its
 // portal first, then CHAP if `chap` is given) and waits for the LUN's block
-// device. With the snapshot's NAA (`naa`, hex, "" when unknown) it waits for
-// /dev/disk/by-id/wwn-0x<naa>, checks that it is the device the URL's LUN
-// became (so the device is the snapshot, by identity), and returns it;
-// without, it returns /dev/disk/by-path/ip-HOST:PORT-iscsi-IQN-lun-LUN.
+// device. With the snapshot's NAA (`naa`, hex, "" when unknown) it checks
+// that the disk the URL's LUN became is the snapshot, by the identity the
+// kernel read from it (sysfs, VPD page 0x83), and returns udev's
+// /dev/disk/by-id/wwn-0x<naa> for it once that link names the same disk (the
+// by-path name if udev never makes it); without, it returns
+// /dev/disk/by-path/ip-HOST:PORT-iscsi-IQN-lun-LUN.
 // An existing session to the target is reused. If the device does not
 // appear, a session this call created is logged out again and its node
 // record deleted, so a failure leaves nothing attached.
 // Errors: InvalidArgument for a malformed URL; Unavailable when the kernel
 // cannot do iSCSI (see KernelIscsiAvailable; the message adds that the URL
 // stays readable with libiscsi), when discovery or login fails (the message
-// carries iscsiadm's words, with the password redacted), or on timeout.
+// carries iscsiadm's words, with the password redacted), or on timeout;
+// BadState when the LUN is another one than the snapshot (another NAA, or
+// none), after logging out again.
 Result<std::string> AttachIscsi(std::string_view url, const std::optional<ChapCredentials>& chap,
                                 std::string_view naa, std::chrono::milliseconds timeout,
                                 const OpenIscsiHost& host = {});

@@ -6,11 +6,14 @@
 #include "tools/iscsi_attach.hpp"
 
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <boost/test/unit_test.hpp>
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -26,6 +29,7 @@ constexpr const char* kIqn = "iqn.2026-11.io.snapset.test:snap-1";
 constexpr const char* kUrl = "iscsi://127.0.0.1:3260/iqn.2026-11.io.snapset.test:snap-1/0";
 constexpr const char* kPassword = "s3cret-Chap-Pass";
 constexpr const char* kNaa = "6001405a1b2c3d4e5f60718293a4b5c6";
+constexpr const char* kOtherNaa = "6001405ffffffffffffffffffffffff0";
 
 bool HostHasIscsiTcp() { return fs::exists("/sys/module/iscsi_tcp"); }
 
@@ -58,16 +62,30 @@ std::string ReadFile(const fs::path& p) {
   return s.str();
 }
 
+// Makes `node` a block device file (major 7: loop; only its number is ever
+// looked at) and gives it, in a sysfs tree under `sysfs`, the wwid
+// "naa.<naa>" the kernel would have read from the LUN.
+void FakeDisk(const fs::path& node, unsigned minor, const fs::path& sysfs, const std::string& naa) {
+  BOOST_REQUIRE_MESSAGE(::mknod(node.c_str(), S_IFBLK | 0600, makedev(7, minor)) == 0,
+                        "mknod " << node << ": " << std::strerror(errno) << " (needs root)");
+  const fs::path dir = sysfs / "dev" / "block" / ("7:" + std::to_string(minor));
+  fs::create_directories(dir / "device");
+  std::ofstream(dir / "size") << "32768\n";
+  std::ofstream(dir / "device" / "wwid") << "naa." << naa << "\n";
+}
+
 // A host with iscsi_tcp "loaded" (a folder) and a shell script as iscsiadm
 // that logs its arguments, offers kIqn at discovery and, on login, creates
-// the by-path entry udev would; or it refuses the password update, quoting
-// its arguments back as a confused tool might; or no device ever appears.
+// the links udev would to a disk (a real block device file); or it refuses
+// the password update, quoting its arguments back as a confused tool might;
+// or no device ever appears.
 struct FakeOpenIscsi {
   enum Behaviour {
-    kSucceeds,
+    kSucceeds,  // by-path and by-id/wwn-0x<kNaa> name the snapshot's disk
     kPasswordUpdateFailsEchoingArgs,
     kDeviceNeverAppears,
-    kOtherDeviceHasTheWwn,  // by-id/wwn-0x<kNaa> names another disk
+    kOtherDeviceHasTheWwn,  // the URL's LUN is another disk; wwn-0x<kNaa> names a third
+    kWwnLinkNeverAppears,   // the snapshot's disk, named by path only
   };
 
   explicit FakeOpenIscsi(Behaviour behaviour) {
@@ -77,21 +95,26 @@ struct FakeOpenIscsi {
     host.module_dir = (dir.path / "module").string();
     host.by_path_dir = (dir.path / "by-path").string();
     host.by_id_dir = (dir.path / "by-id").string();
+    host.sysfs_root = (dir.path / "sys").string();
     host.iscsiadm = (dir.path / "iscsiadm").string();
     host.poll_interval = std::chrono::milliseconds(10);
+    host.wwn_link_grace = std::chrono::milliseconds(200);
     const std::string device =
         host.by_path_dir + "/ip-127.0.0.1:3260-iscsi-" + std::string(kIqn) + "-lun-0";
-    // udev's two names: by path, and by identity (a link to the disk).
+    // The disks the kernel would make, with the identity it would read.
     const std::string disk = (dir.path / "sdx").string();
     const std::string other = (dir.path / "sdy").string();
+    FakeDisk(disk, 250, host.sysfs_root, behaviour == kOtherDeviceHasTheWwn ? kOtherNaa : kNaa);
+    FakeDisk(other, 251, host.sysfs_root, kNaa);
+    // udev's two names: by path, and by identity.
     const std::string wwn = host.by_id_dir + "/wwn-0x" + kNaa;
     std::string on_login = "exit 0";
     if (behaviour == kSucceeds) {
-      on_login = "touch '" + disk + "'; ln -s '" + disk + "' '" + device + "'; ln -s '" + disk +
-                 "' '" + wwn + "'; exit 0";
+      on_login = "ln -s '" + disk + "' '" + device + "'; ln -s '" + disk + "' '" + wwn + "'";
     } else if (behaviour == kOtherDeviceHasTheWwn) {
-      on_login = "touch '" + disk + "' '" + other + "'; ln -s '" + disk + "' '" + device +
-                 "'; ln -s '" + other + "' '" + wwn + "'; exit 0";
+      on_login = "ln -s '" + disk + "' '" + device + "'; ln -s '" + other + "' '" + wwn + "'";
+    } else if (behaviour == kWwnLinkNeverAppears) {
+      on_login = "ln -s '" + disk + "' '" + device + "'";
     }
     const std::string on_password = behaviour == kPasswordUpdateFailsEchoingArgs
                                         ? "echo \"iscsiadm: cannot store $*\"; exit 6"
@@ -265,13 +288,23 @@ BOOST_AUTO_TEST_CASE(with_the_snapshots_naa_attach_returns_its_wwn_device) {
   BOOST_TEST(*device == fake.host.by_id_dir + "/wwn-0x" + kNaa);
 }
 
+BOOST_AUTO_TEST_CASE(without_a_wwn_link_the_snapshots_disk_is_returned_by_path) {
+  FakeOpenIscsi fake(FakeOpenIscsi::kWwnLinkNeverAppears);
+  auto device = AttachIscsi(kUrl, std::nullopt, kNaa, seconds(10), fake.host);
+  BOOST_REQUIRE_MESSAGE(device.ok(), device.status().ToString());
+  BOOST_TEST(*device == fake.host.by_path_dir + "/ip-127.0.0.1:3260-iscsi-" + kIqn + "-lun-0");
+}
+
 BOOST_AUTO_TEST_CASE(a_lun_that_is_not_the_snapshot_is_refused_and_logged_out) {
   FakeOpenIscsi fake(FakeOpenIscsi::kOtherDeviceHasTheWwn);
-  auto device = AttachIscsi(kUrl, std::nullopt, kNaa, seconds(2), fake.host);
+  const auto start = std::chrono::steady_clock::now();
+  auto device = AttachIscsi(kUrl, std::nullopt, kNaa, seconds(20), fake.host);
   BOOST_REQUIRE(!device.ok());
   BOOST_TEST(device.status().Is(Code::kBadState), device.status().ToString());
-  BOOST_TEST(device.status().message().find("not the snapshot") != std::string::npos,
-             device.status().ToString());
+  BOOST_TEST(Contains(device.status().message(), "not the snapshot"), device.status().ToString());
+  BOOST_TEST(Contains(device.status().message(), kOtherNaa), device.status().ToString());
+  // The kernel's identity settles it at once: no waiting for the deadline.
+  BOOST_TEST((std::chrono::steady_clock::now() - start < seconds(10)));
   BOOST_TEST(ReadFile(fake.log()).find("--logout") != std::string::npos, ReadFile(fake.log()));
 }
 
