@@ -99,8 +99,13 @@ Result<RestResponse> RestSession::Send(const std::string& method, const std::str
     return Status::Unavailable(method + " " + url + ": not sent, the deadline has passed");
   }
   auto timeout = std::min<Clock::duration>(endpoint_.request_timeout, deadline - now);
-  const long timeout_ms = std::max<long>(
-      1, static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()));
+  // Rounded up, plus a millisecond for curl's own clock: a request that
+  // times out has then reached the deadline, which callers tell from other
+  // failures by the clock (the commit's HoldWritesTimeout). Truncating made
+  // curl give up a fraction of a millisecond early, and such a timeout
+  // looked like an array that failed.
+  const long timeout_ms =
+      static_cast<long>(std::chrono::ceil<std::chrono::milliseconds>(timeout).count()) + 1;
 
   // A reset keeps the open connection and the TLS session cache.
   curl_easy_reset(curl_);
