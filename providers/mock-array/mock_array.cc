@@ -335,6 +335,17 @@ void MockArray::Route(httplib::Server& server, const std::string& method,
   const bool changes_state = method != "GET" && operation.rfind("Session.", 0) != 0;
   Handler door = [this, operation, pattern, changes_state, handler = std::move(handler)](
                      const httplib::Request& req, httplib::Response& res) {
+    // Logged on the way out, whichever way that is, with what was answered.
+    struct Logged {
+      RequestLog* log;
+      LoggedRequest entry;
+      const httplib::Response* res;
+      ~Logged() {
+        entry.answered_ns = RequestLog::NowNs();
+        entry.status = res->status > 0 ? res->status : 0;
+        log->Add(std::move(entry));
+      }
+    } logged{&requests_, {operation, req.method, req.path, RequestLog::NowNs()}, &res};
     struct Waiting {
       std::atomic<int>* count;
       ~Waiting() {

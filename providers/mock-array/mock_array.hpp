@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "providers/mock-array/faults.hpp"
+#include "providers/mock-array/request_log.hpp"
 #include "providers/mock-array/redfish_json.hpp"
 #include "providers/mock-array/sessions.hpp"
 #include "providers/mock-array/store.hpp"
@@ -89,7 +90,7 @@ class MockArray {
                  const httplib::Request& req, httplib::Response& res);
 
   // Fault injection and the mock's own routes (routes_mock.cc):
-  // /mock/faults, /mock/state, /mock/reset.
+  // /mock/faults, /mock/requests, /mock/state, /mock/reset.
   void RegisterMockRoutes(httplib::Server& server);
   // Applies a fault armed for `operation`, if any: true when it has
   // answered (or dropped) the request, false to go on. *drop_reply is set
@@ -122,6 +123,8 @@ class MockArray {
   std::set<std::string> operations_;
   // State-changing requests in the door, for the 429 (see Route()).
   std::atomic<int> waiting_{0};
+  // Every request the door saw (GET /mock/requests).
+  RequestLog requests_;
   bool targets_offline_ = false;  // guarded by mu_
 
   // State as the routes see it. REQUIRES: mu_ held.

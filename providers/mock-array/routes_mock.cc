@@ -1,5 +1,5 @@
-// Fault injection and the mock's own routes: /mock/faults, /mock/state,
-// /mock/reset (docs/mock-array.md). The /mock routes are registered on the
+// Fault injection and the mock's own routes: /mock/faults, /mock/requests,
+// /mock/state, /mock/reset (docs/mock-array.md). The /mock routes are registered on the
 // server directly, not through Route(): no fault and no 429 / 503 refusal
 // ever applies to them, so a test can always disarm what it armed. The
 // pre-routing handler lets only an Administrator's session in.
@@ -449,6 +449,38 @@ void MockArray::RegisterMockRoutes(httplib::Server& server) {
         }
         res.status = 204;
       });
+
+  server.Get("/mock/requests", [this](const httplib::Request&, httplib::Response& res) {
+    const std::vector<LoggedRequest> requests = requests_.Entries();
+    SendJson(res, 200, [&](JsonWriter& w) {
+      w.StartObject();
+      Key(w, "@odata.id", "/mock/requests");
+      w.Key("Members");
+      w.StartArray();
+      for (const LoggedRequest& r : requests) {
+        w.StartObject();
+        Key(w, "Operation", r.operation);
+        Key(w, "Method", r.method);
+        Key(w, "Path", r.path);
+        w.Key("ReceivedMonotonicNs");
+        w.Int64(r.received_ns);
+        w.Key("AnsweredMonotonicNs");
+        w.Int64(r.answered_ns);
+        w.Key("Status");
+        w.Int(r.status);
+        w.EndObject();
+      }
+      w.EndArray();
+      w.Key("Members@odata.count");
+      w.Uint64(requests.size());
+      w.EndObject();
+    });
+  });
+
+  server.Delete("/mock/requests", [this](const httplib::Request&, httplib::Response& res) {
+    requests_.Clear();
+    res.status = 204;
+  });
 
   server.Get("/mock/state", [this](const httplib::Request&, httplib::Response& res) {
     std::lock_guard<std::mutex> lock(mu_);

@@ -1,5 +1,6 @@
 #define BOOST_TEST_MODULE mock_array_rest
 #include <sys/stat.h>
+#include <time.h>
 
 #include <boost/test/unit_test.hpp>
 #include <chrono>
@@ -460,6 +461,43 @@ BOOST_AUTO_TEST_CASE(group_snapshot_gives_one_snapshot_per_member) {
   BOOST_TEST(array.Get(kVolumes).Json()["Members@odata.count"].GetInt() == 6);
   BOOST_TEST(array.Post(GroupSnapshot(group), kSnapshotBody).status == 201);  // again
   BOOST_TEST(array.Get(kVolumes).Json()["Members@odata.count"].GetInt() == 9);
+}
+
+int64_t MonotonicNs() {
+  timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+BOOST_AUTO_TEST_CASE(the_request_log_says_which_operation_came_when_and_what_it_got) {
+  Array array;
+  if (!array.ok()) return;
+  BOOST_TEST(array.Delete("/mock/requests").status == 204);
+  const int64_t before = MonotonicNs();
+  BOOST_TEST(array.CreateVolume("a").status == 201);
+  BOOST_TEST(array.Get(kVolumes + std::string("/999")).status == 404);
+  const int64_t after = MonotonicNs();
+  HttpResponse r = array.Get("/mock/requests");
+  BOOST_REQUIRE_EQUAL(r.status, 200);
+  rapidjson::Document log = r.Json();
+  // The /mock routes themselves are not in it: only what passed the door.
+  BOOST_REQUIRE_EQUAL(log["Members@odata.count"].GetInt(), 2);
+  const rapidjson::Value& created = log["Members"][0];
+  BOOST_TEST(created["Operation"].GetString() == std::string("Volume.Create"));
+  BOOST_TEST(created["Method"].GetString() == std::string("POST"));
+  BOOST_TEST(created["Path"].GetString() == std::string(kVolumes));
+  BOOST_TEST(created["Status"].GetInt() == 201);
+  const rapidjson::Value& missing = log["Members"][1];
+  BOOST_TEST(missing["Operation"].GetString() == std::string("Volume.Get"));
+  BOOST_TEST(missing["Status"].GetInt() == 404);
+  // On this host's CLOCK_MONOTONIC, so a client can compare them with its own.
+  for (const auto& e : log["Members"].GetArray()) {
+    BOOST_TEST(e["ReceivedMonotonicNs"].GetInt64() >= before);
+    BOOST_TEST(e["AnsweredMonotonicNs"].GetInt64() >= e["ReceivedMonotonicNs"].GetInt64());
+    BOOST_TEST(e["AnsweredMonotonicNs"].GetInt64() <= after);
+  }
+  BOOST_TEST(array.Delete("/mock/requests").status == 204);
+  BOOST_TEST(array.Get("/mock/requests").Json()["Members@odata.count"].GetInt() == 0);
 }
 
 BOOST_AUTO_TEST_CASE(group_snapshot_names_its_snapshots_when_asked) {
