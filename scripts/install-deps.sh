@@ -15,6 +15,10 @@ PACKAGES=(
   curl jq
   # peers the benchmarks measure against (bench/)
   fio qemu-utils
+  # the real-kernel test bed (scripts/vm/testbed.sh): the guest runs this
+  # host's own Open-iSCSI, udev and tgt; its kernel is downloaded by
+  # `testbed.sh prepare`, never installed
+  qemu-system-x86 busybox-static open-iscsi udev xz-utils
 )
 
 missing=()
@@ -40,7 +44,10 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # The tgt package starts a system tgtd on the default portal; snapset's tests
 # and the mock array start their own instances and do not need it.
-if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet tgt 2>/dev/null; then
-  systemctl stop tgt || true
-fi
+# Likewise open-iscsi's iscsid: the test bed's guest runs its own.
+for unit in tgt iscsid open-iscsi; do
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$unit" 2>/dev/null; then
+    systemctl stop "$unit" || true
+  fi
+done
 echo "install-deps: done"

@@ -110,6 +110,8 @@ void ProviderFixture::MapLuns(int i) {
   ConnectionRequest request;
   request.initiator = kHostInitiator;
   request.name = "host-luns";
+  request.chap_user = options_.host_chap_user;
+  request.chap_password = options_.host_chap_password;
   for (const ArrayLun& lun : luns_) {
     if (lun.array == i) request.volumes.push_back(lun.path);
   }

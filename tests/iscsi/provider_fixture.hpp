@@ -49,6 +49,10 @@ struct ProviderFixtureOptions {
   // array runs with a users file (--users, chmod 600) holding only this
   // user, and the provider's credentials files name it.
   std::string user = "admin", password = "admin";
+  // Target CHAP on the host's LUN mapping (both arrays): an initiator must
+  // log in with this user and password to reach the source LUNs. Empty:
+  // none.
+  std::string host_chap_user, host_chap_password;
 };
 
 class ProviderFixture {
