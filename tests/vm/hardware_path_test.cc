@@ -245,10 +245,11 @@ class HardwarePath {
   void StopApps() { apps_.clear(); }
   const std::vector<std::unique_ptr<AppWriter>>& apps() const { return apps_; }
 
+  std::string snapshot_root() const { return work_.str() + "/snap"; }
   // A directory to mount a snapshot on, unmounted by the destructor if the
   // test does not get to unexpose it.
   std::string SnapshotMount(const std::string& name) {
-    const std::string dir = work_.str() + "/snap/" + name;
+    const std::string dir = snapshot_root() + "/" + name;
     fs::create_directories(dir);
     snapshot_mounts_.push_back(dir);
     return dir;
@@ -445,8 +446,10 @@ BOOST_AUTO_TEST_CASE(ext4_on_two_arrays_is_frozen_cut_once_per_array_and_every_s
     CommandResult u = f.Cli({"unexpose", snapshot_of[mounts[i]]});
     BOOST_TEST(u.exit_code == 0, u.output);
   }
-  // The snapshots' sessions are gone; the two to the source LUNs' targets
-  // (conn-1 on each array) stay.
+  // Unmounted; the snapshots' sessions are gone; the two to the source
+  // LUNs' targets (conn-1 on each array) stay.
+  const std::string mounted = ReadFile("/proc/mounts");
+  BOOST_TEST(mounted.find(bed.snapshot_root()) == std::string::npos, mounted);
   CommandResult sessions = RunCommand({"iscsiadm", "-m", "session"}, seconds(30));
   std::istringstream lines(sessions.output);
   int count = 0;
