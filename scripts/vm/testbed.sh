@@ -178,14 +178,27 @@ accelerator() {
   esac
 }
 
-boot() {  # boot MODE(script|shell) RUN_DIR SHARE...
-  local mode=$1 run=$2
-  shift 2
+# What a boot needs, checked before a run folder exists: nothing is left
+# behind by a run that could not start.
+check_boot() {  # check_boot SHARE...
+  local share
   kernel=$VM_DIR/kernel
   kver=$(ls "$kernel/lib/modules" 2>/dev/null || true)
   [[ -n $kver && -f $VM_DIR/initramfs.img ]] || die "no kernel in $VM_DIR: run '$0 prepare' first"
   need qemu-system-x86_64 qemu-system-x86
   need timeout coreutils
+  accelerator >/dev/null
+  for share in "$@"; do
+    [[ -d $share ]] || die "--share $share: no such folder"
+    case $(realpath "$share") in
+      / | /usr | /usr/* | /etc | /etc/* | /proc* | /sys* | /dev*) die "will not share $share" ;;
+    esac
+  done
+}
+
+boot() {  # boot MODE(script|shell) RUN_DIR SHARE...
+  local mode=$1 run=$2
+  shift 2
 
   cp "$here/guest-stage2.sh" "$run/stage2.sh"
   echo "$mode" >"$run/mode"
@@ -194,9 +207,6 @@ boot() {  # boot MODE(script|shell) RUN_DIR SHARE...
   : >"$run/shares"
   for share in "$@"; do
     share=$(realpath "$share")
-    case $share in
-      / | /usr | /usr/* | /etc | /etc/* | /proc* | /sys* | /dev*) die "will not share $share" ;;
-    esac
     n=$((n + 1))
     shares+=(-virtfs "local,path=$share,mount_tag=share$n,readonly=on,$fs")
     echo "share$n $share" >>"$run/shares"
@@ -247,7 +257,7 @@ run() {
   done
   [[ $# -ge 1 ]] || die "usage: $0 run [--share DIR]... SCRIPT [ARG...]"
   [[ -f $1 ]] || die "no script $1"
-  mkdir -p "$VM_DIR"
+  check_boot "${shares[@]}"
   local run
   run=$(mktemp -d "$VM_DIR/run.XXXXXX")
   cp "$1" "$run/script.sh"
@@ -272,10 +282,12 @@ run() {
 shell() {
   local -a shares=()
   while [[ ${1:-} == --share ]]; do
+    [[ $# -ge 2 ]] || die "--share needs a folder"
     shares+=("$2")
     shift 2
   done
-  mkdir -p "$VM_DIR"
+  [[ $# -eq 0 ]] || die "usage: $0 shell [--share DIR]..."
+  check_boot "${shares[@]}"
   local run
   run=$(mktemp -d "$VM_DIR/shell.XXXXXX")
   mkdir -p "$run/out"
