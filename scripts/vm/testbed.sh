@@ -248,13 +248,7 @@ boot() {  # boot MODE(script|shell) RUN_DIR SHARE...
   say "guest ran $(awk -v us=$((${EPOCHREALTIME/./} - start)) 'BEGIN {printf "%.1f", us / 1e6}') s (qemu exit $qemu_status)"
 }
 
-run() {
-  local -a shares=()
-  while [[ ${1:-} == --share ]]; do
-    [[ $# -ge 2 ]] || die "--share needs a folder"
-    shares+=("$2")
-    shift 2
-  done
+run() {  # uses the global shares
   [[ $# -ge 1 ]] || die "usage: $0 run [--share DIR]... SCRIPT [ARG...]"
   [[ -f $1 ]] || die "no script $1"
   check_boot "${shares[@]}"
@@ -279,13 +273,7 @@ run() {
   return "$status"
 }
 
-shell() {
-  local -a shares=()
-  while [[ ${1:-} == --share ]]; do
-    [[ $# -ge 2 ]] || die "--share needs a folder"
-    shares+=("$2")
-    shift 2
-  done
+shell() {  # uses the global shares
   [[ $# -eq 0 ]] || die "usage: $0 shell [--share DIR]..."
   check_boot "${shares[@]}"
   local run
@@ -296,9 +284,18 @@ shell() {
   rm -rf "$run"
 }
 
-case ${1:-} in
+# run and shell take the same leading --share DIR options.
+command=${1:-}
+shift || true
+shares=()
+while [[ ${1:-} == --share ]]; do
+  [[ $# -ge 2 ]] || die "--share needs a folder"
+  shares+=("$2")
+  shift 2
+done
+case $command in
   prepare) prepare ;;
-  run) shift; run "$@" ;;
-  shell) shift; shell "$@" ;;
+  run) run "$@" ;;
+  shell) shell "$@" ;;
   *) sed -n '4,34p' "$0" >&2; exit 2 ;;
 esac
