@@ -56,6 +56,12 @@ quiet() {
 # ---- install the SDK and build the example as an IHV would ----
 echo "== cmake --install $BUILD_DIR --prefix $TMP/prefix"
 quiet cmake --install "$BUILD_DIR" --prefix "$TMP/prefix"
+# An install to a prefix writes nothing outside it (a packager stages into
+# one; a user trying the SDK must not find files in /usr/local or /lib).
+[[ -s $BUILD_DIR/install_manifest.txt ]] || fail "cmake --install wrote no install_manifest.txt"
+if outside=$(grep -v "^$TMP/prefix/" "$BUILD_DIR/install_manifest.txt"); then
+  fail "cmake --install --prefix $TMP/prefix wrote outside the prefix: $outside"
+fi
 
 configure_args=(-S "$SOURCE_DIR/examples/minimal-provider" -B "$TMP/build"
                 -DCMAKE_PREFIX_PATH="$TMP/prefix")
