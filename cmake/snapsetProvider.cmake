@@ -1,7 +1,9 @@
 # snapset_add_provider(NAME SOURCES...): builds a provider plugin the way every
 # provider must be built: a MODULE library against snapset::sdk only, hidden
 # visibility, so the single exported symbol is snapset_provider_entry.
-function(snapset_add_provider name)
+# snapset_add_array_driver(NAME SOURCES...): the same for an array driver
+# (include/snapset/array.h), whose one symbol is snapset_array_driver_entry.
+function(_snapset_add_plugin name entry)
   add_library(${name} MODULE ${ARGN})
   target_link_libraries(${name} PRIVATE snapset::sdk)
   set_target_properties(${name} PROPERTIES
@@ -16,7 +18,15 @@ function(snapset_add_provider name)
   # standard library headers (their namespace is explicitly "default"), so a
   # version script keeps every symbol but the entry point local.
   set(map ${CMAKE_CURRENT_BINARY_DIR}/${name}.exports.map)
-  file(WRITE ${map} "{ global: snapset_provider_entry; local: *; };\n")
+  file(WRITE ${map} "{ global: ${entry}; local: *; };\n")
   target_link_options(${name} PRIVATE -Wl,--version-script=${map})
   set_property(TARGET ${name} APPEND PROPERTY LINK_DEPENDS ${map})
+endfunction()
+
+function(snapset_add_provider name)
+  _snapset_add_plugin(${name} snapset_provider_entry ${ARGN})
+endfunction()
+
+function(snapset_add_array_driver name)
+  _snapset_add_plugin(${name} snapset_array_driver_entry ${ARGN})
 endfunction()
