@@ -41,7 +41,7 @@
 #include "core/run_command.hpp"
 #include "providers/iscsi/array_dialect.hpp"
 #include "providers/iscsi/array_set_part.hpp"
-#include "providers/iscsi/rest_session.hpp"
+#include <snapset/rest.hpp>
 #include "tests/mock-array/mock_array_process.hpp"
 
 namespace {
@@ -51,7 +51,7 @@ using snapset::Status;
 using snapset::iscsi::ArrayDialect;
 using snapset::iscsi::ArraySetPart;
 using snapset::iscsi::ArrayVolume;
-using snapset::iscsi::CallPolicy;
+using snapset::ArrayCall;
 using snapset::iscsi::RestEndpoint;
 using snapset::iscsi::RestSession;
 using snapset::test::MockArrayProcess;
@@ -109,7 +109,7 @@ class Array {
       made_.push_back(r.Json()["@odata.id"].GetString());
     }
     std::unique_ptr<ArrayDialect> d = Dialect();
-    Result<std::vector<ArrayVolume>> all = d->Inventory(CallPolicy{});
+    Result<std::vector<ArrayVolume>> all = d->Inventory(ArrayCall{});
     Check(all.status(), "inventory");
     std::vector<ArrayVolume> out;
     for (int i = 0; i < n; ++i) {
@@ -164,7 +164,7 @@ RunResult OneSet(std::vector<Array*>& arrays, const std::vector<std::vector<Arra
     return total;
   };
   RunResult r;
-  const CallPolicy patient{Clock::now() + std::chrono::seconds(60), true};
+  const ArrayCall patient{Clock::now() + std::chrono::seconds(60), true};
   Check(snapset::iscsi::RunOnEveryPart(parts, [&](ArraySetPart& p) { return p.Prepare(patient); }),
         "prepare");
   r.requests.prepare = count();
@@ -173,7 +173,7 @@ RunResult OneSet(std::vector<Array*>& arrays, const std::vector<std::vector<Arra
   r.requests.warm = count() - r.requests.prepare;
   std::vector<int> before;
   for (const auto& p : parts) before.push_back(p->requests());
-  const CallPolicy window{Clock::now() + std::chrono::seconds(10), false, 1};
+  const ArrayCall window{Clock::now() + std::chrono::seconds(10), false, 1};
   const Clock::time_point t0 = Clock::now();
   Check(snapset::iscsi::RunOnEveryPart(parts, [&](ArraySetPart& p) { return p.Commit(window); }),
         "commit");

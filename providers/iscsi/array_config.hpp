@@ -42,15 +42,9 @@
 #include <vector>
 
 #include "providers/iscsi/array_dialect.hpp"
-#include "providers/iscsi/rest_session.hpp"
+#include <snapset/rest.hpp>
 
 namespace snapset::iscsi {
-
-// A user name and its secret, from a credentials or CHAP file.
-struct Credentials {
-  std::string user;
-  std::string password;  // secret: never print it
-};
 
 struct ArrayConfig {
   std::string name;

@@ -5,7 +5,7 @@
 // commit window, rollback, checking exposed LUNs on the wire).
 //
 // Contract for every method:
-//   - the CallPolicy's deadline is absolute and binding: nothing is sent and
+//   - the ArrayCall's deadline is absolute and binding: nothing is sent and
 //     nothing is waited for past it (inside the commit window it is the
 //     window's deadline and policy.retry is false);
 //   - an operation the array answers asynchronously (202 + task monitor) is
@@ -26,9 +26,18 @@
 #include <string>
 #include <vector>
 
-#include "providers/iscsi/rest_session.hpp"
+#include <snapset/rest.hpp>
 
 namespace snapset::iscsi {
+
+// The REST toolkit's names, as the provider has always used them.
+using rest::Clock;
+using rest::Credentials;
+using rest::JsonObject;
+using rest::RestEndpoint;
+using rest::RestResponse;
+using rest::RestSession;
+using rest::StatusFromResponse;
 
 // A volume or snapshot as the array lists it.
 struct ArrayVolume {
@@ -74,16 +83,16 @@ class ArrayDialect {
 
   // Logs in and opens the connection, so that the next call pays neither a
   // log-in nor a TCP or TLS handshake (pre_commit does this).
-  virtual Status Warm(const CallPolicy& policy) = 0;
+  virtual Status Warm(const ArrayCall& policy) = 0;
 
   // Every volume and snapshot of the array.
-  virtual Result<std::vector<ArrayVolume>> Inventory(const CallPolicy& policy) = 0;
+  virtual Result<std::vector<ArrayVolume>> Inventory(const ArrayCall& policy) = 0;
 
-  virtual Result<std::vector<ArrayGroup>> Groups(const CallPolicy& policy) = 0;
+  virtual Result<std::vector<ArrayGroup>> Groups(const ArrayCall& policy) = 0;
   virtual Result<ArrayGroup> CreateGroup(const std::string& name,
                                          const std::vector<std::string>& member_ids,
-                                         const CallPolicy& policy) = 0;
-  virtual Status DeleteGroup(const std::string& group_id, const CallPolicy& policy) = 0;
+                                         const ArrayCall& policy) = 0;
+  virtual Status DeleteGroup(const std::string& group_id, const ArrayCall& policy) = 0;
 
   // The commit: one request that snapshots every member of the group at one
   // instant. The snapshots come back in the group's member order. `names`
@@ -95,19 +104,19 @@ class ArrayDialect {
   // label, a description) and report it in Inventory().
   virtual Result<std::vector<ArrayVolume>> SnapshotGroup(const ArrayGroup& group,
                                                          const std::vector<std::string>& names,
-                                                         const CallPolicy& policy) = 0;
-  virtual Status DeleteSnapshot(const std::string& snapshot_id, const CallPolicy& policy) = 0;
+                                                         const ArrayCall& policy) = 0;
+  virtual Status DeleteSnapshot(const std::string& snapshot_id, const ArrayCall& policy) = 0;
 
-  virtual Result<ArrayExposure> Expose(const ExposeRequest& request, const CallPolicy& policy) = 0;
-  virtual Status Unexpose(const std::string& exposure_id, const CallPolicy& policy) = 0;
+  virtual Result<ArrayExposure> Expose(const ExposeRequest& request, const ArrayCall& policy) = 0;
+  virtual Status Unexpose(const std::string& exposure_id, const ArrayCall& policy) = 0;
   // Every exposure of the array (the provider finds its own by name, so an
   // exposure made by one process can be undone by another).
-  virtual Result<std::vector<ArrayExposure>> Exposures(const CallPolicy& policy) = 0;
+  virtual Result<std::vector<ArrayExposure>> Exposures(const ArrayCall& policy) = 0;
 
   // Waits, within the policy, for every operation this dialect started that
   // was still running at a deadline. Abort calls it before cleaning up, so
   // that a snapshot finishing late is found and deleted, not leaked.
-  virtual Status Settle(const CallPolicy& policy) = 0;
+  virtual Status Settle(const ArrayCall& policy) = 0;
 
   // HTTP requests sent so far (log-ins and task polls included): the
   // benchmark counts the calls inside the window with it.

@@ -68,7 +68,7 @@ Status ArraySetPart::Add(PartMember member) {
   return Status::Ok();
 }
 
-Status ArraySetPart::Prepare(const CallPolicy& policy) {
+Status ArraySetPart::Prepare(const ArrayCall& policy) {
   std::lock_guard<std::mutex> lock(mu_);
   SNAPSET_RETURN_IF_ERROR(dialect_->Warm(policy));
   Result<std::vector<ArrayGroup>> groups = dialect_->Groups(policy);
@@ -107,12 +107,12 @@ Status ArraySetPart::Prepare(const CallPolicy& policy) {
   return Status::Ok();
 }
 
-Status ArraySetPart::Warm(const CallPolicy& policy) {
+Status ArraySetPart::Warm(const ArrayCall& policy) {
   std::lock_guard<std::mutex> lock(mu_);
   return dialect_->Warm(policy).WithContext("array " + array_);
 }
 
-Status ArraySetPart::Commit(const CallPolicy& policy) {
+Status ArraySetPart::Commit(const ArrayCall& policy) {
   std::lock_guard<std::mutex> lock(mu_);
   if (!group_) return Status::BadState("array " + array_ + ": commit before prepare");
   Result<std::vector<ArrayVolume>> made = dialect_->SnapshotGroup(*group_, names_, policy);
@@ -121,7 +121,7 @@ Status ArraySetPart::Commit(const CallPolicy& policy) {
   return Status::Ok();
 }
 
-Status ArraySetPart::Finish(const CallPolicy& policy) {
+Status ArraySetPart::Finish(const ArrayCall& policy) {
   std::lock_guard<std::mutex> lock(mu_);
   if (!group_ || !group_is_temporary_) return Status::Ok();
   SNAPSET_RETURN_IF_ERROR(dialect_->DeleteGroup(group_->id, policy)
@@ -130,7 +130,7 @@ Status ArraySetPart::Finish(const CallPolicy& policy) {
   return Status::Ok();
 }
 
-Status ArraySetPart::Abort(const CallPolicy& policy) {
+Status ArraySetPart::Abort(const ArrayCall& policy) {
   std::lock_guard<std::mutex> lock(mu_);
   const std::string where = "array " + array_ + ": undoing set " + set_id_;
   // A group snapshot still running as a task at the deadline would make its
@@ -210,7 +210,7 @@ Status RunOnEveryPart(const std::vector<std::shared_ptr<ArraySetPart>>& parts,
   return first;
 }
 
-Status AbortUnknownSet(ArrayDialect& dialect, std::string_view set_id, const CallPolicy& policy) {
+Status AbortUnknownSet(ArrayDialect& dialect, std::string_view set_id, const ArrayCall& policy) {
   Result<std::vector<ArrayGroup>> groups = dialect.Groups(policy);
   if (!groups.ok()) return groups.status();
   const std::string name = GroupName(set_id);

@@ -61,21 +61,21 @@ class ArraySetPart {
 
   // end_prepare: logs in, then finds a consistency group whose members are
   // exactly this part's volumes, or creates GroupName(set id) for them.
-  Status Prepare(const CallPolicy& policy);
+  Status Prepare(const ArrayCall& policy);
   // pre_commit: log in and open the connection again if needed, so that the
   // window pays no handshake.
-  Status Warm(const CallPolicy& policy);
+  Status Warm(const ArrayCall& policy);
   // Inside the window: exactly one group snapshot request (plus task polls
   // when the array answers 202), never past policy.deadline; policy.retry
   // must be false. Does no logging and no other I/O.
-  Status Commit(const CallPolicy& policy);
+  Status Commit(const ArrayCall& policy);
   // post_commit: removes the temporary group; the snapshots stay.
-  Status Finish(const CallPolicy& policy);
+  Status Finish(const ArrayCall& policy);
   // Undoes everything the set made on this array, in any state, again and
   // again: waits for operations still running on the array, removes the
   // temporary group (a commit request still in flight then finds no group),
   // then deletes every replica named for one of the part's snapshots.
-  Status Abort(const CallPolicy& policy);
+  Status Abort(const ArrayCall& policy);
 
   // The members, in the order added.
   std::vector<PartMember> members() const;
@@ -106,7 +106,7 @@ Status RunOnEveryPart(const std::vector<std::shared_ptr<ArraySetPart>>& parts,
 // Abort of a set this process never saw (the host's recovery after a
 // crash): removes the set's temporary group if the array still has one. Its
 // replicas the host deletes by snapshot id.
-Status AbortUnknownSet(ArrayDialect& dialect, std::string_view set_id, const CallPolicy& policy);
+Status AbortUnknownSet(ArrayDialect& dialect, std::string_view set_id, const ArrayCall& policy);
 
 }  // namespace snapset::iscsi
 

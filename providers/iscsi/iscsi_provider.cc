@@ -172,14 +172,14 @@ class IscsiProvider : public Provider {
   Status EndPrepareSnapshots(const Call& call, std::string_view set_id) override {
     std::shared_ptr<SetState> set = Set(set_id, false);
     if (!set) return Status::BadState("set " + std::string(set_id) + " has no volumes here");
-    const CallPolicy policy{call.deadline(), true};
+    const ArrayCall policy{call.deadline(), true};
     return RunOnEveryPart(set->Parts(), [&](ArraySetPart& p) { return p.Prepare(policy); });
   }
 
   Status PreCommitSnapshots(const Call& call, std::string_view set_id) override {
     std::shared_ptr<SetState> set = Set(set_id, false);
     if (!set) return Status::BadState("set " + std::string(set_id) + " has no volumes here");
-    const CallPolicy policy{call.deadline(), true};
+    const ArrayCall policy{call.deadline(), true};
     return RunOnEveryPart(set->Parts(), [&](ArraySetPart& p) { return p.Warm(policy); });
   }
 
@@ -190,7 +190,7 @@ class IscsiProvider : public Provider {
     const steady_clock::time_point window_end = call.deadline();
     const steady_clock::time_point deadline =
         window_end == steady_clock::time_point::max() ? window_end : window_end - kCommitMargin;
-    const CallPolicy policy{deadline, false, 1};
+    const ArrayCall policy{deadline, false, 1};
     set->commit_sent_ns = RealtimeNs();  // the arrays cut between this and their answers
     Status s = RunOnEveryPart(set->Parts(), [&](ArraySetPart& p) { return p.Commit(policy); });
     if (!s.ok() && steady_clock::now() >= deadline) {
@@ -221,7 +221,7 @@ class IscsiProvider : public Provider {
         k.replica = *replica;
       }
     }
-    const CallPolicy policy{call.deadline(), true};
+    const ArrayCall policy{call.deadline(), true};
     SNAPSET_RETURN_IF_ERROR(
         RunOnEveryPart(parts, [&](ArraySetPart& p) { return p.Finish(policy); }));
     std::lock_guard<std::mutex> lock(mu_);
@@ -235,7 +235,7 @@ class IscsiProvider : public Provider {
   }
 
   Status AbortSnapshots(const Call& call, std::string_view set_id) override {
-    const CallPolicy policy{call.deadline(), true};
+    const ArrayCall policy{call.deadline(), true};
     std::shared_ptr<SetState> set = Set(set_id, false);
     if (!set) {
       // A set an earlier process prepared: its temporary groups may be left
@@ -254,7 +254,7 @@ class IscsiProvider : public Provider {
   }
 
   Status DeleteSnapshot(const Call& call, std::string_view snapshot_id) override {
-    const CallPolicy policy{call.deadline(), true};
+    const ArrayCall policy{call.deadline(), true};
     Result<Located> found = Locate(snapshot_id, policy);
     if (!found.ok()) return found.status();
     {
@@ -268,7 +268,7 @@ class IscsiProvider : public Provider {
   }
 
   Status ListSnapshots(const Call& call, std::vector<SnapshotInfo>* out) override {
-    const CallPolicy policy{call.deadline(), true};
+    const ArrayCall policy{call.deadline(), true};
     for (const auto& a : arrays_) {
       std::lock_guard<std::mutex> lock(a->mu);
       const std::string where = "array " + a->config.name;
@@ -291,7 +291,7 @@ class IscsiProvider : public Provider {
       *out = std::move(*mine);
       return Status::Ok();
     }
-    const CallPolicy policy{call.deadline(), true};
+    const ArrayCall policy{call.deadline(), true};
     Result<Located> found = Locate(snapshot_id, policy);
     if (!found.ok()) return found.status();
     std::lock_guard<std::mutex> lock(found->array->mu);
@@ -306,7 +306,7 @@ class IscsiProvider : public Provider {
 
   Status ExposeSnapshot(const Call& call, std::string_view snapshot_id,
                         std::string* exposed_as) override {
-    const CallPolicy policy{call.deadline(), true};
+    const ArrayCall policy{call.deadline(), true};
     Result<Located> found = Locate(snapshot_id, policy);
     if (!found.ok()) return found.status();
     ManagedArray& a = *found->array;
@@ -363,7 +363,7 @@ class IscsiProvider : public Provider {
   }
 
   Status UnexposeSnapshot(const Call& call, std::string_view snapshot_id) override {
-    const CallPolicy policy{call.deadline(), true};
+    const ArrayCall policy{call.deadline(), true};
     for (const auto& a : arrays_) {
       std::lock_guard<std::mutex> lock(a->mu);
       Result<std::vector<ArrayExposure>> exposures = a->dialect->Exposures(policy);
@@ -440,7 +440,7 @@ class IscsiProvider : public Provider {
   }
 
   // The array that holds the replica of `snapshot_id`, asked array by array.
-  Result<Located> Locate(std::string_view snapshot_id, const CallPolicy& policy) {
+  Result<Located> Locate(std::string_view snapshot_id, const ArrayCall& policy) {
     const std::string name = ReplicaName(snapshot_id);
     std::string unreachable;
     for (const auto& a : arrays_) {

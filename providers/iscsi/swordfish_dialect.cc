@@ -245,7 +245,7 @@ std::string SwordfishDialect::PathOf(const std::string& location) const {
 }
 
 Result<RestResponse> SwordfishDialect::Exec(const std::string& method, const std::string& path,
-                                            const std::string& body, const CallPolicy& policy) {
+                                            const std::string& body, const ArrayCall& policy) {
   Result<RestResponse> r = session_.Call(method, path, body, policy);
   if (!r.ok() || r->status != 202) return r;
   const std::string call = method + " " + Url(path);
@@ -267,33 +267,18 @@ Result<RestResponse> SwordfishDialect::Exec(const std::string& method, const std
 Result<RestResponse> SwordfishDialect::PollMonitor(const std::string& call,
                                                    const std::string& monitor,
                                                    std::chrono::milliseconds wait,
-                                                   const CallPolicy& policy) {
-  // The last poll leaves kPollMargin for its own round trip.
-  const Clock::time_point last_poll =
-      policy.deadline == Clock::time_point::max() ? policy.deadline : policy.deadline - kPollMargin;
-  for (;;) {
-    const Clock::time_point now = Clock::now();
-    if (now >= last_poll) {
-      return Status::Unavailable(call + ": the array's task (monitor " + Url(monitor) +
-                                 ") was still running at the deadline; it is remembered, and "
-                                 "Settle() waits for it");
-    }
-    Clock::duration sleep = wait;
-    if (last_poll - now < wait) {
-      sleep = std::min<Clock::duration>(kNearDeadlinePoll, last_poll - now);
-    }
-    std::this_thread::sleep_for(sleep);
-    Result<RestResponse> r = session_.Call("GET", monitor, "", policy);
-    if (!r.ok()) {
-      return r.status().WithContext(call + ": polling its task monitor, still unfinished");
-    }
-    if (r->status != 202) return r;  // the operation's own answer
-    wait = RetryAfter(*r);
-  }
+                                                   const ArrayCall& policy) {
+  rest::JobPolling polling;
+  polling.default_wait = kDefaultRetryAfter;
+  polling.max_wait = kMaxRetryAfter;
+  polling.near_deadline_poll = kNearDeadlinePoll;
+  polling.margin = kPollMargin;
+  // A job still running at the deadline is remembered by Exec for Settle().
+  return rest::PollJob(session_, call, monitor, wait, policy, {}, polling);
 }
 
 Result<rapidjson::Document> SwordfishDialect::GetObject(const std::string& path,
-                                                        const CallPolicy& policy) {
+                                                        const ArrayCall& policy) {
   Result<RestResponse> r = Exec("GET", path, "", policy);
   if (!r.ok()) return r.status();
   if (r->status != 200) return StatusFromResponse("GET", Url(path), *r);
@@ -301,7 +286,7 @@ Result<rapidjson::Document> SwordfishDialect::GetObject(const std::string& path,
 }
 
 Result<std::vector<std::string>> SwordfishDialect::GetMembers(const std::string& path,
-                                                              const CallPolicy& policy) {
+                                                              const ArrayCall& policy) {
   Result<rapidjson::Document> doc = GetObject(path, policy);
   if (!doc.ok()) return doc.status();
   const Body b("GET " + Url(path));
@@ -318,7 +303,7 @@ Result<std::vector<std::string>> SwordfishDialect::GetMembers(const std::string&
   return out;
 }
 
-Status SwordfishDialect::Discover(const CallPolicy& policy) {
+Status SwordfishDialect::Discover(const ArrayCall& policy) {
   if (storage_.empty()) {
     Result<std::vector<std::string>> storage = GetMembers(kStorage, policy);
     if (!storage.ok()) return storage.status();
@@ -357,12 +342,12 @@ Status SwordfishDialect::Discover(const CallPolicy& policy) {
   return Status::Ok();
 }
 
-Status SwordfishDialect::Warm(const CallPolicy& policy) {
+Status SwordfishDialect::Warm(const ArrayCall& policy) {
   SNAPSET_RETURN_IF_ERROR(session_.Warm(policy));
   return Discover(policy);
 }
 
-Result<std::vector<ArrayVolume>> SwordfishDialect::Inventory(const CallPolicy& policy) {
+Result<std::vector<ArrayVolume>> SwordfishDialect::Inventory(const ArrayCall& policy) {
   SNAPSET_RETURN_IF_ERROR(Discover(policy));
   Result<std::vector<std::string>> members = GetMembers(storage_ + "/Volumes", policy);
   if (!members.ok()) return members.status();
@@ -379,7 +364,7 @@ Result<std::vector<ArrayVolume>> SwordfishDialect::Inventory(const CallPolicy& p
   return out;
 }
 
-Result<std::vector<ArrayGroup>> SwordfishDialect::Groups(const CallPolicy& policy) {
+Result<std::vector<ArrayGroup>> SwordfishDialect::Groups(const ArrayCall& policy) {
   SNAPSET_RETURN_IF_ERROR(Discover(policy));
   Result<std::vector<std::string>> members = GetMembers(storage_ + "/ConsistencyGroups", policy);
   if (!members.ok()) return members.status();
@@ -397,7 +382,7 @@ Result<std::vector<ArrayGroup>> SwordfishDialect::Groups(const CallPolicy& polic
 
 Result<ArrayGroup> SwordfishDialect::CreateGroup(const std::string& name,
                                                  const std::vector<std::string>& member_ids,
-                                                 const CallPolicy& policy) {
+                                                 const ArrayCall& policy) {
   if (name.empty()) return Status::InvalidArgument("CreateGroup: the group name is empty");
   if (member_ids.empty()) return Status::InvalidArgument("CreateGroup: no member volumes");
   for (const std::string& id : member_ids) {
@@ -427,20 +412,20 @@ Result<ArrayGroup> SwordfishDialect::CreateGroup(const std::string& name,
 }
 
 Status SwordfishDialect::Deleted(const std::string& method, const std::string& path,
-                                 const std::string& body, const CallPolicy& policy) {
+                                 const std::string& body, const ArrayCall& policy) {
   Result<RestResponse> r = Exec(method, path, body, policy);
   if (!r.ok()) return r.status();
   if (Is2xx(r->status) || r->status == 404) return Status::Ok();  // 404: already gone
   return StatusFromResponse(method, Url(path), *r);
 }
 
-Status SwordfishDialect::DeleteGroup(const std::string& group_id, const CallPolicy& policy) {
+Status SwordfishDialect::DeleteGroup(const std::string& group_id, const ArrayCall& policy) {
   SNAPSET_RETURN_IF_ERROR(CheckId("DeleteGroup", "group id", group_id));
   return Deleted("DELETE", group_id, "", policy);
 }
 
 Result<std::vector<ArrayVolume>> SwordfishDialect::SnapshotGroup(
-    const ArrayGroup& group, const std::vector<std::string>& names, const CallPolicy& policy) {
+    const ArrayGroup& group, const std::vector<std::string>& names, const ArrayCall& policy) {
   SNAPSET_RETURN_IF_ERROR(CheckId("SnapshotGroup", "group id", group.id));
   if (!names.empty() && names.size() != group.member_ids.size()) {
     return Status::InvalidArgument("SnapshotGroup: " + std::to_string(names.size()) +
@@ -507,7 +492,7 @@ Result<std::vector<ArrayVolume>> SwordfishDialect::SnapshotGroup(
   return ordered;
 }
 
-Status SwordfishDialect::DeleteSnapshot(const std::string& snapshot_id, const CallPolicy& policy) {
+Status SwordfishDialect::DeleteSnapshot(const std::string& snapshot_id, const ArrayCall& policy) {
   SNAPSET_RETURN_IF_ERROR(CheckId("DeleteSnapshot", "snapshot id", snapshot_id));
   return Deleted("POST", snapshot_id + "/Actions/Volume.RemoveReplicaRelationship",
                  R"({"DeleteTargetVolume":true})", policy);
@@ -554,7 +539,7 @@ Result<ArrayExposure> ParseExposure(const Body& b, const Json& doc) {
 }  // namespace
 
 Result<ArrayExposure> SwordfishDialect::Expose(const ExposeRequest& request,
-                                               const CallPolicy& policy) {
+                                               const ArrayCall& policy) {
   if (request.volume_ids.empty()) return Status::InvalidArgument("Expose: no volumes to map");
   if (request.initiator_iqn.empty()) {
     return Status::InvalidArgument("Expose: no initiator IQN to map the volumes to");
@@ -632,12 +617,12 @@ Result<ArrayExposure> SwordfishDialect::Expose(const ExposeRequest& request,
   return exposure;
 }
 
-Status SwordfishDialect::Unexpose(const std::string& exposure_id, const CallPolicy& policy) {
+Status SwordfishDialect::Unexpose(const std::string& exposure_id, const ArrayCall& policy) {
   SNAPSET_RETURN_IF_ERROR(CheckId("Unexpose", "exposure id", exposure_id));
   return Deleted("DELETE", exposure_id, "", policy);
 }
 
-Result<std::vector<ArrayExposure>> SwordfishDialect::Exposures(const CallPolicy& policy) {
+Result<std::vector<ArrayExposure>> SwordfishDialect::Exposures(const ArrayCall& policy) {
   SNAPSET_RETURN_IF_ERROR(Discover(policy));
   Result<std::vector<std::string>> members = GetMembers(connections_, policy);
   if (!members.ok()) return members.status();
@@ -653,7 +638,7 @@ Result<std::vector<ArrayExposure>> SwordfishDialect::Exposures(const CallPolicy&
   return out;
 }
 
-Status SwordfishDialect::Settle(const CallPolicy& policy) {
+Status SwordfishDialect::Settle(const ArrayCall& policy) {
   std::vector<Pending> still;
   std::string running;
   for (const Pending& p : pending_) {

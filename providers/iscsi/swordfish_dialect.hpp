@@ -27,7 +27,7 @@
 #include <vector>
 
 #include "providers/iscsi/array_dialect.hpp"
-#include "providers/iscsi/rest_session.hpp"
+#include <snapset/rest.hpp>
 
 namespace snapset::iscsi {
 
@@ -35,21 +35,21 @@ class SwordfishDialect final : public ArrayDialect {
  public:
   explicit SwordfishDialect(RestEndpoint endpoint);
 
-  Status Warm(const CallPolicy& policy) override;
-  Result<std::vector<ArrayVolume>> Inventory(const CallPolicy& policy) override;
-  Result<std::vector<ArrayGroup>> Groups(const CallPolicy& policy) override;
+  Status Warm(const ArrayCall& policy) override;
+  Result<std::vector<ArrayVolume>> Inventory(const ArrayCall& policy) override;
+  Result<std::vector<ArrayGroup>> Groups(const ArrayCall& policy) override;
   Result<ArrayGroup> CreateGroup(const std::string& name,
                                  const std::vector<std::string>& member_ids,
-                                 const CallPolicy& policy) override;
-  Status DeleteGroup(const std::string& group_id, const CallPolicy& policy) override;
+                                 const ArrayCall& policy) override;
+  Status DeleteGroup(const std::string& group_id, const ArrayCall& policy) override;
   Result<std::vector<ArrayVolume>> SnapshotGroup(const ArrayGroup& group,
                                                  const std::vector<std::string>& names,
-                                                 const CallPolicy& policy) override;
-  Status DeleteSnapshot(const std::string& snapshot_id, const CallPolicy& policy) override;
-  Result<ArrayExposure> Expose(const ExposeRequest& request, const CallPolicy& policy) override;
-  Status Unexpose(const std::string& exposure_id, const CallPolicy& policy) override;
-  Result<std::vector<ArrayExposure>> Exposures(const CallPolicy& policy) override;
-  Status Settle(const CallPolicy& policy) override;
+                                                 const ArrayCall& policy) override;
+  Status DeleteSnapshot(const std::string& snapshot_id, const ArrayCall& policy) override;
+  Result<ArrayExposure> Expose(const ExposeRequest& request, const ArrayCall& policy) override;
+  Status Unexpose(const std::string& exposure_id, const ArrayCall& policy) override;
+  Result<std::vector<ArrayExposure>> Exposures(const ArrayCall& policy) override;
+  Status Settle(const ArrayCall& policy) override;
   int requests() const override { return session_.requests(); }
 
   // Operations still running at a deadline, not yet seen done by Settle().
@@ -68,21 +68,21 @@ class SwordfishDialect final : public ArrayDialect {
   };
 
   // Finds the storage and the iSCSI fabric once.
-  Status Discover(const CallPolicy& policy);
+  Status Discover(const ArrayCall& policy);
   // Sends the request; a 202 is followed to the operation's own answer.
   Result<RestResponse> Exec(const std::string& method, const std::string& path,
-                            const std::string& body, const CallPolicy& policy);
+                            const std::string& body, const ArrayCall& policy);
   // Polls `monitor` until it answers anything but 202 (returned), or until
   // the deadline (Unavailable). `wait`: the Retry-After last given.
   Result<RestResponse> PollMonitor(const std::string& call, const std::string& monitor,
-                                   std::chrono::milliseconds wait, const CallPolicy& policy);
+                                   std::chrono::milliseconds wait, const ArrayCall& policy);
   // A GET that must answer 200 with a JSON object.
-  Result<rapidjson::Document> GetObject(const std::string& path, const CallPolicy& policy);
+  Result<rapidjson::Document> GetObject(const std::string& path, const ArrayCall& policy);
   // Paths of a collection's Members.
-  Result<std::vector<std::string>> GetMembers(const std::string& path, const CallPolicy& policy);
+  Result<std::vector<std::string>> GetMembers(const std::string& path, const ArrayCall& policy);
   // The array's answer to an idempotent delete: 2xx or 404 is OK.
   Status Deleted(const std::string& method, const std::string& path, const std::string& body,
-                 const CallPolicy& policy);
+                 const ArrayCall& policy);
   std::string Url(const std::string& path) const { return session_.base_url() + path; }
   // A Location header (absolute or not) as a path on this array.
   std::string PathOf(const std::string& location) const;

@@ -90,7 +90,7 @@ void VolumeMatcher::RefreshAll() {
   // The arrays are asked in parallel (each dialect is its own object, used
   // by one thread), so one slow array costs its timeout once, not once per
   // array behind it.
-  CallPolicy policy;
+  ArrayCall policy;
   policy.deadline = Clock::now() + refresh_timeout_;
   std::vector<std::future<Result<std::vector<ArrayVolume>>>> answers;
   for (Cache& c : caches_) {

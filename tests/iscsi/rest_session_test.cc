@@ -2,7 +2,7 @@
 // calls, a new log-in when the token expires, refusals that name the call
 // and never the secrets, deadlines that hold.
 #define BOOST_TEST_MODULE iscsi_rest_session
-#include "providers/iscsi/rest_session.hpp"
+#include <snapset/rest.hpp>
 
 #include <boost/test/unit_test.hpp>
 #include <chrono>
@@ -15,11 +15,11 @@
 namespace snapset::test {
 namespace {
 
-using iscsi::CallPolicy;
-using iscsi::Clock;
-using iscsi::RestEndpoint;
-using iscsi::RestResponse;
-using iscsi::RestSession;
+using snapset::ArrayCall;
+using rest::Clock;
+using rest::RestEndpoint;
+using rest::RestResponse;
+using rest::RestSession;
 
 constexpr char kVolumes[] = "/redfish/v1/Storage/array/Volumes";
 
@@ -46,7 +46,7 @@ BOOST_AUTO_TEST_CASE(one_login_serves_many_calls) {
   }
   Result<RestResponse> list = session.Call("GET", kVolumes);
   BOOST_REQUIRE(list.ok());
-  Result<rapidjson::Document> doc = iscsi::JsonObject("GET", kVolumes, *list);
+  Result<rapidjson::Document> doc = rest::JsonObject("GET", kVolumes, *list);
   BOOST_REQUIRE(doc.ok());
   BOOST_TEST((*doc)["Members@odata.count"].GetInt() == 5);
   BOOST_TEST(session.logins() == 1);
@@ -90,14 +90,14 @@ BOOST_AUTO_TEST_CASE(a_refused_call_names_the_call_and_what_the_array_said) {
   Result<RestResponse> again = session.Call("POST", kVolumes, body);
   BOOST_REQUIRE(again.ok());
   BOOST_TEST(again->status == 409);
-  const Status s = iscsi::StatusFromResponse("POST", array.Url(kVolumes), *again);
+  const Status s = rest::StatusFromResponse("POST", array.Url(kVolumes), *again);
   BOOST_TEST((s.code() == Code::kAlreadyExists), s.ToString());
   BOOST_TEST(s.message().find("POST " + array.Url(kVolumes)) != std::string::npos, s.message());
   BOOST_TEST(s.message().find("ResourceAlreadyExists") != std::string::npos, s.message());
   BOOST_TEST(s.message().find("dup") != std::string::npos, s.message());
   Result<RestResponse> missing = session.Call("GET", std::string(kVolumes) + "/999");
   BOOST_REQUIRE(missing.ok());
-  BOOST_TEST((iscsi::StatusFromResponse("GET", "x", *missing).code() == Code::kNotFound));
+  BOOST_TEST((rest::StatusFromResponse("GET", "x", *missing).code() == Code::kNotFound));
 }
 
 BOOST_AUTO_TEST_CASE(an_unreachable_array_is_unavailable_within_the_deadline) {
@@ -113,7 +113,7 @@ BOOST_AUTO_TEST_CASE(an_unreachable_array_is_unavailable_within_the_deadline) {
   e.user = "admin";
   e.password = "admin";
   RestSession session(e);
-  CallPolicy policy;
+  ArrayCall policy;
   policy.deadline = Clock::now() + std::chrono::seconds(2);
   const auto start = Clock::now();
   Result<RestResponse> r = session.Call("GET", kVolumes, "", policy);
@@ -133,12 +133,12 @@ BOOST_AUTO_TEST_CASE(a_body_that_is_not_json_is_an_error_naming_the_call) {
   RestResponse r;
   r.status = 200;
   r.body = "{\"Members\": [";
-  Result<rapidjson::Document> doc = iscsi::JsonObject("GET", "https://a/redfish/v1/x", r);
+  Result<rapidjson::Document> doc = rest::JsonObject("GET", "https://a/redfish/v1/x", r);
   BOOST_REQUIRE(!doc.ok());
   BOOST_TEST(doc.status().message().find("GET https://a/redfish/v1/x") != std::string::npos);
   BOOST_TEST(doc.status().message().find("not JSON") != std::string::npos);
   r.body = "[1,2]";
-  BOOST_TEST(!iscsi::JsonObject("GET", "u", r).ok());
+  BOOST_TEST(!rest::JsonObject("GET", "u", r).ok());
 }
 
 }  // namespace

@@ -35,7 +35,7 @@ namespace {
 using iscsi::ArrayExposure;
 using iscsi::ArrayGroup;
 using iscsi::ArrayVolume;
-using iscsi::CallPolicy;
+using snapset::ArrayCall;
 using iscsi::Clock;
 using iscsi::ExposeRequest;
 using iscsi::RestEndpoint;
@@ -84,13 +84,13 @@ const Status& NoSecret(const Result<T>& r) {
     BOOST_REQUIRE_MESSAGE(_r.ok(), NoSecret(_r).ToString()); \
   } while (0)
 
-CallPolicy Within(milliseconds ms, bool retry = true) {
-  CallPolicy p;
+ArrayCall Within(milliseconds ms, bool retry = true) {
+  ArrayCall p;
   p.deadline = Clock::now() + ms;
   p.retry = retry;
   return p;
 }
-CallPolicy Patient() { return Within(milliseconds(20000)); }
+ArrayCall Patient() { return Within(milliseconds(20000)); }
 
 int64_t MsSince(Clock::time_point start) {
   return std::chrono::duration_cast<milliseconds>(Clock::now() - start).count();

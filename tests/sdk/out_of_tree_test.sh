@@ -89,6 +89,44 @@ if [[ ${#exported[@]} -ne 1 || ${exported[0]} != snapset_provider_entry ]]; then
   fail "$PLUGIN exports ${#exported[@]} symbols; it must export only snapset_provider_entry"
 fi
 
+# ---- an array driver over the REST toolkit, with CMake and with pkg-config ----
+# exports_only LIBRARY SYMBOL: fails unless LIBRARY exports exactly SYMBOL.
+exports_only() {
+  local exported
+  mapfile -t exported < <(nm -D --defined-only "$1" | awk '{print $NF}' | sed 's/@.*//' |
+                          grep -vxE '_init|_fini|_edata|_end|__bss_start' || true)
+  if [[ ${#exported[@]} -ne 1 || ${exported[0]} != "$2" ]]; then
+    printf '  %s\n' "${exported[@]}" >&2
+    fail "$1 exports ${#exported[@]} symbols; it must export only $2"
+  fi
+}
+echo "== build an array driver out of tree: find_package(snapset COMPONENTS array rest)"
+driver_args=("${configure_args[@]}")
+driver_args[1]=$SOURCE_DIR/tests/sdk/oot-rest-driver
+driver_args[3]=$TMP/driver-build
+quiet cmake "${driver_args[@]}"
+quiet cmake --build "$TMP/driver-build"
+exports_only "$TMP/driver-build/liboot_rest_driver.so" snapset_array_driver_entry
+echo "== the same driver with pkg-config snapset-rest"
+quiet c++ -std=c++20 -shared -fPIC -fvisibility=hidden -o "$TMP/liboot_pc.so" \
+  "$SOURCE_DIR/tests/sdk/oot-rest-driver/oot_rest_driver.cc" \
+  $(PKG_CONFIG_PATH=$TMP/prefix/lib/pkgconfig pkg-config --cflags --libs snapset-rest) \
+  -Wl,--no-undefined
+nm -D --defined-only "$TMP/liboot_pc.so" | grep -q ' snapset_array_driver_entry$' ||
+  fail "the pkg-config build exports no snapset_array_driver_entry"
+# An unknown component is refused by find_package, naming it.
+mkdir -p "$TMP/bad-component"
+cat >"$TMP/bad-component/CMakeLists.txt" <<'CMAKE'
+cmake_minimum_required(VERSION 3.25)
+project(bad LANGUAGES CXX)
+find_package(snapset REQUIRED COMPONENTS nosuch)
+CMAKE
+if cmake -S "$TMP/bad-component" -B "$TMP/bad-build" -DCMAKE_PREFIX_PATH="$TMP/prefix" \
+     >"$TMP/bad.log" 2>&1; then
+  fail "find_package(snapset COMPONENTS nosuch) succeeded"
+fi
+grep -q "nosuch" "$TMP/bad.log" || fail "find_package does not name the unknown component"
+
 # ---- register it and let the CLI load it ----
 CONFIG=$TMP/config
 SNAPSHOT_DIR=$TMP/snapshots

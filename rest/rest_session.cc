@@ -1,4 +1,5 @@
-#include "providers/iscsi/rest_session.hpp"
+// SPDX-License-Identifier: Apache-2.0
+#include <snapset/rest.hpp>
 
 #include <curl/curl.h>
 #include <rapidjson/error/en.h>
@@ -10,10 +11,9 @@
 #include <mutex>
 #include <thread>
 
-namespace snapset::iscsi {
+namespace snapset::rest {
 namespace {
 
-constexpr char kSessions[] = "/redfish/v1/SessionService/Sessions";
 constexpr auto kFirstBackoff = std::chrono::milliseconds(200);
 constexpr auto kMaxBackoff = std::chrono::seconds(5);
 constexpr size_t kMaxQuotedBody = 200;
@@ -83,7 +83,7 @@ RestSession::RestSession(RestEndpoint endpoint) : endpoint_(std::move(endpoint))
 }
 
 RestSession::~RestSession() {
-  CallPolicy quick;
+  ArrayCall quick;
   quick.deadline = Clock::now() + std::chrono::seconds(2);
   quick.retry = false;
   Logout(quick);
@@ -112,7 +112,13 @@ Result<RestResponse> RestSession::Send(const std::string& method, const std::str
   RestResponse response;
   curl_slist* headers = curl_slist_append(nullptr, "Accept: application/json");
   if (!body.empty()) headers = curl_slist_append(headers, "Content-Type: application/json");
-  if (!token_.empty()) headers = curl_slist_append(headers, ("X-Auth-Token: " + token_).c_str());
+  const RestLogin& login = endpoint_.login;
+  if (login.scheme == RestLogin::Scheme::kSession && !token_.empty()) {
+    headers = curl_slist_append(
+        headers, (login.token_header + ": " + login.token_prefix + token_).c_str());
+  } else if (login.scheme == RestLogin::Scheme::kBearer) {
+    headers = curl_slist_append(headers, ("Authorization: Bearer " + endpoint_.password).c_str());
+  }
   curl_easy_setopt(curl_, CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl_, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(curl_, CURLOPT_HTTPHEADER, headers);
@@ -140,6 +146,11 @@ Result<RestResponse> RestSession::Send(const std::string& method, const std::str
   curl_easy_setopt(curl_, CURLOPT_HEADERDATA, &response.headers);
   char error[CURL_ERROR_SIZE] = "";
   curl_easy_setopt(curl_, CURLOPT_ERRORBUFFER, error);
+  if (login.scheme == RestLogin::Scheme::kBasic) {
+    curl_easy_setopt(curl_, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
+    curl_easy_setopt(curl_, CURLOPT_USERNAME, endpoint_.user.c_str());
+    curl_easy_setopt(curl_, CURLOPT_PASSWORD, endpoint_.password.c_str());
+  }
 
   ++requests_;
   const CURLcode rc = curl_easy_perform(curl_);
@@ -153,25 +164,45 @@ Result<RestResponse> RestSession::Send(const std::string& method, const std::str
   return response;
 }
 
-Status RestSession::Login(const CallPolicy& policy) {
-  const std::string body = "{\"UserName\":" + JsonString(endpoint_.user) +
-                           ",\"Password\":" + JsonString(endpoint_.password) + "}";
+Status RestSession::Login(const ArrayCall& call) {
+  const RestLogin& login = endpoint_.login;
+  if (login.scheme != RestLogin::Scheme::kSession) return Status::Ok();
+  const std::string body = "{" + JsonString(login.user_field) + ":" + JsonString(endpoint_.user) +
+                           "," + JsonString(login.password_field) + ":" +
+                           JsonString(endpoint_.password) + "}";
   token_.clear();
-  Result<RestResponse> r = Send("POST", kSessions, body, policy.deadline);
+  Result<RestResponse> r = Send("POST", login.path, body, call.deadline);
   if (!r.ok()) return r.status();
-  const std::string url = endpoint_.base_url + kSessions;
+  const std::string url = endpoint_.base_url + login.path;
   if (r->status == 401 || r->status == 403) {
     return Status::Config("POST " + url + ": the array refused the log-in of user '" +
                           endpoint_.user + "' (" + std::to_string(r->status) +
                           "); check the credentials file");
   }
   if (r->status != 201 && r->status != 200) return StatusFromResponse("POST", url, *r);
-  token_ = r->Header("x-auth-token");
-  if (token_.empty()) {
-    return Status::Unavailable("POST " + url + ": the log-in answered " +
-                               std::to_string(r->status) + " without an X-Auth-Token header");
+  if (!login.token_response_header.empty()) {
+    std::string header = login.token_response_header;
+    std::transform(header.begin(), header.end(), header.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    token_ = r->Header(header);
+    if (token_.empty()) {
+      return Status::Unavailable("POST " + url + ": the log-in answered " +
+                                 std::to_string(r->status) + " without a " +
+                                 login.token_response_header + " header");
+    }
+  } else {
+    rapidjson::Document doc;
+    doc.Parse(r->body.c_str());
+    auto it = doc.IsObject() ? doc.FindMember(login.token_field.c_str()) : doc.MemberEnd();
+    if (!doc.IsObject() || it == doc.MemberEnd() || !it->value.IsString() ||
+        it->value.GetStringLength() == 0) {
+      return Status::Unavailable("POST " + url + ": the log-in answered " +
+                                 std::to_string(r->status) + " without a string \"" +
+                                 login.token_field + "\" member holding the token");
+    }
+    token_.assign(it->value.GetString(), it->value.GetStringLength());
   }
-  session_path_ = r->Header("location");
+  session_path_ = login.logout ? r->Header("location") : "";
   // A Location may be absolute; keep the path.
   if (session_path_.rfind(endpoint_.base_url, 0) == 0) {
     session_path_ = session_path_.substr(endpoint_.base_url.size());
@@ -180,27 +211,45 @@ Status RestSession::Login(const CallPolicy& policy) {
   return Status::Ok();
 }
 
-Status RestSession::Warm(const CallPolicy& policy) {
-  if (token_.empty()) return Login(policy);
+Status RestSession::Warm(const ArrayCall& call) {
+  if (!logged_in()) return Redacted(Login(call));
   // A cheap authenticated GET: proves the token and opens the connection.
-  Result<RestResponse> r = Call("GET", "/redfish/v1", "", policy);
+  const std::string& probe = endpoint_.login.probe_path;
+  Result<RestResponse> r = Call("GET", probe, "", call);
   if (!r.ok()) return r.status();
-  if (r->status != 200) return StatusFromResponse("GET", endpoint_.base_url + "/redfish/v1", *r);
+  if (r->status != 200) return StatusFromResponse("GET", endpoint_.base_url + probe, *r);
   return Status::Ok();
 }
 
+std::string RestSession::Redact(std::string text) const {
+  for (const std::string* secret : {&endpoint_.password, &token_}) {
+    if (secret->empty()) continue;
+    for (size_t at = text.find(*secret); at != std::string::npos;
+         at = text.find(*secret, at + 10)) {
+      text.replace(at, secret->size(), "<redacted>");
+    }
+  }
+  return text;
+}
+
+Status RestSession::Redacted(Status s) const {
+  if (s.ok()) return s;
+  return Status(s.code(), Redact(s.message()));
+}
+
 Result<RestResponse> RestSession::Call(const std::string& method, const std::string& path,
-                                       const std::string& body, const CallPolicy& policy) {
+                                       const std::string& body, const ArrayCall& policy) {
   bool logged_in_again = false;
   auto backoff = std::chrono::duration_cast<std::chrono::milliseconds>(kFirstBackoff);
   for (int attempt = 1;; ++attempt) {
-    if (token_.empty()) SNAPSET_RETURN_IF_ERROR(Login(policy));
+    if (!logged_in()) SNAPSET_RETURN_IF_ERROR(Redacted(Login(policy)));
     Result<RestResponse> r = Send(method, path, body, policy.deadline);
-    const bool more = policy.retry && attempt < policy.max_attempts;
+    const bool more = policy.retry && attempt < kMaxAttempts;
     if (!r.ok()) {
       // A transport failure: only a GET is surely safe to send again.
-      if (!more || method != "GET") return r.status();
-    } else if (r->status == 401 && !logged_in_again) {
+      if (!more || method != "GET") return Redacted(r.status());
+    } else if (r->status == 401 && !logged_in_again &&
+               endpoint_.login.scheme == RestLogin::Scheme::kSession) {
       // The token expired or the array restarted: once, log in again.
       logged_in_again = true;
       token_.clear();
@@ -212,14 +261,14 @@ Result<RestResponse> RestSession::Call(const std::string& method, const std::str
     }
     if (Clock::now() + backoff >= policy.deadline) {
       if (r.ok()) return r;
-      return r.status();
+      return Redacted(r.status());
     }
     std::this_thread::sleep_for(backoff);
     backoff = std::min<std::chrono::milliseconds>(backoff * 2, kMaxBackoff);
   }
 }
 
-void RestSession::Logout(const CallPolicy& policy) {
+void RestSession::Logout(const ArrayCall& policy) {
   if (token_.empty()) return;
   if (!session_path_.empty()) static_cast<void>(Send("DELETE", session_path_, "", policy.deadline));
   token_.clear();
@@ -277,4 +326,4 @@ Result<rapidjson::Document> JsonObject(const std::string& method, const std::str
   return doc;
 }
 
-}  // namespace snapset::iscsi
+}  // namespace snapset::rest
