@@ -35,25 +35,26 @@
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <snapset/array.hpp>
+#include <snapset/rest.hpp>
 #include <string>
 #include <vector>
 
 #include "core/run_command.hpp"
-#include "providers/iscsi/array_dialect.hpp"
 #include "providers/iscsi/array_set_part.hpp"
-#include <snapset/rest.hpp>
+#include "swordfish_driver.hpp"
 #include "tests/mock-array/mock_array_process.hpp"
 
 namespace {
 
+using snapset::ArrayCall;
+using snapset::ArrayDriver;
+using snapset::ArrayVolume;
 using snapset::Result;
 using snapset::Status;
-using snapset::iscsi::ArrayDialect;
 using snapset::iscsi::ArraySetPart;
-using snapset::iscsi::ArrayVolume;
-using snapset::ArrayCall;
-using snapset::iscsi::RestEndpoint;
-using snapset::iscsi::RestSession;
+using snapset::rest::RestEndpoint;
+using snapset::rest::RestSession;
 using snapset::test::MockArrayProcess;
 using Clock = std::chrono::steady_clock;
 
@@ -108,7 +109,7 @@ class Array {
       if (r.status != 201) throw std::runtime_error("creating " + name + ": " + r.body);
       made_.push_back(r.Json()["@odata.id"].GetString());
     }
-    std::unique_ptr<ArrayDialect> d = Dialect();
+    std::unique_ptr<ArrayDriver> d = Dialect();
     Result<std::vector<ArrayVolume>> all = d->Inventory(ArrayCall{});
     Check(all.status(), "inventory");
     std::vector<ArrayVolume> out;
@@ -119,8 +120,8 @@ class Array {
     }
     return out;
   }
-  std::unique_ptr<ArrayDialect> Dialect() const {
-    return snapset::iscsi::MakeSwordfishDialect(endpoint_);
+  std::unique_ptr<ArrayDriver> Dialect() const {
+    return snapset::swordfish::MakeSwordfishDriver(endpoint_);
   }
   const RestEndpoint& endpoint() const { return endpoint_; }
 
@@ -195,7 +196,7 @@ RunResult OneSet(std::vector<Array*>& arrays, const std::vector<std::vector<Arra
 // The baseline: one GET of the storage resource on a warm session.
 double WarmGetMs(RestSession& session) {
   const Clock::time_point t0 = Clock::now();
-  Result<snapset::iscsi::RestResponse> r = session.Call("GET", "/redfish/v1/Storage/array");
+  Result<snapset::rest::RestResponse> r = session.Call("GET", "/redfish/v1/Storage/array");
   const double ms = Ms(Clock::now() - t0);
   Check(r.status(), "GET storage");
   return ms;

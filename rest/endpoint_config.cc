@@ -170,8 +170,7 @@ Result<EndpointConfig> ParseEndpoint(const rapidjson::Value& a, const std::strin
     return Bad(Member(at, "credentials_file"),
                "missing: name a file holding {\"UserName\": ..., \"Password\": ...} (chmod 600)");
   }
-  Result<Credentials> rest =
-      ReadCredentialsFile(*credentials_file, Member(at, "credentials_file"));
+  Result<Credentials> rest = ReadCredentialsFile(*credentials_file, Member(at, "credentials_file"));
   if (!rest.ok()) return rest.status();
   out.credentials_file = *credentials_file;
   out.endpoint.user = rest->user;

@@ -5,15 +5,12 @@
 
 namespace snapset::rest {
 
-Result<RestResponse> PollJob(RestSession& session, const std::string& what,
-                             const std::string& path, std::chrono::milliseconds first_wait,
-                             const ArrayCall& call,
+Result<RestResponse> PollJob(RestSession& session, const std::string& what, const std::string& path,
+                             std::chrono::milliseconds first_wait, const ArrayCall& call,
                              const std::function<bool(const RestResponse&)>& finished,
                              const JobPolling& polling) {
   auto done = [&](const RestResponse& r) { return finished ? finished(r) : r.status != 202; };
-  auto bounded = [&](std::chrono::milliseconds wait) {
-    return std::min(wait, polling.max_wait);
-  };
+  auto bounded = [&](std::chrono::milliseconds wait) { return std::min(wait, polling.max_wait); };
   // The last poll leaves `margin` for its own round trip.
   const Clock::time_point last_poll =
       call.deadline == Clock::time_point::max() ? call.deadline : call.deadline - polling.margin;

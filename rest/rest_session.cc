@@ -1,6 +1,4 @@
 // SPDX-License-Identifier: Apache-2.0
-#include <snapset/rest.hpp>
-
 #include <curl/curl.h>
 #include <rapidjson/error/en.h>
 #include <rapidjson/stringbuffer.h>
@@ -9,6 +7,7 @@
 #include <algorithm>
 #include <cctype>
 #include <mutex>
+#include <snapset/rest.hpp>
 #include <thread>
 
 namespace snapset::rest {
@@ -114,8 +113,8 @@ Result<RestResponse> RestSession::Send(const std::string& method, const std::str
   if (!body.empty()) headers = curl_slist_append(headers, "Content-Type: application/json");
   const RestLogin& login = endpoint_.login;
   if (login.scheme == RestLogin::Scheme::kSession && !token_.empty()) {
-    headers = curl_slist_append(
-        headers, (login.token_header + ": " + login.token_prefix + token_).c_str());
+    headers = curl_slist_append(headers,
+                                (login.token_header + ": " + login.token_prefix + token_).c_str());
   } else if (login.scheme == RestLogin::Scheme::kBearer) {
     headers = curl_slist_append(headers, ("Authorization: Bearer " + endpoint_.password).c_str());
   }

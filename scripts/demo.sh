@@ -130,9 +130,9 @@ jq -n --arg iqn "$host_iqn" --arg ra "${rest[a]}" --arg rb "${rest[b]}" \
   --arg ca "$work/ca.pem" --arg lib "$build/providers/libsnapset_iscsi_provider.so" '
   {id: "1b4e28ba-2fa1-41d2-883f-0016d3cca427", name: "iscsi", type: "hardware", library: $lib,
    config: {initiator_iqn: $iqn, arrays: [
-     {name: "a", dialect: "swordfish", rest_url: $ra, credentials_file: $cred, ca_file: $ca,
+     {name: "a", driver: "swordfish", rest_url: $ra, credentials_file: $cred, ca_file: $ca,
       portals: [$pa]},
-     {name: "b", dialect: "swordfish", rest_url: $rb, credentials_file: $cred, ca_file: $ca,
+     {name: "b", driver: "swordfish", rest_url: $rb, credentials_file: $cred, ca_file: $ca,
       portals: [$pb]}]}}' >"$work/config/providers.d/iscsi.json"
 jq -n --arg lib "$build/providers/libsnapset_cow_provider.so" --arg sock "$work/cowd.sock" '
   {id: "6fa459ea-ee8a-3ca4-894e-db77e160355e", name: "software-cow", type: "software",

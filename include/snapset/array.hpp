@@ -32,13 +32,13 @@
 #define SNAPSET_ARRAY_HPP
 
 #include <snapset/array.h>
-#include <snapset/status.hpp>
 
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <exception>
 #include <memory>
+#include <snapset/status.hpp>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -318,8 +318,8 @@ inline void SetError(const snapset_array_host* host, const snapset_array_call* c
 // Runs fn, turning a non-OK Status into its code and message and any
 // exception into SNAPSET_E_INTERNAL. Nothing escapes.
 template <typename Fn>
-snapset_status Guard(const snapset_array_host* host, const snapset_array_call* call,
-                     const char* op, Fn&& fn) noexcept {
+snapset_status Guard(const snapset_array_host* host, const snapset_array_call* call, const char* op,
+                     Fn&& fn) noexcept {
   try {
     Status s = fn();
     if (s.ok()) return SNAPSET_OK;
@@ -379,8 +379,8 @@ struct Adapter {
                             uint32_t flags, Fn&& fn) noexcept {
     return Guard(HostOf(a), c, op, [&]() -> Status {
       if (Status s = NeedArg(op, a, "the instance"); !s.ok()) return s;
-      if (Status s = CheckStruct(op, c, c ? c->struct_size : 0, sizeof(snapset_array_call),
-                                 "the call");
+      if (Status s =
+              CheckStruct(op, c, c ? c->struct_size : 0, sizeof(snapset_array_call), "the call");
           !s.ok())
         return s;
       if (Status s = CheckFlags(op, flags); !s.ok()) return s;
@@ -433,14 +433,12 @@ struct Adapter {
     });
   }
   static snapset_status create_group(snapset_array* a, const snapset_array_call* c, uint32_t f,
-                                     const char* name, const char* const* members,
-                                     uint32_t count, snapset_array_group_sink sink,
-                                     void* cookie) {
+                                     const char* name, const char* const* members, uint32_t count,
+                                     snapset_array_group_sink sink, void* cookie) {
     return Run("create_group", a, c, f, [&](ArrayDriver& d, const ArrayCall& call) -> Status {
       if (Status s = NeedArg("create_group", name, "name"); !s.ok()) return s;
       if (Status s = NeedArg("create_group", (const void*)sink, "sink"); !s.ok()) return s;
-      if (count > 0 && !members)
-        return Status::InvalidArgument("create_group: member_ids is NULL");
+      if (count > 0 && !members) return Status::InvalidArgument("create_group: member_ids is NULL");
       Result<ArrayGroup> r = d.CreateGroup(name, Strings(members, count), call);
       if (!r.ok()) return r.status();
       SendGroup(sink, cookie, *r);
@@ -454,8 +452,8 @@ struct Adapter {
       return d.DeleteGroup(id, call);
     });
   }
-  static snapset_status snapshot_group(snapset_array* a, const snapset_array_call* c,
-                                       uint32_t f, const snapset_array_snapshot_request* r,
+  static snapset_status snapshot_group(snapset_array* a, const snapset_array_call* c, uint32_t f,
+                                       const snapset_array_snapshot_request* r,
                                        snapset_array_volume_sink sink, void* cookie) {
     return Run("snapshot_group", a, c, f, [&](ArrayDriver& d, const ArrayCall& call) -> Status {
       if (Status s = CheckStruct("snapshot_group", r, r ? r->struct_size : 0,
@@ -483,8 +481,8 @@ struct Adapter {
       return Status::Ok();
     });
   }
-  static snapset_status delete_snapshot(snapset_array* a, const snapset_array_call* c,
-                                        uint32_t f, const char* id) {
+  static snapset_status delete_snapshot(snapset_array* a, const snapset_array_call* c, uint32_t f,
+                                        const char* id) {
     return Run("delete_snapshot", a, c, f, [&](ArrayDriver& d, const ArrayCall& call) -> Status {
       if (Status s = NeedArg("delete_snapshot", id, "snapshot_id"); !s.ok()) return s;
       return d.DeleteSnapshot(id, call);
@@ -519,9 +517,8 @@ struct Adapter {
       return d.Unexpose(id, call);
     });
   }
-  static snapset_status list_exposures(snapset_array* a, const snapset_array_call* c,
-                                       uint32_t f, snapset_array_exposure_sink sink,
-                                       void* cookie) {
+  static snapset_status list_exposures(snapset_array* a, const snapset_array_call* c, uint32_t f,
+                                       snapset_array_exposure_sink sink, void* cookie) {
     return Run("list_exposures", a, c, f, [&](ArrayDriver& d, const ArrayCall& call) -> Status {
       if (Status s = NeedArg("list_exposures", (const void*)sink, "sink"); !s.ok()) return s;
       Result<std::vector<ArrayExposure>> r = d.Exposures(call);
@@ -594,8 +591,8 @@ struct Adapter {
 
   // True when D overrides the optional member: &D::M then names D's own.
   static constexpr bool kFences =
-      !std::is_same_v<decltype(&D::StartFence), Result<ArrayFence> (ArrayDriver::*)(
-                                                    const FenceRequest&, const ArrayCall&)>;
+      !std::is_same_v<decltype(&D::StartFence),
+                      Result<ArrayFence> (ArrayDriver::*)(const FenceRequest&, const ArrayCall&)>;
   static constexpr bool kRevert =
       !std::is_same_v<decltype(&D::Revert),
                       Status (ArrayDriver::*)(const std::string&, const std::string&,
@@ -633,10 +630,9 @@ struct Adapter {
 }  // namespace snapset
 
 // Exports DriverClass as this library's array driver. Use once per library.
-#define SNAPSET_ARRAY_DRIVER(DriverClass)                                           \
-  extern "C" SNAPSET_EXPORT const snapset_array_driver_ops* snapset_array_driver_entry( \
-      void) {                                                                        \
-    return ::snapset::array_detail::Adapter<DriverClass>::Ops();                     \
+#define SNAPSET_ARRAY_DRIVER(DriverClass)                                                      \
+  extern "C" SNAPSET_EXPORT const snapset_array_driver_ops* snapset_array_driver_entry(void) { \
+    return ::snapset::array_detail::Adapter<DriverClass>::Ops();                               \
   }
 
 #endif  // SNAPSET_ARRAY_HPP

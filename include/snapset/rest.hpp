@@ -166,10 +166,10 @@ struct JobPolling {
 // window, HoldWritesTimeout) naming `what` when the job still ran at the
 // deadline -- the caller should remember it for settle() -- or the poll's
 // own error. The default `finished` is "anything but 202".
-Result<RestResponse> PollJob(
-    RestSession& session, const std::string& what, const std::string& path,
-    std::chrono::milliseconds first_wait, const ArrayCall& call,
-    const std::function<bool(const RestResponse&)>& finished = {}, const JobPolling& polling = {});
+Result<RestResponse> PollJob(RestSession& session, const std::string& what, const std::string& path,
+                             std::chrono::milliseconds first_wait, const ArrayCall& call,
+                             const std::function<bool(const RestResponse&)>& finished = {},
+                             const JobPolling& polling = {});
 
 // A user name and its secret, from a credentials file.
 struct Credentials {
@@ -198,7 +198,8 @@ Result<Credentials> ReadCredentialsFile(const std::string& path, const std::stri
 // "insecure" is true, and an insecure endpoint gets a warning to log.
 
 // The keys ParseEndpoint reads, for a driver's CheckKeys list.
-#define SNAPSET_REST_ENDPOINT_KEYS "rest_url", "credentials_file", "ca_file", "insecure", "timeouts_ms"
+#define SNAPSET_REST_ENDPOINT_KEYS \
+  "rest_url", "credentials_file", "ca_file", "insecure", "timeouts_ms"
 
 inline constexpr std::chrono::milliseconds kMaxConnectTimeout{60000};
 inline constexpr std::chrono::milliseconds kMaxRequestTimeout{600000};

@@ -2,6 +2,8 @@
 
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -27,29 +29,6 @@ std::string Quoted(const std::string& s) { return "\"" + s + "\""; }
 
 std::string Member(const std::string& object, const std::string& key) {
   return object.empty() ? key : object + "." + key;
-}
-
-// Refuses a member `object` may not have, and one given twice (RapidJSON
-// keeps both; the second would be silently ignored).
-Status CheckKeys(const Json& object, const std::string& path,
-                 std::initializer_list<const char*> allowed) {
-  std::set<std::string> seen;
-  for (const auto& m : object.GetObject()) {
-    const std::string key(m.name.GetString(), m.name.GetStringLength());
-    const bool known =
-        std::any_of(allowed.begin(), allowed.end(), [&](const char* a) { return key == a; });
-    if (!known) {
-      std::string list;
-      for (const char* a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
-      return Bad(Member(path, key), "unknown key (a typo?); " +
-                                        (path.empty() ? std::string("the config") : path) +
-                                        " takes only " + list);
-    }
-    if (!seen.insert(key).second) {
-      return Bad(Member(path, key), "given twice; keep one");
-    }
-  }
-  return Status::Ok();
 }
 
 const Json* Find(const Json& object, const char* key) {
@@ -82,41 +61,6 @@ bool IsDigits(const std::string& s) {
 bool IsHex(const std::string& s) {
   return !s.empty() &&
          std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isxdigit(c); });
-}
-
-// A host name, an IPv4 address or a bracketed IPv6 address, and an
-// optional :port (1..65535). Returns "" when it is fine, else what is wrong.
-std::string CheckHostPort(const std::string& s, std::string* host, std::string* port) {
-  size_t host_end;
-  if (!s.empty() && s[0] == '[') {
-    host_end = s.find(']');
-    if (host_end == std::string::npos) return "has a '[' without its ']'";
-    *host = s.substr(0, host_end + 1);
-    if (host->size() < 3) return "has an empty IPv6 address";
-    ++host_end;
-  } else {
-    if (std::count(s.begin(), s.end(), ':') > 1) {
-      return "has more than one ':' (write an IPv6 address as [address]:port)";
-    }
-    host_end = s.find(':');
-    if (host_end == std::string::npos) host_end = s.size();
-    *host = s.substr(0, host_end);
-    if (host->empty()) return "has no host";
-    for (unsigned char c : *host) {
-      if (!std::isalnum(c) && c != '.' && c != '-') {
-        return "has a host with a character other than letters, digits, '.' and '-'"
-               " (write an IPv6 address as [address]:port)";
-      }
-    }
-  }
-  port->clear();
-  if (host_end == s.size()) return "";
-  if (s[host_end] != ':') return "has something after the host that is not :port";
-  *port = s.substr(host_end + 1);
-  if (!IsDigits(*port) || port->size() > 5 || std::stoi(*port) < 1 || std::stoi(*port) > 65535) {
-    return "has a port that is not a number from 1 to 65535";
-  }
-  return "";
 }
 
 // RFC 3720 3.2.6: iqn.YYYY-MM.reversed.domain[:anything], eui.<16 hex> or
@@ -161,30 +105,65 @@ std::string CheckIscsiName(const std::string& s) {
   return "";
 }
 
-Result<std::chrono::milliseconds> Timeout(const Json& timeouts, const std::string& path,
-                                          const char* key, std::chrono::milliseconds fallback,
-                                          std::chrono::milliseconds max) {
-  const Json* v = Find(timeouts, key);
-  if (v == nullptr) return fallback;
-  const std::string range = "from 1 to " + std::to_string(max.count());
-  if (!v->IsInt64())
-    return Bad(Member(path, key), "must be a whole number of milliseconds " + range);
-  const int64_t ms = v->GetInt64();
-  if (ms < 1 || ms > max.count()) {
-    return Bad(Member(path, key), "must be " + range + " milliseconds; got " + std::to_string(ms));
-  }
-  return std::chrono::milliseconds(ms);
+Status CheckKeys(const Json& object, const std::string& path,
+                 std::initializer_list<const char*> allowed) {
+  Status s = rest::CheckKeys(object, path, allowed);
+  if (s.ok()) return s;
+  return Status::InvalidArgument("iSCSI provider config: " + s.message());
 }
 
-Result<ArrayConfig> ParseArray(const Json& a, const std::string& at) {
-  if (!a.IsObject()) return Bad(at, "must be an object");
-  if (Status s = CheckKeys(a, at,
-                           {"name", "dialect", "rest_url", "credentials_file", "ca_file",
-                            "insecure", "portals", "chap_file", "timeouts_ms"});
-      !s.ok()) {
-    return s;
+// The library file of the array's "driver": a built-in's, or the absolute
+// path given.
+Result<std::string> DriverPath(const std::string& driver, const std::string& at,
+                               const std::string& builtin_driver_dir) {
+  if (driver.find('/') != std::string::npos) {
+    if (driver[0] != '/')
+      return Bad(at, "must be a built-in driver's name or an absolute library path; " +
+                         Quoted(driver) + " is relative");
+    return driver;
   }
+  std::string names;
+  for (const auto& builtin : kBuiltinDrivers) {
+    if (driver == builtin[0]) return builtin_driver_dir + "/" + builtin[1];
+    names += (names.empty() ? "" : ", ") + Quoted(builtin[0]);
+  }
+  return Bad(at, Quoted(driver) + " is not a built-in driver (they are " + names +
+                     "); for a vendor's driver give the absolute path of its library");
+}
+
+// The array's object without the provider's own keys, as JSON text.
+std::string DriverConfig(const Json& a) {
+  rapidjson::Document out(rapidjson::kObjectType);
+  for (const auto& m : a.GetObject()) {
+    const std::string key(m.name.GetString(), m.name.GetStringLength());
+    if (key == "name" || key == "driver" || key == "portals" || key == "chap_file") continue;
+    rapidjson::Value name(m.name, out.GetAllocator());
+    rapidjson::Value value(m.value, out.GetAllocator());
+    out.AddMember(name, value, out.GetAllocator());
+  }
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
+  out.Accept(w);
+  return buffer.GetString();
+}
+
+Result<ArrayConfig> ParseArray(const Json& a, const std::string& at,
+                               const std::string& builtin_driver_dir) {
+  if (!a.IsObject()) return Bad(at, "must be an object");
   ArrayConfig out;
+  if (Find(a, "dialect") != nullptr) {
+    return Bad(Member(at, "dialect"),
+               "is now \"driver\": write \"driver\": \"swordfish\" (or the absolute path of a "
+               "vendor's driver library)");
+  }
+  // A key given twice is refused for the driver's keys too (RapidJSON keeps
+  // both, and the second would be silently ignored); which keys the driver
+  // knows is for its open to say.
+  std::set<std::string> seen;
+  for (const auto& m : a.GetObject()) {
+    const std::string key(m.name.GetString(), m.name.GetStringLength());
+    if (!seen.insert(key).second) return Bad(Member(at, key), "given twice; keep one");
+  }
 
   Result<std::string> name = RequiredString(a, at, "name");
   if (!name.ok()) return name.status();
@@ -197,85 +176,15 @@ Result<ArrayConfig> ParseArray(const Json& a, const std::string& at) {
   }
   out.name = *name;
 
-  Result<std::string> dialect = RequiredString(a, at, "dialect");
-  if (!dialect.ok()) return dialect.status();
-  if (*dialect != "swordfish") {
-    return Bad(Member(at, "dialect"),
-               Quoted(*dialect) + " is not a dialect this provider speaks; the only one is " +
-                   "\"swordfish\" (SNIA Swordfish / Redfish)");
-  }
-  out.dialect = *dialect;
-
-  const Json* insecure = Find(a, "insecure");
-  if (insecure != nullptr && !insecure->IsBool()) {
-    return Bad(Member(at, "insecure"), "must be true or false");
-  }
-  out.endpoint.insecure = insecure != nullptr && insecure->GetBool();
-
-  // The URL is never echoed: it might carry a user:password@ or a token.
-  const std::string url_at = Member(at, "rest_url");
-  Result<std::string> url = RequiredString(a, at, "rest_url");
-  if (!url.ok()) return url.status();
-  const bool https = url->rfind("https://", 0) == 0;
-  const bool http = url->rfind("http://", 0) == 0;
-  if (!https && !http) return Bad(url_at, "must start with https://");
-  if (url->find('@') != std::string::npos) {
-    return Bad(url_at, "must not carry credentials (user:password@); put them in credentials_file");
-  }
-  if (url->find_first_of("?#") != std::string::npos) {
-    return Bad(url_at, "must be https://host[:port] with no query or fragment");
-  }
-  const std::string scheme = https ? "https://" : "http://";
-  std::string authority = url->substr(scheme.size());
-  const size_t slash = authority.find('/');
-  if (slash != std::string::npos) {
-    if (slash + 1 != authority.size()) {
-      return Bad(url_at,
-                 "must be the array's base URL, https://host[:port], with no path "
-                 "(the dialect adds /redfish/v1/...)");
-    }
-    authority.resize(slash);
-  }
-  std::string host, port;
-  if (std::string why = CheckHostPort(authority, &host, &port); !why.empty()) {
-    return Bad(url_at, why);
-  }
-  if (http && !out.endpoint.insecure) {
-    return Bad(url_at,
-               "is http://: the REST password and token would travel unencrypted to an array "
-               "nobody authenticated. Use https:// (with ca_file for a private CA), or set "
-               "\"insecure\": true to accept the risk (for tests only)");
-  }
-  out.endpoint.base_url = scheme + authority;
-
-  Result<std::string> credentials_file = OptionalPath(a, at, "credentials_file");
-  if (!credentials_file.ok()) return credentials_file.status();
-  if (credentials_file->empty()) {
-    return Bad(Member(at, "credentials_file"),
-               "missing: name a file holding {\"UserName\": ..., \"Password\": ...} (chmod 600)");
-  }
-  Result<Credentials> rest =
-      ReadSecretFile(*credentials_file, Member(at, "credentials_file"), "UserName", "Password");
-  if (!rest.ok()) return rest.status();
-  out.credentials_file = *credentials_file;
-  out.endpoint.user = rest->user;
-  out.endpoint.password = rest->password;
-
-  Result<std::string> ca_file = OptionalPath(a, at, "ca_file");
-  if (!ca_file.ok()) return ca_file.status();
-  if (!ca_file->empty()) {
-    if (http) {
-      return Bad(Member(at, "ca_file"),
-                 "is set but rest_url is http://, which uses no TLS: use https:// or remove "
-                 "ca_file");
-    }
-    if (::access(ca_file->c_str(), R_OK) != 0) {
-      return Bad(Member(at, "ca_file"), *ca_file +
-                                            " cannot be read; give the PEM file of the "
-                                            "CA that signed the array's certificate");
-    }
-  }
-  out.endpoint.ca_file = *ca_file;
+  Result<std::string> driver = RequiredString(a, at, "driver");
+  if (!driver.ok()) return driver.status();
+  Result<std::string> path = DriverPath(*driver, Member(at, "driver"), builtin_driver_dir);
+  if (!path.ok()) return path.status();
+  Result<std::shared_ptr<const DriverLibrary>> library = DriverLibrary::Load(*path);
+  if (!library.ok()) return Bad(Member(at, "driver"), library.status().message());
+  out.driver = *driver;
+  out.library = std::move(*library);
+  out.driver_config = DriverConfig(a);
 
   const std::string portals_at = Member(at, "portals");
   const Json* portals = Find(a, "portals");
@@ -290,7 +199,8 @@ Result<ArrayConfig> ParseArray(const Json& a, const std::string& at) {
     const Json& p = (*portals)[i];
     if (!p.IsString()) return Bad(p_at, "must be a \"host[:port]\" string");
     const std::string portal(p.GetString(), p.GetStringLength());
-    if (std::string why = CheckHostPort(portal, &host, &port); !why.empty()) {
+    std::string host, port;
+    if (std::string why = rest::CheckHostPort(portal, &host, &port); !why.empty()) {
       return Bad(p_at, Quoted(portal) + " " + why);
     }
     out.portals.push_back(host + ":" + (port.empty() ? "3260" : port));
@@ -305,28 +215,20 @@ Result<ArrayConfig> ParseArray(const Json& a, const std::string& at) {
     out.chap = std::move(*chap);
     out.chap_file = *chap_file;
   }
-
-  if (const Json* timeouts = Find(a, "timeouts_ms")) {
-    const std::string t_at = Member(at, "timeouts_ms");
-    if (!timeouts->IsObject())
-      return Bad(t_at, "must be an object {\"connect\": ..., \"request\": ...}");
-    if (Status s = CheckKeys(*timeouts, t_at, {"connect", "request"}); !s.ok()) return s;
-    Result<std::chrono::milliseconds> connect =
-        Timeout(*timeouts, t_at, "connect", out.endpoint.connect_timeout, kMaxConnectTimeout);
-    if (!connect.ok()) return connect.status();
-    Result<std::chrono::milliseconds> request =
-        Timeout(*timeouts, t_at, "request", out.endpoint.request_timeout, kMaxRequestTimeout);
-    if (!request.ok()) return request.status();
-    out.endpoint.connect_timeout = *connect;
-    out.endpoint.request_timeout = *request;
-  }
   return out;
 }
 
-std::string Lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(),
+// A driver config's "rest_url", lower case and without a trailing slash, or
+// "" (for the check that no array is configured twice).
+std::string RestUrlOf(const std::string& driver_config) {
+  rapidjson::Document d;
+  d.Parse(driver_config.c_str());
+  if (!d.IsObject() || !d.HasMember("rest_url") || !d["rest_url"].IsString()) return "";
+  std::string url = d["rest_url"].GetString();
+  while (!url.empty() && url.back() == '/') url.pop_back();
+  std::transform(url.begin(), url.end(), url.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
+  return url;
 }
 
 }  // namespace
@@ -338,7 +240,8 @@ Result<Credentials> ReadSecretFile(const std::string& path, const std::string& f
   return c;
 }
 
-Result<ProviderConfig> ParseProviderConfig(std::string_view config_json) {
+Result<ProviderConfig> ParseProviderConfig(std::string_view config_json,
+                                           const std::string& builtin_driver_dir) {
   rapidjson::Document doc;
   doc.Parse(config_json.data(), config_json.size());
   if (doc.HasParseError()) {
@@ -360,12 +263,12 @@ Result<ProviderConfig> ParseProviderConfig(std::string_view config_json) {
   const Json* arrays = Find(doc, "arrays");
   if (arrays == nullptr || !arrays->IsArray() || arrays->Empty()) {
     return Bad("arrays",
-               "must be a non-empty list of arrays, each {\"name\", \"dialect\", "
-               "\"rest_url\", \"credentials_file\", \"portals\", ...}");
+               "must be a non-empty list of arrays, each {\"name\", \"driver\", "
+               "\"portals\", ...} and its driver's keys");
   }
   for (rapidjson::SizeType i = 0; i < arrays->Size(); ++i) {
     const std::string at = "arrays[" + std::to_string(i) + "]";
-    Result<ArrayConfig> array = ParseArray((*arrays)[i], at);
+    Result<ArrayConfig> array = ParseArray((*arrays)[i], at, builtin_driver_dir);
     if (!array.ok()) return array.status();
     for (const ArrayConfig& earlier : out.arrays) {
       if (earlier.name == array->name) {
@@ -373,31 +276,40 @@ Result<ProviderConfig> ParseProviderConfig(std::string_view config_json) {
                                            " is already the name of an earlier "
                                            "array; names must be unique");
       }
-      if (Lower(earlier.endpoint.base_url) == Lower(array->endpoint.base_url)) {
+      const std::string url = RestUrlOf(array->driver_config);
+      if (!url.empty() && url == RestUrlOf(earlier.driver_config)) {
         return Bad(Member(at, "rest_url"),
                    "is the same as array " + Quoted(earlier.name) +
                        "'s: one array configured twice would hold every volume twice");
       }
     }
-    if (array->endpoint.insecure) {
-      out.warnings.push_back(
-          array->endpoint.base_url.rfind("http://", 0) == 0
-              ? "array " + Quoted(array->name) +
-                    ": \"insecure\": true and an http:// rest_url: the REST password and session "
-                    "token travel UNENCRYPTED to an array nobody authenticated; use https:// "
-                    "with ca_file outside tests"
-              : "array " + Quoted(array->name) +
-                    ": \"insecure\": true: TLS certificate verification is OFF, anyone on the "
-                    "path can pose as the array and take its credentials; set ca_file instead");
+    // The driver checks its own keys at open; it need not talk to the array.
+    std::vector<std::string> warnings;
+    Result<std::unique_ptr<ArrayDriver>> driver =
+        OpenDriver(*array, ArrayCall{}, [&](int32_t level, std::string_view line) {
+          if (level <= SNAPSET_LOG_WARNING) warnings.push_back(std::string(line));
+        });
+    if (!driver.ok()) {
+      if (driver.status().IsInvalidArgument()) {
+        std::string m = driver.status().message();
+        // The driver knows only its own keys; say which are the provider's.
+        if (m.find("unknown key") != std::string::npos)
+          m += "; besides, an array takes the provider's keys name, driver, portals and chap_file";
+        return Status::InvalidArgument("iSCSI provider config: " + at + "." + m);
+      }
+      return driver.status().WithContext("iSCSI provider config: " + at + " (driver " +
+                                         Quoted(array->driver) + ")");
     }
+    for (const std::string& w : warnings)
+      out.warnings.push_back("array " + Quoted(array->name) + ": " + w);
     out.arrays.push_back(std::move(*array));
   }
   return out;
 }
 
-std::unique_ptr<ArrayDialect> MakeDialect(const ArrayConfig& array) {
-  // ParseProviderConfig accepts "swordfish" only; a new dialect adds a case.
-  return MakeSwordfishDialect(array.endpoint);
+Result<std::unique_ptr<ArrayDriver>> OpenDriver(const ArrayConfig& array, const ArrayCall& call,
+                                                DriverLog log) {
+  return array.library->Open(array.driver_config, call, std::move(log));
 }
 
 }  // namespace snapset::iscsi

@@ -2,29 +2,35 @@
 // parsed and checked in full before the provider talks to any array.
 //
 //   {"initiator_iqn": "iqn.2026-11.io.example:host1",
-//    "arrays": [{"name": "a", "dialect": "swordfish",
+//    "arrays": [{"name": "a",
+//                "driver": "swordfish",                      // or /abs/path/libdriver.so
+//                "portals": ["192.0.2.10:3260"],             // port optional (3260)
+//                "chap_file": "/etc/snapset/a.chap",         // optional: {"CHAPUsername",
+//                                                            //  "CHAPPassword"}
+//                // everything else is the driver's; for swordfish (and any
+//                // driver on the REST toolkit) the endpoint keys:
 //                "rest_url": "https://array-a.example:8443",
 //                "credentials_file": "/etc/snapset/a.cred",  // {"UserName","Password"}
 //                "ca_file": "/etc/snapset/a-ca.pem",         // optional: system CAs
 //                "insecure": false,                          // optional
-//                "portals": ["192.0.2.10:3260"],             // port optional (3260)
-//                "chap_file": "/etc/snapset/a.chap",         // optional: {"CHAPUsername",
-//                                                            //  "CHAPPassword"}
 //                "timeouts_ms": {"connect": 5000, "request": 30000}}]}  // optional
 //
-// Rules, each refused with an InvalidArgument naming the field path
-// (`arrays[1].rest_url`), what is wrong and what to do:
+// The provider owns name, driver, portals and chap_file; the driver gets
+// the rest of the array's object at open (array.h) and refuses what it does
+// not know. Rules, each refused with an InvalidArgument naming the field
+// path (`arrays[1].rest_url`), what is wrong and what to do:
 //   - unknown or repeated keys are errors, so a typo never passes silently;
-//   - array names are unique, and so are REST URLs (one array configured
-//     twice would hold every NAA twice);
-//   - the dialect is "swordfish", the only one so far;
-//   - TLS verification is always on. An http:// URL is refused unless the
-//     array says "insecure": true; insecure is accepted, but the parsed
-//     config carries a warning the provider must log loudly;
-//   - the credentials and CHAP files are read here, and refused unless they
-//     are regular files owned by the running user with no access for group
-//     or others (chmod 600);
-//   - timeouts are positive and bounded (connect <= 60 s, request <= 10 min).
+//   - array names are unique, and so are REST URLs where a driver has one
+//     (one array configured twice would hold every NAA twice);
+//   - "driver" is a built-in driver's name ("swordfish", found beside the
+//     provider in ../array-drivers/) or the absolute path of a driver
+//     library, which must be owned by root or this user and writable by
+//     nobody else; the library is loaded and its ABI negotiated here;
+//   - each array's driver is opened once here, so that its own config is
+//     checked in full; the warnings it logs (TLS verification off) land in
+//     ProviderConfig::warnings for the provider to log loudly;
+//   - the CHAP file is read here, and refused unless it is a regular file
+//     owned by the running user with no access for group or others.
 //
 // Secrets (passwords, CHAP secrets, anything in a credentials file, a
 // user:password@ in a URL) never appear in an error or a warning.
@@ -33,26 +39,28 @@
 #ifndef SNAPSET_PROVIDERS_ISCSI_ARRAY_CONFIG_HPP
 #define SNAPSET_PROVIDERS_ISCSI_ARRAY_CONFIG_HPP
 
-#include <chrono>
 #include <memory>
 #include <optional>
+#include <snapset/array.hpp>
+#include <snapset/rest.hpp>
 #include <snapset/status.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "providers/iscsi/array_dialect.hpp"
-#include <snapset/rest.hpp>
+#include "providers/iscsi/driver_library.hpp"
 
 namespace snapset::iscsi {
 
+using rest::Credentials;
+
 struct ArrayConfig {
   std::string name;
-  std::string dialect;  // "swordfish"
-  // base_url (no trailing slash), user and password from credentials_file,
-  // ca_file, insecure and the timeouts: ready for the dialect.
-  RestEndpoint endpoint;
-  std::string credentials_file;      // where the REST credentials came from
+  std::string driver;  // as configured: "swordfish" or a library path
+  std::shared_ptr<const DriverLibrary> library;
+  // The array's object without the provider's keys, as JSON text: what the
+  // driver's open gets.
+  std::string driver_config;
   std::vector<std::string> portals;  // host:port, the port always present
   std::optional<Credentials> chap;   // none when chap_file is absent
   std::string chap_file;             // "" when absent
@@ -62,30 +70,31 @@ struct ProviderConfig {
   std::string initiator_iqn;
   std::vector<ArrayConfig> arrays;  // in the order configured
   // One line per thing the operator must know about (an array with TLS
-  // verification off): the provider logs each one at warning level when it
-  // starts. None names a secret.
+  // verification off), each naming its array: the provider logs each one at
+  // warning level when it starts. None names a secret.
   std::vector<std::string> warnings;
 };
 
-// Parses and checks `config_json`, the registration's "config" object, and
-// reads the credentials and CHAP files it names.
-// Returns InvalidArgument for anything wrong (see the file comment).
-Result<ProviderConfig> ParseProviderConfig(std::string_view config_json);
+// The built-in drivers: name -> library file name, in `builtin_driver_dir`.
+inline constexpr const char* kBuiltinDrivers[][2] = {
+    {"swordfish", "libsnapset_array_swordfish.so"}};
 
-// Reads {"UserName": ..., "Password": ...} (REST) or {"CHAPUsername": ...,
-// "CHAPPassword": ...} (CHAP) from a file that must be a regular file owned
-// by the running user, with no access for group or others. `field` names
-// the config field that gave the path, for messages.
+// Parses and checks `config_json`, the registration's "config" object: reads
+// the CHAP files, loads every driver library (built-in ones from
+// `builtin_driver_dir`) and opens each array's driver once to check its
+// config. Returns InvalidArgument for anything wrong (see the file comment).
+Result<ProviderConfig> ParseProviderConfig(std::string_view config_json,
+                                           const std::string& builtin_driver_dir);
+
+// Reads {"CHAPUsername": ..., "CHAPPassword": ...} or another secret file
+// (rest::ReadCredentialsFile), its errors prefixed as config errors.
 Result<Credentials> ReadSecretFile(const std::string& path, const std::string& field,
                                    const char* user_key, const char* password_key);
 
-// The dialect object for one configured array (a new REST session each
-// call: not logged in yet).
-std::unique_ptr<ArrayDialect> MakeDialect(const ArrayConfig& array);
-
-// Bounds of timeouts_ms.
-inline constexpr std::chrono::milliseconds kMaxConnectTimeout{60000};
-inline constexpr std::chrono::milliseconds kMaxRequestTimeout{600000};
+// A new instance of the array's driver (not logged in yet). `log` gets the
+// driver's log lines. Errors: the driver's, naming the array.
+Result<std::unique_ptr<ArrayDriver>> OpenDriver(const ArrayConfig& array, const ArrayCall& call,
+                                                DriverLog log);
 
 }  // namespace snapset::iscsi
 

@@ -49,7 +49,7 @@ std::string ExposureName(std::string_view snapshot_id) {
 }
 
 ArraySetPart::ArraySetPart(std::string array, std::string set_id,
-                           std::unique_ptr<ArrayDialect> dialect)
+                           std::unique_ptr<ArrayDriver> dialect)
     : array_(std::move(array)), set_id_(std::move(set_id)), dialect_(std::move(dialect)) {}
 
 Status ArraySetPart::Add(PartMember member) {
@@ -115,7 +115,8 @@ Status ArraySetPart::Warm(const ArrayCall& policy) {
 Status ArraySetPart::Commit(const ArrayCall& policy) {
   std::lock_guard<std::mutex> lock(mu_);
   if (!group_) return Status::BadState("array " + array_ + ": commit before prepare");
-  Result<std::vector<ArrayVolume>> made = dialect_->SnapshotGroup(*group_, names_, policy);
+  Result<std::vector<ArrayVolume>> made =
+      dialect_->SnapshotGroup(SnapshotRequest{*group_, names_, ""}, policy);
   if (!made.ok()) return made.status().WithContext("array " + array_);
   replicas_ = std::move(*made);
   return Status::Ok();
@@ -183,7 +184,7 @@ std::optional<ArrayVolume> ArraySetPart::ReplicaOf(std::string_view snapshot_id)
 
 int ArraySetPart::requests() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return dialect_->requests();
+  return int(dialect_->counters().requests);
 }
 
 Status RunOnEveryPart(const std::vector<std::shared_ptr<ArraySetPart>>& parts,
@@ -210,7 +211,7 @@ Status RunOnEveryPart(const std::vector<std::shared_ptr<ArraySetPart>>& parts,
   return first;
 }
 
-Status AbortUnknownSet(ArrayDialect& dialect, std::string_view set_id, const ArrayCall& policy) {
+Status AbortUnknownSet(ArrayDriver& dialect, std::string_view set_id, const ArrayCall& policy) {
   Result<std::vector<ArrayGroup>> groups = dialect.Groups(policy);
   if (!groups.ok()) return groups.status();
   const std::string name = GroupName(set_id);

@@ -21,12 +21,11 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <snapset/array.hpp>
 #include <snapset/status.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include "providers/iscsi/array_dialect.hpp"
 
 namespace snapset::iscsi {
 
@@ -49,7 +48,7 @@ struct PartMember {
 
 class ArraySetPart {
  public:
-  ArraySetPart(std::string array, std::string set_id, std::unique_ptr<ArrayDialect> dialect);
+  ArraySetPart(std::string array, std::string set_id, std::unique_ptr<ArrayDriver> dialect);
   ArraySetPart(const ArraySetPart&) = delete;
   ArraySetPart& operator=(const ArraySetPart&) = delete;
 
@@ -88,7 +87,7 @@ class ArraySetPart {
   mutable std::mutex mu_;
   const std::string array_;
   const std::string set_id_;
-  std::unique_ptr<ArrayDialect> dialect_;
+  std::unique_ptr<ArrayDriver> dialect_;
   std::vector<PartMember> members_;
   std::optional<ArrayGroup> group_;  // set by Prepare()
   bool group_is_temporary_ = false;
@@ -106,7 +105,7 @@ Status RunOnEveryPart(const std::vector<std::shared_ptr<ArraySetPart>>& parts,
 // Abort of a set this process never saw (the host's recovery after a
 // crash): removes the set's temporary group if the array still has one. Its
 // replicas the host deletes by snapshot id.
-Status AbortUnknownSet(ArrayDialect& dialect, std::string_view set_id, const ArrayCall& policy);
+Status AbortUnknownSet(ArrayDriver& dialect, std::string_view set_id, const ArrayCall& policy);
 
 }  // namespace snapset::iscsi
 

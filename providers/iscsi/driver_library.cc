@@ -39,9 +39,9 @@ Status CheckTrustedLibrary(const std::string& path) {
     return Status::Config("array driver library " + path + " is not a regular file");
   SNAPSET_RETURN_IF_ERROR(
       CheckOwnerAndMode(real.string(), "array driver library " + real.string()));
-  return CheckOwnerAndMode(real.parent_path().string(),
-                           "directory " + real.parent_path().string() +
-                               " holding array driver library " + real.string());
+  return CheckOwnerAndMode(real.parent_path().string(), "directory " + real.parent_path().string() +
+                                                            " holding array driver library " +
+                                                            real.string());
 }
 
 // --------------------------------------------------------------- calls
@@ -56,11 +56,11 @@ struct HostCall {
     c.struct_size = sizeof c;
     c.options = (call.retry ? uint32_t(SNAPSET_ARRAY_CALL_RETRY) : 0u) |
                 (call.in_window ? uint32_t(SNAPSET_ARRAY_CALL_IN_WINDOW) : 0u);
-    c.deadline_ns = call.deadline == std::chrono::steady_clock::time_point::max()
-                        ? INT64_MAX
-                        : std::chrono::duration_cast<std::chrono::nanoseconds>(
-                              call.deadline.time_since_epoch())
-                              .count();
+    c.deadline_ns =
+        call.deadline == std::chrono::steady_clock::time_point::max()
+            ? INT64_MAX
+            : std::chrono::duration_cast<std::chrono::nanoseconds>(call.deadline.time_since_epoch())
+                  .count();
   }
 };
 
@@ -178,22 +178,22 @@ class LoadedDriver final : public ArrayDriver {
   Result<std::vector<ArrayVolume>> Inventory(const ArrayCall& call) override {
     std::vector<ArrayVolume> out;
     HostCall c(call);
-    Status s = ToStatus("list_volumes",
-                        ops_.list_volumes(instance_, &c.c, 0,
-                                          &Collect<ArrayVolume, VolumeFromAbi, snapset_array_volume>,
-                                          &out),
-                        c);
+    Status s = ToStatus(
+        "list_volumes",
+        ops_.list_volumes(instance_, &c.c, 0,
+                          &Collect<ArrayVolume, VolumeFromAbi, snapset_array_volume>, &out),
+        c);
     if (!s.ok()) return s;
     return out;
   }
   Result<std::vector<ArrayGroup>> Groups(const ArrayCall& call) override {
     std::vector<ArrayGroup> out;
     HostCall c(call);
-    Status s = ToStatus(
-        "list_groups",
-        ops_.list_groups(instance_, &c.c, 0,
-                         &Collect<ArrayGroup, GroupFromAbi, snapset_array_group>, &out),
-        c);
+    Status s =
+        ToStatus("list_groups",
+                 ops_.list_groups(instance_, &c.c, 0,
+                                  &Collect<ArrayGroup, GroupFromAbi, snapset_array_group>, &out),
+                 c);
     if (!s.ok()) return s;
     return out;
   }
@@ -282,8 +282,7 @@ class LoadedDriver final : public ArrayDriver {
     Status s = ToStatus(
         "list_exposures",
         ops_.list_exposures(instance_, &c.c, 0,
-                            &Collect<ArrayExposure, ExposureFromAbi, snapset_array_exposure>,
-                            &out),
+                            &Collect<ArrayExposure, ExposureFromAbi, snapset_array_exposure>, &out),
         c);
     if (!s.ok()) return s;
     return out;
@@ -310,11 +309,11 @@ class LoadedDriver final : public ArrayDriver {
     r.timeout_ms = uint32_t(std::min<int64_t>(request.timeout.count(), UINT32_MAX));
     std::vector<ArrayFence> out;
     HostCall c(call);
-    Status s = ToStatus(
-        "start_fence",
-        ops_.start_fence(instance_, &c.c, 0, &r,
-                         &Collect<ArrayFence, FenceFromAbi, snapset_array_fence>, &out),
-        c);
+    Status s =
+        ToStatus("start_fence",
+                 ops_.start_fence(instance_, &c.c, 0, &r,
+                                  &Collect<ArrayFence, FenceFromAbi, snapset_array_fence>, &out),
+                 c);
     if (!s.ok()) return s;
     if (out.size() != 1) return Broken("start_fence", "fences", out.size(), 1);
     return std::move(out.front());
@@ -328,11 +327,11 @@ class LoadedDriver final : public ArrayDriver {
     if (!ops_.list_fences) return ArrayDriver::Fences(call);
     std::vector<ArrayFence> out;
     HostCall c(call);
-    Status s = ToStatus(
-        "list_fences",
-        ops_.list_fences(instance_, &c.c, 0,
-                         &Collect<ArrayFence, FenceFromAbi, snapset_array_fence>, &out),
-        c);
+    Status s =
+        ToStatus("list_fences",
+                 ops_.list_fences(instance_, &c.c, 0,
+                                  &Collect<ArrayFence, FenceFromAbi, snapset_array_fence>, &out),
+                 c);
     if (!s.ok()) return s;
     return out;
   }
@@ -351,8 +350,7 @@ class LoadedDriver final : public ArrayDriver {
   }
 
  private:
-  static void HostLogLine(snapset_array_host_context* context, int32_t level,
-                          const char* message) {
+  static void HostLogLine(snapset_array_host_context* context, int32_t level, const char* message) {
     auto* self = reinterpret_cast<LoadedDriver*>(context);
     if (!self || !message || !self->log_) return;
     try {
@@ -426,8 +424,8 @@ Status NegotiateArrayAbi(const snapset_array_driver_ops* ops, const std::string&
     if (!n.op)
       return Status::Config(where + ": the mandatory op " + n.name +
                             " is NULL (array.h lists which ops may be NULL)");
-  const int fences = (out->start_fence != nullptr) + (out->lift_fence != nullptr) +
-                     (out->list_fences != nullptr);
+  const int fences =
+      (out->start_fence != nullptr) + (out->lift_fence != nullptr) + (out->list_fences != nullptr);
   if (fences != 0 && fences != 3)
     return Status::Config(where +
                           ": start_fence, lift_fence and list_fences must be all set or all "

@@ -1,5 +1,6 @@
-// iscsi: the hardware provider for arrays reached over iSCSI, with a
-// Redfish / SNIA Swordfish REST control plane (DESIGN §6).
+// iscsi: the hardware provider for arrays reached over iSCSI (DESIGN §6,
+// §10). Each array is managed through an array driver (array.h), loaded
+// with dlopen: the built-in Swordfish / Redfish one or a vendor's.
 //
 // Built exactly as an IHV builds a provider: against the public SDK only,
 // loaded with dlopen. The snapshots are the array's own: one consistency-
@@ -34,6 +35,8 @@
 // them on the array without local state.
 //
 // config: see array_config.hpp.
+#include <dlfcn.h>
+
 #include <atomic>
 #include <chrono>
 #include <ctime>
@@ -42,12 +45,13 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
+#include <snapset/array.hpp>
 #include <snapset/provider.hpp>
 #include <string>
 #include <vector>
 
 #include "providers/iscsi/array_config.hpp"
-#include "providers/iscsi/array_dialect.hpp"
 #include "providers/iscsi/array_set_part.hpp"
 #include "providers/iscsi/lun_probe.hpp"
 #include "providers/iscsi/volume_matcher.hpp"
@@ -77,6 +81,19 @@ std::string DeviceIdentity(const ArrayVolume& replica) {
   return id;
 }
 
+// The built-in drivers' folder: ../array-drivers beside this library, as
+// the build tree and an install lay them out (lib/snapset/providers/ and
+// lib/snapset/array-drivers/).
+std::string BuiltinDriverDir() {
+  Dl_info info{};
+  if (::dladdr(reinterpret_cast<void*>(&BuiltinDriverDir), &info) == 0 || !info.dli_fname)
+    return "/nonexistent/array-drivers";
+  std::string self = info.dli_fname;
+  const size_t slash = self.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : self.substr(0, slash);
+  return dir + "/../array-drivers";
+}
+
 // What every replica of this provider is.
 constexpr uint32_t kReplicaAttributes =
     SNAPSET_ATTR_PERSISTENT | SNAPSET_ATTR_HARDWARE_ASSISTED | SNAPSET_ATTR_READ_ONLY;
@@ -86,7 +103,7 @@ constexpr uint32_t kReplicaAttributes =
 struct ManagedArray {
   ArrayConfig config;
   std::mutex mu;
-  std::unique_ptr<ArrayDialect> dialect;  // guarded by mu
+  std::unique_ptr<ArrayDriver> dialect;  // guarded by mu
 };
 
 // A snapshot set in progress: its parts, one per array.
@@ -125,7 +142,7 @@ class IscsiProvider : public Provider {
   using Provider::Provider;
 
   Status Load(std::string_view config_json) override {
-    Result<ProviderConfig> config = ParseProviderConfig(config_json);
+    Result<ProviderConfig> config = ParseProviderConfig(config_json, BuiltinDriverDir());
     if (!config.ok()) return config.status();
     config_ = std::move(*config);
     for (const std::string& warning : config_.warnings) host().Warning(warning);
@@ -133,11 +150,15 @@ class IscsiProvider : public Provider {
     for (const ArrayConfig& a : config_.arrays) {
       auto managed = std::make_unique<ManagedArray>();
       managed->config = a;
-      managed->dialect = MakeDialect(a);
+      Result<std::unique_ptr<ArrayDriver>> driver = Open(a);
+      if (!driver.ok()) return driver.status();
+      managed->dialect = std::move(*driver);
       arrays_.push_back(std::move(managed));
-      // The matcher calls its dialects from its own threads: they get
-      // sessions of their own.
-      match_dialects_.push_back(MakeDialect(a));
+      // The matcher calls its drivers from its own threads: they get
+      // instances (sessions) of their own.
+      driver = Open(a);
+      if (!driver.ok()) return driver.status();
+      match_dialects_.push_back(std::move(*driver));
       match.push_back({a.name, match_dialects_.back().get()});
     }
     matcher_ = std::make_unique<VolumeMatcher>(std::move(match));
@@ -161,8 +182,10 @@ class IscsiProvider : public Provider {
       std::lock_guard<std::mutex> lock(set->mu);
       auto& slot = set->parts[match->array];
       if (!slot) {
-        slot = std::make_shared<ArraySetPart>(match->array, std::string(set_id),
-                                              MakeDialect(Array(match->array)->config));
+        Result<std::unique_ptr<ArrayDriver>> driver = Open(Array(match->array)->config);
+        if (!driver.ok()) return driver.status();
+        slot =
+            std::make_shared<ArraySetPart>(match->array, std::string(set_id), std::move(*driver));
       }
       part = slot;
     }
@@ -190,7 +213,7 @@ class IscsiProvider : public Provider {
     const steady_clock::time_point window_end = call.deadline();
     const steady_clock::time_point deadline =
         window_end == steady_clock::time_point::max() ? window_end : window_end - kCommitMargin;
-    const ArrayCall policy{deadline, false, 1};
+    const ArrayCall policy{deadline, /*retry=*/false, /*in_window=*/true};
     set->commit_sent_ns = RealtimeNs();  // the arrays cut between this and their answers
     Status s = RunOnEveryPart(set->Parts(), [&](ArraySetPart& p) { return p.Commit(policy); });
     if (!s.ok() && steady_clock::now() >= deadline) {
@@ -381,6 +404,20 @@ class IscsiProvider : public Provider {
   }
 
  private:
+  // A new instance of the array's driver. Its log lines go to the host's
+  // log, each distinct warning once (every set opens instances of its own).
+  Result<std::unique_ptr<ArrayDriver>> Open(const ArrayConfig& a) {
+    const std::string array = a.name;
+    return OpenDriver(a, ArrayCall{}, [this, array](int32_t level, std::string_view line) {
+      const std::string text = "array \"" + array + "\": " + std::string(line);
+      if (level <= SNAPSET_LOG_WARNING) {
+        std::lock_guard<std::mutex> lock(warned_mu_);
+        if (!warned_.insert(text).second) return;
+      }
+      host().Log(level, text);
+    });
+  }
+
   Result<VolumeMatch> Match(const VolumeRef& volume) {
     if (volume.naa().empty()) {
       return Status::VolumeNotSupported(
@@ -510,7 +547,9 @@ class IscsiProvider : public Provider {
 
   ProviderConfig config_;
   std::vector<std::unique_ptr<ManagedArray>> arrays_;
-  std::vector<std::unique_ptr<ArrayDialect>> match_dialects_;  // owned for matcher_
+  std::mutex warned_mu_;
+  std::set<std::string> warned_;  // driver warnings already logged; guarded by warned_mu_
+  std::vector<std::unique_ptr<ArrayDriver>> match_dialects_;  // owned for matcher_
   std::unique_ptr<VolumeMatcher> matcher_;
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<SetState>, std::less<>> sets_;  // guarded by mu_

@@ -91,10 +91,10 @@ void VolumeMatcher::RefreshAll() {
   // by one thread), so one slow array costs its timeout once, not once per
   // array behind it.
   ArrayCall policy;
-  policy.deadline = Clock::now() + refresh_timeout_;
+  policy.deadline = std::chrono::steady_clock::now() + refresh_timeout_;
   std::vector<std::future<Result<std::vector<ArrayVolume>>>> answers;
   for (Cache& c : caches_) {
-    ArrayDialect* dialect = c.array.dialect;
+    ArrayDriver* dialect = c.array.dialect;
     answers.push_back(
         std::async(std::launch::async, [dialect, policy] { return dialect->Inventory(policy); }));
   }

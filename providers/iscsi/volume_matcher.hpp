@@ -2,7 +2,7 @@
 // is_volume_supported, by SCSI identity (the NAA of VPD page 0x83), never by
 // name (DESIGN.md §6).
 //
-// Each array's inventory (ArrayDialect::Inventory) is cached. A lookup
+// Each array's inventory (ArrayDriver::Inventory) is cached. A lookup
 // searches the caches first; on a miss it refreshes every array once (in
 // parallel, one thread per array, each bounded by the refresh timeout) and
 // searches again. So a volume created since the last refresh is found at
@@ -26,7 +26,7 @@
 // time (the host may call is_volume_supported concurrently). One mutex
 // guards the caches and is held across a refresh, so concurrent misses
 // refresh once, not once each. The dialects are called only with that mutex
-// held, but they are not thread-safe (ArrayDialect): give the matcher
+// held, but they are not thread-safe (ArrayDriver): give the matcher
 // dialect objects of its own (one REST session each), not the ones the
 // snapshot flow uses from other threads.
 #ifndef SNAPSET_PROVIDERS_ISCSI_VOLUME_MATCHER_HPP
@@ -36,12 +36,11 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <snapset/array.hpp>
 #include <snapset/status.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include "providers/iscsi/array_dialect.hpp"
 
 namespace snapset::iscsi {
 
@@ -49,7 +48,7 @@ namespace snapset::iscsi {
 // and must outlive the matcher.
 struct NamedDialect {
   std::string name;
-  ArrayDialect* dialect = nullptr;
+  ArrayDriver* dialect = nullptr;
 };
 
 struct VolumeMatch {

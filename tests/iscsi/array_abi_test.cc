@@ -200,8 +200,7 @@ class ThrowingDriver : public ArrayDriver {
   Status DeleteSnapshot(const std::string&, const ArrayCall&) override {
     return Status::BadState("delete_snapshot: 409, a job still runs on it");
   }
-  Result<snapset::ArrayExposure> Expose(const snapset::ExposeRequest&,
-                                        const ArrayCall&) override {
+  Result<snapset::ArrayExposure> Expose(const snapset::ExposeRequest&, const ArrayCall&) override {
     return Status::Unavailable("no target");
   }
   Status Unexpose(const std::string&, const ArrayCall&) override { return Status::Ok(); }

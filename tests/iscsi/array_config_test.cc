@@ -63,13 +63,13 @@ struct Files {
     Doc d;
     const std::string text =
         R"({"initiator_iqn": "iqn.2026-11.io.example:host1", "arrays": [
-      {"name": "a", "dialect": "swordfish", "rest_url": "https://127.0.0.1:8443",
+      {"name": "a", "driver": "swordfish", "rest_url": "https://127.0.0.1:8443",
        "credentials_file": ")" +
         cred_a + R"(", "ca_file": ")" + ca + R"(", "insecure": false,
        "portals": ["127.0.0.1:3260", "[::1]"], "chap_file": ")" +
         chap + R"(",
        "timeouts_ms": {"connect": 4000, "request": 20000}},
-      {"name": "b", "dialect": "swordfish", "rest_url": "https://array-b.example/",
+      {"name": "b", "driver": "swordfish", "rest_url": "https://array-b.example/",
        "credentials_file": ")" +
         cred_b + R"(", "portals": ["array-b.example"]}]})";
     d.Parse(text.c_str());
@@ -86,7 +86,7 @@ struct Files {
 
 // The config must be refused with a message holding every one of `parts`.
 void Refused(const std::string& config, const std::vector<std::string>& parts) {
-  Result<ProviderConfig> r = ParseProviderConfig(config);
+  Result<ProviderConfig> r = ParseProviderConfig(config, SNAPSET_ARRAY_DRIVER_DIR);
   BOOST_REQUIRE_MESSAGE(!r.ok(), "accepted: " + config);
   const std::string& m = NoSecret(r.status().message());
   BOOST_TEST(r.status().IsInvalidArgument(), m);
@@ -94,10 +94,21 @@ void Refused(const std::string& config, const std::vector<std::string>& parts) {
 }
 
 ProviderConfig Accepted(const std::string& config) {
-  Result<ProviderConfig> r = ParseProviderConfig(config);
+  Result<ProviderConfig> r = ParseProviderConfig(config, SNAPSET_ARRAY_DRIVER_DIR);
   BOOST_REQUIRE_MESSAGE(r.ok(), NoSecret(r.status().message()));
   for (const std::string& w : r->warnings) NoSecret(w);
   return *r;
+}
+
+// What the array's driver gets of its config, read as the REST toolkit
+// reads it.
+rest::EndpointConfig EndpointOf(const iscsi::ArrayConfig& a) {
+  Doc d;
+  d.Parse(a.driver_config.c_str());
+  BOOST_REQUIRE(d.IsObject());
+  Result<rest::EndpointConfig> e = rest::ParseEndpoint(d);
+  BOOST_REQUIRE_MESSAGE(e.ok(), e.status().ToString());
+  return *e;
 }
 
 void Set(Doc& d, rapidjson::Value& at, const char* key, const std::string& json) {
@@ -131,32 +142,34 @@ BOOST_AUTO_TEST_CASE(a_good_config_parses_into_ready_rest_endpoints) {
 
   const iscsi::ArrayConfig& a = c.arrays[0];
   BOOST_TEST(a.name == "a");
-  BOOST_TEST(a.dialect == "swordfish");
-  BOOST_TEST(a.endpoint.base_url == "https://127.0.0.1:8443");
-  BOOST_TEST(a.endpoint.user == "admin-a");
-  BOOST_TEST(a.endpoint.password == kPassword);
-  BOOST_TEST(a.endpoint.ca_file == f.ca);
-  BOOST_TEST(!a.endpoint.insecure);
-  BOOST_TEST(a.endpoint.connect_timeout.count() == 4000);
-  BOOST_TEST(a.endpoint.request_timeout.count() == 20000);
+  BOOST_TEST(a.driver == "swordfish");
+  BOOST_TEST(a.library->path() ==
+             std::string(SNAPSET_ARRAY_DRIVER_DIR) + "/libsnapset_array_swordfish.so");
+  BOOST_TEST(EndpointOf(a).endpoint.base_url == "https://127.0.0.1:8443");
+  BOOST_TEST(EndpointOf(a).endpoint.user == "admin-a");
+  BOOST_TEST(EndpointOf(a).endpoint.password == kPassword);
+  BOOST_TEST(EndpointOf(a).endpoint.ca_file == f.ca);
+  BOOST_TEST(!EndpointOf(a).endpoint.insecure);
+  BOOST_TEST(EndpointOf(a).endpoint.connect_timeout.count() == 4000);
+  BOOST_TEST(EndpointOf(a).endpoint.request_timeout.count() == 20000);
   BOOST_TEST(a.portals == (std::vector<std::string>{"127.0.0.1:3260", "[::1]:3260"}));
   BOOST_REQUIRE(a.chap.has_value());
   BOOST_TEST(a.chap->user == "host7");
   BOOST_TEST(a.chap->password == kChapSecret);
-  BOOST_TEST(a.credentials_file == f.cred_a);
+  BOOST_TEST(EndpointOf(a).credentials_file == f.cred_a);
   BOOST_TEST(a.chap_file == f.chap);
-  BOOST_TEST(iscsi::MakeDialect(a) != nullptr);
+  BOOST_TEST(iscsi::OpenDriver(a, ArrayCall{}, nullptr).ok());
 
   // The optional fields: system CAs, no CHAP, default timeouts, port 3260;
   // a trailing slash of the URL is dropped.
   const iscsi::ArrayConfig& b = c.arrays[1];
-  BOOST_TEST(b.endpoint.base_url == "https://array-b.example");
-  BOOST_TEST(b.endpoint.user == "admin-b");
-  BOOST_TEST(b.endpoint.ca_file == "");
+  BOOST_TEST(EndpointOf(b).endpoint.base_url == "https://array-b.example");
+  BOOST_TEST(EndpointOf(b).endpoint.user == "admin-b");
+  BOOST_TEST(EndpointOf(b).endpoint.ca_file == "");
   BOOST_TEST(!b.chap.has_value());
   BOOST_TEST(b.chap_file == "");
-  BOOST_TEST(b.endpoint.connect_timeout.count() == 5000);
-  BOOST_TEST(b.endpoint.request_timeout.count() == 30000);
+  BOOST_TEST(EndpointOf(b).endpoint.connect_timeout.count() == 5000);
+  BOOST_TEST(EndpointOf(b).endpoint.request_timeout.count() == 30000);
   BOOST_TEST(b.portals == std::vector<std::string>{"array-b.example:3260"});
 }
 
@@ -205,10 +218,18 @@ BOOST_AUTO_TEST_CASE(each_bad_field_is_refused_naming_its_path_and_what_to_do) {
       {"no name", DropB("name"), {"arrays[1].name", "missing"}},
       {"bad name", SetB("name", "\"b b\""), {"arrays[1].name", "letters, digits"}},
       {"same name", SetB("name", "\"a\""), {"arrays[1].name", "unique"}},
-      {"no dialect", DropB("dialect"), {"arrays[1].dialect", "missing"}},
-      {"other dialect",
-       SetB("dialect", "\"ontap\""),
-       {"arrays[1].dialect", "\"ontap\"", "\"swordfish\""}},
+      {"no driver", DropB("driver"), {"arrays[1].driver", "missing"}},
+      {"unknown driver",
+       SetB("driver", "\"ontap\""),
+       {"arrays[1].driver", "\"ontap\" is not a built-in driver", "\"swordfish\"",
+        "absolute path"}},
+      {"relative driver path", SetB("driver", "\"lib/x.so\""), {"arrays[1].driver", "relative"}},
+      {"missing driver library",
+       SetB("driver", "\"/nonexistent/libdriver.so\""),
+       {"arrays[1].driver", "/nonexistent/libdriver.so"}},
+      {"the old dialect key",
+       SetB("dialect", "\"swordfish\""),
+       {"arrays[1].dialect", "is now \"driver\""}},
       {"no url", DropB("rest_url"), {"arrays[1].rest_url", "missing"}},
       {"ftp url", SetB("rest_url", "\"ftp://array-b\""), {"arrays[1].rest_url", "https://"}},
       {"url with a path",
@@ -338,14 +359,14 @@ BOOST_AUTO_TEST_CASE(tls_verification_is_off_only_by_an_explicit_and_warned_inse
     Set(d, d["arrays"][1], "rest_url", "\"http://array-b:8080\"");
     Set(d, d["arrays"][1], "insecure", "true");
   }));
-  BOOST_TEST(plain.arrays[1].endpoint.insecure);
-  BOOST_TEST(plain.arrays[1].endpoint.base_url == "http://array-b:8080");
+  BOOST_TEST(EndpointOf(plain.arrays[1]).endpoint.insecure);
+  BOOST_TEST(EndpointOf(plain.arrays[1]).endpoint.base_url == "http://array-b:8080");
   BOOST_REQUIRE_EQUAL(plain.warnings.size(), 1u);
   BOOST_TEST(Has(plain.warnings[0], "\"b\""), plain.warnings[0]);
   BOOST_TEST(Has(plain.warnings[0], "UNENCRYPTED"), plain.warnings[0]);
   // https:// with insecure: verification off, warned too.
   ProviderConfig unverified = Accepted(f.Config(SetB("insecure", "true")));
-  BOOST_TEST(unverified.arrays[1].endpoint.insecure);
+  BOOST_TEST(EndpointOf(unverified.arrays[1]).endpoint.insecure);
   BOOST_REQUIRE_EQUAL(unverified.warnings.size(), 1u);
   BOOST_TEST(Has(unverified.warnings[0], "verification is OFF"), unverified.warnings[0]);
   // A CA for an http:// URL is a mistake, not a no-op.

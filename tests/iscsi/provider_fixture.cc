@@ -140,7 +140,7 @@ void ProviderFixture::WriteRegistration() {
     const std::string& extra = i == 0 ? options_.config_a : options_.config_b;
     arrays +=
         std::string(i ? "," : "") + R"({"name":")" + name +
-        R"(","dialect":"swordfish","rest_url":")" + arrays_[i]->rest() +
+        R"(","driver":"swordfish","rest_url":")" + arrays_[i]->rest() +
         R"(","credentials_file":")" + config_ + "/" + name + R"(.cred","portals":[")" +
         arrays_[i]->portal() + "\"]" +
         (options_.tls ? R"(,"ca_file":")" +

@@ -163,7 +163,7 @@ std::string ConfigFor(ProviderFixture& f, const std::string& a_extra, bool insec
   for (int i = 0; i < 2; ++i) {
     const std::string name = i == 0 ? "a" : "b";
     arrays += std::string(i ? "," : "") + R"({"name":")" + name +
-              R"(","dialect":"swordfish","rest_url":")" + f.array(i).rest() +
+              R"(","driver":"swordfish","rest_url":")" + f.array(i).rest() +
               R"(","credentials_file":")" + f.config_dir() + "/" + name + R"(.cred","portals":[")" +
               f.array(i).portal() + "\"]" + (insecure ? R"(,"insecure":true)" : "") +
               (i == 0 && !a_extra.empty() ? "," + a_extra : "") + "}";

@@ -2,10 +2,9 @@
 // calls, a new log-in when the token expires, refusals that name the call
 // and never the secrets, deadlines that hold.
 #define BOOST_TEST_MODULE iscsi_rest_session
-#include <snapset/rest.hpp>
-
 #include <boost/test/unit_test.hpp>
 #include <chrono>
+#include <snapset/rest.hpp>
 #include <string>
 #include <thread>
 
@@ -15,11 +14,11 @@
 namespace snapset::test {
 namespace {
 
-using snapset::ArrayCall;
 using rest::Clock;
 using rest::RestEndpoint;
 using rest::RestResponse;
 using rest::RestSession;
+using snapset::ArrayCall;
 
 constexpr char kVolumes[] = "/redfish/v1/Storage/array/Volumes";
 

@@ -161,8 +161,8 @@ BOOST_AUTO_TEST_CASE(redact_removes_the_password_and_the_token) {
   VendorArray array;
   RestSession session(array.Endpoint(VendorLogin()));
   BOOST_TEST_REQUIRE(session.Warm().ok());
-  const std::string said = std::string("array said: login ") + kPassword + " gave " + kToken +
-                           " and " + kToken;
+  const std::string said =
+      std::string("array said: login ") + kPassword + " gave " + kToken + " and " + kToken;
   const std::string clean = session.Redact(said);
   BOOST_TEST(clean.find(kPassword) == std::string::npos, clean);
   BOOST_TEST(clean.find(kToken) == std::string::npos, clean);
@@ -185,7 +185,9 @@ BOOST_AUTO_TEST_CASE(poll_job_never_waits_past_the_deadline_and_names_the_job) {
   VendorArray array;
   RestSession session(array.Endpoint(VendorLogin()));
   // A job resource that answers 200 while running: `finished` reads it.
-  auto finished = [](const RestResponse& r) { return r.body.find("\"done\"") != std::string::npos; };
+  auto finished = [](const RestResponse& r) {
+    return r.body.find("\"done\"") != std::string::npos;
+  };
   for (bool in_window : {false, true}) {
     ArrayCall call;
     call.in_window = in_window;

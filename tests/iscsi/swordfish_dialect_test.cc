@@ -4,8 +4,6 @@
 // exposure a real initiator logs in to, faults, expired tokens, HTTPS, and
 // no secret in any error.
 #define BOOST_TEST_MODULE iscsi_swordfish_dialect
-#include "providers/iscsi/swordfish_dialect.hpp"
-
 #include <httplib.h>
 #include <sys/stat.h>
 
@@ -22,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "swordfish_driver.hpp"
 #include "tests/mock-array/iscsi_lun.hpp"
 #include "tests/mock-array/mock_array_process.hpp"
 #include "tests/mock-array/test_pki.hpp"
@@ -32,14 +31,14 @@
 namespace snapset::test {
 namespace {
 
-using iscsi::ArrayExposure;
-using iscsi::ArrayGroup;
-using iscsi::ArrayVolume;
 using snapset::ArrayCall;
-using iscsi::Clock;
-using iscsi::ExposeRequest;
-using iscsi::RestEndpoint;
-using iscsi::SwordfishDialect;
+using snapset::ArrayExposure;
+using snapset::ArrayGroup;
+using snapset::ArrayVolume;
+using snapset::ExposeRequest;
+using snapset::rest::Clock;
+using snapset::rest::RestEndpoint;
+using snapset::swordfish::SwordfishDriver;
 using std::chrono::milliseconds;
 
 constexpr char kVolumes[] = "/redfish/v1/Storage/array/Volumes";
@@ -120,7 +119,7 @@ struct Array {
     BOOST_REQUIRE_MESSAGE(login.status == 201, login.body);
     token = login.headers["x-auth-token"];
     Tokens().push_back(token);
-    dialect = std::make_unique<SwordfishDialect>(Endpoint(ca));
+    dialect = std::make_unique<SwordfishDriver>(Endpoint(ca));
   }
   bool ok() const { return process != nullptr; }
 
@@ -186,7 +185,7 @@ struct Array {
   std::unique_ptr<MockArrayProcess> process;
   HttpOptions http;
   std::string token;
-  std::unique_ptr<SwordfishDialect> dialect;
+  std::unique_ptr<SwordfishDriver> dialect;
 };
 
 const ArrayVolume* Find(const std::vector<ArrayVolume>& volumes, const std::string& id) {
@@ -256,10 +255,10 @@ BOOST_AUTO_TEST_CASE(the_inventory_is_what_the_array_holds_with_naa_serial_and_s
   REQUIRE_OK(groups);
   BOOST_TEST(groups->empty());
   // A handle that never came from the dialect is refused before any request.
-  const int sent = array.dialect->requests();
+  const int sent = int(array.dialect->counters().requests);
   const Status bad = array.dialect->DeleteSnapshot("volumes 3", Patient());
   BOOST_TEST((bad.code() == Code::kInvalidArgument), bad.ToString());
-  BOOST_TEST(array.dialect->requests() == sent);
+  BOOST_TEST(int(array.dialect->counters().requests) == sent);
 }
 
 BOOST_AUTO_TEST_CASE(a_group_snapshot_is_one_request_and_comes_back_in_member_order) {
@@ -269,11 +268,11 @@ BOOST_AUTO_TEST_CASE(a_group_snapshot_is_one_request_and_comes_back_in_member_or
   REQUIRE_OK(array.dialect->Warm(Patient()));
   const std::vector<ArrayVolume> sources = array.Inventory();
 
-  const int before = array.dialect->requests();
+  const int before = int(array.dialect->counters().requests);
   Result<std::vector<ArrayVolume>> snaps = array.dialect->SnapshotGroup(
-      group, {"s-c", "s-a", "s-b"}, Within(milliseconds(10000), false));
+      {group, {"s-c", "s-a", "s-b"}, ""}, Within(milliseconds(10000), false));
   REQUIRE_OK(snaps);
-  BOOST_TEST(array.dialect->requests() - before == 1);
+  BOOST_TEST(int(array.dialect->counters().requests) - before == 1);
   BOOST_REQUIRE_EQUAL(snaps->size(), 3u);
   std::set<std::string> naas;
   for (size_t i = 0; i < snaps->size(); ++i) {
@@ -304,15 +303,16 @@ BOOST_AUTO_TEST_CASE(with_async_operations_every_change_is_polled_to_its_answer)
   const ArrayGroup group = array.Group("set", {"a", "b"});  // CreateGroup: a task
   BOOST_TEST(group.member_ids.size() == 2u);
 
-  const int before = array.dialect->requests();
+  const int before = int(array.dialect->counters().requests);
   const auto start = Clock::now();
   Result<std::vector<ArrayVolume>> snaps =
-      array.dialect->SnapshotGroup(group, {}, Within(milliseconds(10000), false));
+      array.dialect->SnapshotGroup({group, {}, ""}, Within(milliseconds(10000), false));
   REQUIRE_OK(snaps);
   BOOST_TEST_MESSAGE("async group snapshot: " << MsSince(start) << " ms, "
-                                              << array.dialect->requests() - before << " requests");
+                                              << int(array.dialect->counters().requests) - before
+                                              << " requests");
   BOOST_TEST(MsSince(start) >= 300);
-  BOOST_TEST(array.dialect->requests() - before >= 2);  // the POST and its polls
+  BOOST_TEST(int(array.dialect->counters().requests) - before >= 2);  // the POST and its polls
   BOOST_REQUIRE_EQUAL(snaps->size(), 2u);
   BOOST_TEST((*snaps)[0].source_id == group.member_ids[0]);
   BOOST_TEST((*snaps)[1].source_id == group.member_ids[1]);
@@ -341,7 +341,7 @@ BOOST_AUTO_TEST_CASE(a_task_running_at_the_deadline_is_unavailable_and_settle_fi
 
   const auto start = Clock::now();
   Result<std::vector<ArrayVolume>> snaps =
-      array.dialect->SnapshotGroup(group, {}, Within(milliseconds(400), false));
+      array.dialect->SnapshotGroup({group, {}, ""}, Within(milliseconds(400), false));
   const int64_t elapsed = MsSince(start);
   BOOST_REQUIRE(!snaps.ok());
   NoSecret(snaps);
@@ -400,7 +400,7 @@ BOOST_AUTO_TEST_CASE(an_exposed_lun_is_readable_by_the_initiator_read_only_and_c
     Lun lun(writer->Url(0), login);
     BOOST_REQUIRE_EQUAL(lun.Write(0, Pattern("snapset-dialect", 4096), 512), 0);
   }
-  Result<std::vector<ArrayVolume>> snaps = array.dialect->SnapshotGroup(group, {}, Patient());
+  Result<std::vector<ArrayVolume>> snaps = array.dialect->SnapshotGroup({group, {}, ""}, Patient());
   REQUIRE_OK(snaps);
 
   // The snapshot, read-only, to host B: the pattern is there; writes fail.
@@ -489,22 +489,22 @@ BOOST_AUTO_TEST_CASE(read_faults_are_retried_only_when_allowed_and_bad_bodies_na
 
   // 503 + Retry-After: retried when the policy allows it.
   array.ArmFault(R"({"Operation":"Volume.List","Mode":"Error","Status":503,"RetryAfterS":1})");
-  int before = array.dialect->requests();
+  int before = int(array.dialect->counters().requests);
   Result<std::vector<ArrayVolume>> v = array.dialect->Inventory(Patient());
   REQUIRE_OK(v);
   BOOST_TEST(v->size() == 1u);
-  BOOST_TEST(array.dialect->requests() - before == 3);  // 503, list, one volume
+  BOOST_TEST(int(array.dialect->counters().requests) - before == 3);  // 503, list, one volume
 
   // ... and not when it does not: exactly one request.
   array.ArmFault(R"({"Operation":"Volume.List","Mode":"Error","Status":503,"RetryAfterS":1})");
-  before = array.dialect->requests();
+  before = int(array.dialect->counters().requests);
   v = array.dialect->Inventory(Within(milliseconds(5000), false));
   BOOST_REQUIRE(!v.ok());
   NoSecret(v);
   BOOST_TEST((v.status().code() == Code::kUnavailable), v.status().ToString());
   BOOST_TEST(v.status().message().find(array.Url(kVolumes)) != std::string::npos,
              v.status().message());
-  BOOST_TEST(array.dialect->requests() - before == 1);
+  BOOST_TEST(int(array.dialect->counters().requests) - before == 1);
 
   // A body cut off mid-object: an error naming the volume's URL.
   array.ArmFault(R"({"Operation":"Volume.Get","Mode":"MalformedJson"})");
@@ -528,22 +528,22 @@ BOOST_AUTO_TEST_CASE(a_failed_group_snapshot_is_an_error_and_its_leftovers_are_i
   // snapshots exist. Abort must therefore look at the inventory for
   // snapshots of the group's members, not trust the failed call.
   array.ArmFault(R"({"Operation":"ConsistencyGroup.CreateReplicaTarget","Mode":"DropConnection"})");
-  const int before = array.dialect->requests();
+  const int before = int(array.dialect->counters().requests);
   Result<std::vector<ArrayVolume>> snaps =
-      array.dialect->SnapshotGroup(group, {}, Within(milliseconds(5000), false));
+      array.dialect->SnapshotGroup({group, {}, ""}, Within(milliseconds(5000), false));
   BOOST_REQUIRE(!snaps.ok());
   NoSecret(snaps);
   BOOST_TEST((snaps.status().code() == Code::kUnavailable), snaps.status().ToString());
   BOOST_TEST(snaps.status().message().find(group.id) != std::string::npos,
              snaps.status().message());
-  BOOST_TEST(array.dialect->requests() - before == 1);  // a POST is never resent
+  BOOST_TEST(int(array.dialect->counters().requests) - before == 1);  // a POST is never resent
   std::vector<ArrayVolume> left = array.Snapshots();
   BOOST_TEST(left.size() == 2u);
   for (const ArrayVolume& s : left) REQUIRE_OK(array.dialect->DeleteSnapshot(s.id, Patient()));
 
   // An array that breaks all-or-none: a 500 naming what it left behind.
   array.ArmFault(R"({"Operation":"ConsistencyGroup.CreateReplicaTarget","Mode":"Partial"})");
-  snaps = array.dialect->SnapshotGroup(group, {}, Within(milliseconds(5000), false));
+  snaps = array.dialect->SnapshotGroup({group, {}, ""}, Within(milliseconds(5000), false));
   BOOST_REQUIRE(!snaps.ok());
   NoSecret(snaps);
   BOOST_TEST(snaps.status().message().find("500") != std::string::npos, snaps.status().message());
@@ -562,7 +562,7 @@ BOOST_AUTO_TEST_CASE(an_expired_token_is_transparent) {
   REQUIRE_OK(array.dialect->Warm(Patient()));
   std::this_thread::sleep_for(milliseconds(1500));
   Result<std::vector<ArrayVolume>> snaps =
-      array.dialect->SnapshotGroup(group, {}, Within(milliseconds(5000), false));
+      array.dialect->SnapshotGroup({group, {}, ""}, Within(milliseconds(5000), false));
   REQUIRE_OK(snaps);
   BOOST_TEST(snaps->size() == 1u);
   std::this_thread::sleep_for(milliseconds(1500));
@@ -578,11 +578,11 @@ BOOST_AUTO_TEST_CASE(https_works_with_the_arrays_ca_and_fails_on_another_naming_
   BOOST_REQUIRE(array.process->rest().rfind("https://", 0) == 0u);
   const ArrayGroup group = array.Group("set", {"a", "b"});
   Result<std::vector<ArrayVolume>> snaps =
-      array.dialect->SnapshotGroup(group, {}, Within(milliseconds(5000), false));
+      array.dialect->SnapshotGroup({group, {}, ""}, Within(milliseconds(5000), false));
   REQUIRE_OK(snaps);
   BOOST_TEST(array.Snapshots().size() == 2u);
 
-  SwordfishDialect untrusting(array.Endpoint(other.ca));
+  SwordfishDriver untrusting(array.Endpoint(other.ca));
   const Status refused = untrusting.Warm(Within(milliseconds(5000)));
   BOOST_REQUIRE(!refused.ok());
   NoSecret(refused);
@@ -721,7 +721,7 @@ BOOST_AUTO_TEST_CASE(every_malformed_answer_is_an_error_naming_the_call_and_what
     ScriptedArray array;
     array.Script("GET", volume, 200, VolumeJson(kGoodFields));
     array.Script("GET", c.path, 200, c.body);
-    SwordfishDialect dialect(array.Endpoint());
+    SwordfishDriver dialect(array.Endpoint());
     Result<std::vector<ArrayVolume>> v = dialect.Inventory(Within(milliseconds(5000)));
     BOOST_TEST_CONTEXT(c.path << " " << c.body) {
       BOOST_REQUIRE(!v.ok());
@@ -742,7 +742,7 @@ BOOST_AUTO_TEST_CASE(every_malformed_answer_is_an_error_naming_the_call_and_what
       VolumeJson(R"(,"Name":"v","CapacityBytes":1048576,"BlockSizeBytes":512,)"
                  R"("Identifiers":[{"DurableName":"naa.653534D6B7A31BF5E691000000000001",)"
                  R"("DurableNameFormat":"NAA"}],"Oem":{"Snapset":{"SerialNumber":" SN1 "}})"));
-  SwordfishDialect dialect(array.Endpoint());
+  SwordfishDriver dialect(array.Endpoint());
   Result<std::vector<ArrayVolume>> v = dialect.Inventory(Within(milliseconds(5000)));
   REQUIRE_OK(v);
   BOOST_REQUIRE_EQUAL(v->size(), 1u);
@@ -763,11 +763,11 @@ BOOST_AUTO_TEST_CASE(malformed_snapshot_and_exposure_answers_are_errors_and_leav
                  volume + R"("}})");
 
   ScriptedArray array;
-  SwordfishDialect dialect(array.Endpoint());
+  SwordfishDriver dialect(array.Endpoint());
   // One snapshot for two members.
   array.Script("POST", action, 201, R"({"Members":[)" + snapshot + "]}");
   Result<std::vector<ArrayVolume>> snaps =
-      dialect.SnapshotGroup(group, {}, Within(milliseconds(5000)));
+      dialect.SnapshotGroup({group, {}, ""}, Within(milliseconds(5000)));
   BOOST_REQUIRE(!snaps.ok());
   BOOST_TEST(snaps.status().message().find("POST " + array.Endpoint().base_url + action) !=
                  std::string::npos,
@@ -776,14 +776,14 @@ BOOST_AUTO_TEST_CASE(malformed_snapshot_and_exposure_answers_are_errors_and_leav
              snaps.status().message());
   // Two snapshots, both of the first member.
   array.Script("POST", action, 201, R"({"Members":[)" + snapshot + "," + snapshot + "]}");
-  snaps = dialect.SnapshotGroup(group, {}, Within(milliseconds(5000)));
+  snaps = dialect.SnapshotGroup({group, {}, ""}, Within(milliseconds(5000)));
   BOOST_REQUIRE(!snaps.ok());
   BOOST_TEST(snaps.status().message().find("no snapshot of the member " + group.member_ids[1]) !=
                  std::string::npos,
              snaps.status().message());
   // A 202 without a task monitor.
   array.Script("POST", action, 202, "{}");
-  snaps = dialect.SnapshotGroup(group, {}, Within(milliseconds(5000)));
+  snaps = dialect.SnapshotGroup({group, {}, ""}, Within(milliseconds(5000)));
   BOOST_REQUIRE(!snaps.ok());
   BOOST_TEST(snaps.status().message().find("without a Location") != std::string::npos,
              snaps.status().message());
@@ -813,7 +813,7 @@ BOOST_AUTO_TEST_CASE(malformed_snapshot_and_exposure_answers_are_errors_and_leav
   // No fabric of type iSCSI: Expose says so.
   ScriptedArray no_iscsi;
   no_iscsi.Script("GET", "/redfish/v1/Fabrics/iSCSI", 200, R"({"FabricType":"NVMeOverFabrics"})");
-  SwordfishDialect lost(no_iscsi.Endpoint());
+  SwordfishDriver lost(no_iscsi.Endpoint());
   e = lost.Expose(request, Within(milliseconds(5000)));
   BOOST_REQUIRE(!e.ok());
   NoSecret(e);

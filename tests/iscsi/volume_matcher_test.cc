@@ -16,7 +16,7 @@
 #include <tuple>
 #include <vector>
 
-#include "providers/iscsi/swordfish_dialect.hpp"
+#include "swordfish_driver.hpp"
 #include "tests/mock-array/mock_array_process.hpp"
 #include "tests/support/temp_dir.hpp"
 
@@ -24,10 +24,10 @@ namespace snapset::test {
 namespace {
 
 using iscsi::NamedDialect;
-using iscsi::RestEndpoint;
-using iscsi::SwordfishDialect;
 using iscsi::VolumeMatch;
 using iscsi::VolumeMatcher;
+using snapset::rest::RestEndpoint;
+using snapset::swordfish::SwordfishDriver;
 using std::chrono::milliseconds;
 
 constexpr char kVolumes[] = "/redfish/v1/Storage/array/Volumes";
@@ -45,7 +45,7 @@ struct Array {
   Array() {
     process = std::make_unique<MockArrayProcess>(dir.str() + "/state");
     token = process->Login();
-    dialect = std::make_unique<SwordfishDialect>(Endpoint());
+    dialect = std::make_unique<SwordfishDriver>(Endpoint());
   }
   RestEndpoint Endpoint() const {
     RestEndpoint e;
@@ -76,7 +76,7 @@ struct Array {
   TempDir dir;
   std::unique_ptr<MockArrayProcess> process;
   std::string token;
-  std::unique_ptr<SwordfishDialect> dialect;
+  std::unique_ptr<SwordfishDriver> dialect;
 };
 
 // The NAA as snapset_volume carries it: lower-case hex, no prefix.
@@ -152,14 +152,14 @@ BOOST_AUTO_TEST_CASE(a_volume_created_after_a_lookup_is_found_with_one_refresh) 
   std::unique_ptr<VolumeMatcher> m = t.Matcher();
   BOOST_TEST(Found(*m, Naa(t.db.naa)).array == "a");
   const Created late = t.b->Volume("late");
-  const int requests_a = t.a->dialect->requests();
+  const int requests_a = int(t.a->dialect->counters().requests);
   const VolumeMatch match = Found(*m, Naa(late.naa));
   BOOST_TEST(match.array == "b");
   BOOST_TEST(match.volume.name == "late");
   // One miss: each array's inventory asked for exactly once more.
   BOOST_TEST(m->refreshes("a") == 2);
   BOOST_TEST(m->refreshes("b") == 2);
-  BOOST_TEST(t.a->dialect->requests() > requests_a);
+  BOOST_TEST(int(t.a->dialect->counters().requests) > requests_a);
   // Now cached: no more refreshes.
   BOOST_TEST(Found(*m, Naa(late.naa)).array == "b");
   BOOST_TEST(m->refreshes("b") == 2);
@@ -254,7 +254,7 @@ BOOST_AUTO_TEST_CASE(concurrent_lookups_are_answered_right_and_refresh_once) {
 BOOST_AUTO_TEST_CASE(an_array_configured_twice_is_an_error_not_a_guess) {
   TwoArrays t;
   if (!t.ok()) return;
-  SwordfishDialect again(t.a->Endpoint());
+  SwordfishDriver again(t.a->Endpoint());
   VolumeMatcher m({{"a", t.a->dialect.get()}, {"a-again", &again}});
   const Status s = NotFound(m, Naa(t.db.naa));
   BOOST_TEST(s.IsBadState(), s.ToString());

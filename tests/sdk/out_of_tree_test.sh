@@ -107,7 +107,14 @@ driver_args[3]=$TMP/driver-build
 quiet cmake "${driver_args[@]}"
 quiet cmake --build "$TMP/driver-build"
 exports_only "$TMP/driver-build/liboot_rest_driver.so" snapset_array_driver_entry
-echo "== the same driver with pkg-config snapset-rest"
+echo "== the bundled Swordfish driver, built from its folder against the installed prefix"
+driver_args[1]=$SOURCE_DIR/providers/iscsi/swordfish
+driver_args[3]=$TMP/swordfish-build
+quiet cmake "${driver_args[@]}"
+quiet cmake --build "$TMP/swordfish-build"
+exports_only "$TMP/swordfish-build/array-drivers/libsnapset_array_swordfish.so" \
+  snapset_array_driver_entry
+echo "== the same small driver with pkg-config snapset-rest"
 quiet c++ -std=c++20 -shared -fPIC -fvisibility=hidden -o "$TMP/liboot_pc.so" \
   "$SOURCE_DIR/tests/sdk/oot-rest-driver/oot_rest_driver.cc" \
   $(PKG_CONFIG_PATH=$TMP/prefix/lib/pkgconfig pkg-config --cflags --libs snapset-rest) \

@@ -1,10 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // The smallest array driver over the REST toolkit: enough to prove that an
 // installed snapset builds one (out_of_tree_test.sh), not an array's API.
+#include <memory>
 #include <snapset/array.hpp>
 #include <snapset/rest.hpp>
-
-#include <memory>
 
 namespace {
 
@@ -40,8 +39,7 @@ class OotRestDriver final : public snapset::ArrayDriver {
     return Status::NotImplemented("example");
   }
   Status DeleteSnapshot(const std::string&, const ArrayCall&) override { return Status::Ok(); }
-  Result<snapset::ArrayExposure> Expose(const snapset::ExposeRequest&,
-                                        const ArrayCall&) override {
+  Result<snapset::ArrayExposure> Expose(const snapset::ExposeRequest&, const ArrayCall&) override {
     return Status::NotImplemented("example");
   }
   Status Unexpose(const std::string&, const ArrayCall&) override { return Status::Ok(); }

@@ -1,4 +1,5 @@
-#include "providers/iscsi/swordfish_dialect.hpp"
+// SPDX-License-Identifier: Apache-2.0
+#include "swordfish_driver.hpp"
 
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
@@ -9,7 +10,7 @@
 #include <thread>
 #include <utility>
 
-namespace snapset::iscsi {
+namespace snapset::swordfish {
 namespace {
 
 constexpr char kStorage[] = "/redfish/v1/Storage";
@@ -231,22 +232,23 @@ void Link(Writer& w, const char* key, const std::string& path) {
 
 }  // namespace
 
-std::unique_ptr<ArrayDialect> MakeSwordfishDialect(RestEndpoint endpoint) {
-  return std::make_unique<SwordfishDialect>(std::move(endpoint));
+std::unique_ptr<ArrayDriver> MakeSwordfishDriver(RestEndpoint endpoint) {
+  return std::make_unique<SwordfishDriver>(std::move(endpoint));
 }
 
-SwordfishDialect::SwordfishDialect(RestEndpoint endpoint) : session_(std::move(endpoint)) {}
+SwordfishDriver::SwordfishDriver(RestEndpoint endpoint)
+    : session_(std::make_unique<RestSession>(std::move(endpoint))) {}
 
-std::string SwordfishDialect::PathOf(const std::string& location) const {
+std::string SwordfishDriver::PathOf(const std::string& location) const {
   const size_t scheme = location.find("://");
   if (scheme == std::string::npos) return location;
   const size_t path = location.find('/', scheme + 3);
   return path == std::string::npos ? "/" : location.substr(path);
 }
 
-Result<RestResponse> SwordfishDialect::Exec(const std::string& method, const std::string& path,
-                                            const std::string& body, const ArrayCall& policy) {
-  Result<RestResponse> r = session_.Call(method, path, body, policy);
+Result<RestResponse> SwordfishDriver::Exec(const std::string& method, const std::string& path,
+                                           const std::string& body, const ArrayCall& policy) {
+  Result<RestResponse> r = session_->Call(method, path, body, policy);
   if (!r.ok() || r->status != 202) return r;
   const std::string call = method + " " + Url(path);
   const std::string monitor = PathOf(r->Header("location"));
@@ -264,29 +266,29 @@ Result<RestResponse> SwordfishDialect::Exec(const std::string& method, const std
   return done;
 }
 
-Result<RestResponse> SwordfishDialect::PollMonitor(const std::string& call,
-                                                   const std::string& monitor,
-                                                   std::chrono::milliseconds wait,
-                                                   const ArrayCall& policy) {
+Result<RestResponse> SwordfishDriver::PollMonitor(const std::string& call,
+                                                  const std::string& monitor,
+                                                  std::chrono::milliseconds wait,
+                                                  const ArrayCall& policy) {
   rest::JobPolling polling;
   polling.default_wait = kDefaultRetryAfter;
   polling.max_wait = kMaxRetryAfter;
   polling.near_deadline_poll = kNearDeadlinePoll;
   polling.margin = kPollMargin;
   // A job still running at the deadline is remembered by Exec for Settle().
-  return rest::PollJob(session_, call, monitor, wait, policy, {}, polling);
+  return rest::PollJob(*session_, call, monitor, wait, policy, {}, polling);
 }
 
-Result<rapidjson::Document> SwordfishDialect::GetObject(const std::string& path,
-                                                        const ArrayCall& policy) {
+Result<rapidjson::Document> SwordfishDriver::GetObject(const std::string& path,
+                                                       const ArrayCall& policy) {
   Result<RestResponse> r = Exec("GET", path, "", policy);
   if (!r.ok()) return r.status();
   if (r->status != 200) return StatusFromResponse("GET", Url(path), *r);
   return JsonObject("GET", Url(path), *r);
 }
 
-Result<std::vector<std::string>> SwordfishDialect::GetMembers(const std::string& path,
-                                                              const ArrayCall& policy) {
+Result<std::vector<std::string>> SwordfishDriver::GetMembers(const std::string& path,
+                                                             const ArrayCall& policy) {
   Result<rapidjson::Document> doc = GetObject(path, policy);
   if (!doc.ok()) return doc.status();
   const Body b("GET " + Url(path));
@@ -303,7 +305,7 @@ Result<std::vector<std::string>> SwordfishDialect::GetMembers(const std::string&
   return out;
 }
 
-Status SwordfishDialect::Discover(const ArrayCall& policy) {
+Status SwordfishDriver::Discover(const ArrayCall& policy) {
   if (storage_.empty()) {
     Result<std::vector<std::string>> storage = GetMembers(kStorage, policy);
     if (!storage.ok()) return storage.status();
@@ -342,12 +344,12 @@ Status SwordfishDialect::Discover(const ArrayCall& policy) {
   return Status::Ok();
 }
 
-Status SwordfishDialect::Warm(const ArrayCall& policy) {
-  SNAPSET_RETURN_IF_ERROR(session_.Warm(policy));
+Status SwordfishDriver::Warm(const ArrayCall& policy) {
+  SNAPSET_RETURN_IF_ERROR(session_->Warm(policy));
   return Discover(policy);
 }
 
-Result<std::vector<ArrayVolume>> SwordfishDialect::Inventory(const ArrayCall& policy) {
+Result<std::vector<ArrayVolume>> SwordfishDriver::Inventory(const ArrayCall& policy) {
   SNAPSET_RETURN_IF_ERROR(Discover(policy));
   Result<std::vector<std::string>> members = GetMembers(storage_ + "/Volumes", policy);
   if (!members.ok()) return members.status();
@@ -364,7 +366,7 @@ Result<std::vector<ArrayVolume>> SwordfishDialect::Inventory(const ArrayCall& po
   return out;
 }
 
-Result<std::vector<ArrayGroup>> SwordfishDialect::Groups(const ArrayCall& policy) {
+Result<std::vector<ArrayGroup>> SwordfishDriver::Groups(const ArrayCall& policy) {
   SNAPSET_RETURN_IF_ERROR(Discover(policy));
   Result<std::vector<std::string>> members = GetMembers(storage_ + "/ConsistencyGroups", policy);
   if (!members.ok()) return members.status();
@@ -380,9 +382,9 @@ Result<std::vector<ArrayGroup>> SwordfishDialect::Groups(const ArrayCall& policy
   return out;
 }
 
-Result<ArrayGroup> SwordfishDialect::CreateGroup(const std::string& name,
-                                                 const std::vector<std::string>& member_ids,
-                                                 const ArrayCall& policy) {
+Result<ArrayGroup> SwordfishDriver::CreateGroup(const std::string& name,
+                                                const std::vector<std::string>& member_ids,
+                                                const ArrayCall& policy) {
   if (name.empty()) return Status::InvalidArgument("CreateGroup: the group name is empty");
   if (member_ids.empty()) return Status::InvalidArgument("CreateGroup: no member volumes");
   for (const std::string& id : member_ids) {
@@ -411,21 +413,23 @@ Result<ArrayGroup> SwordfishDialect::CreateGroup(const std::string& name,
   return ParseGroup(Body("POST " + Url(path)), *doc);
 }
 
-Status SwordfishDialect::Deleted(const std::string& method, const std::string& path,
-                                 const std::string& body, const ArrayCall& policy) {
+Status SwordfishDriver::Deleted(const std::string& method, const std::string& path,
+                                const std::string& body, const ArrayCall& policy) {
   Result<RestResponse> r = Exec(method, path, body, policy);
   if (!r.ok()) return r.status();
   if (Is2xx(r->status) || r->status == 404) return Status::Ok();  // 404: already gone
   return StatusFromResponse(method, Url(path), *r);
 }
 
-Status SwordfishDialect::DeleteGroup(const std::string& group_id, const ArrayCall& policy) {
+Status SwordfishDriver::DeleteGroup(const std::string& group_id, const ArrayCall& policy) {
   SNAPSET_RETURN_IF_ERROR(CheckId("DeleteGroup", "group id", group_id));
   return Deleted("DELETE", group_id, "", policy);
 }
 
-Result<std::vector<ArrayVolume>> SwordfishDialect::SnapshotGroup(
-    const ArrayGroup& group, const std::vector<std::string>& names, const ArrayCall& policy) {
+Result<std::vector<ArrayVolume>> SwordfishDriver::SnapshotGroup(const SnapshotRequest& request,
+                                                                const ArrayCall& policy) {
+  const ArrayGroup& group = request.group;
+  const std::vector<std::string>& names = request.names;
   SNAPSET_RETURN_IF_ERROR(CheckId("SnapshotGroup", "group id", group.id));
   if (!names.empty() && names.size() != group.member_ids.size()) {
     return Status::InvalidArgument("SnapshotGroup: " + std::to_string(names.size()) +
@@ -492,7 +496,7 @@ Result<std::vector<ArrayVolume>> SwordfishDialect::SnapshotGroup(
   return ordered;
 }
 
-Status SwordfishDialect::DeleteSnapshot(const std::string& snapshot_id, const ArrayCall& policy) {
+Status SwordfishDriver::DeleteSnapshot(const std::string& snapshot_id, const ArrayCall& policy) {
   SNAPSET_RETURN_IF_ERROR(CheckId("DeleteSnapshot", "snapshot id", snapshot_id));
   return Deleted("POST", snapshot_id + "/Actions/Volume.RemoveReplicaRelationship",
                  R"({"DeleteTargetVolume":true})", policy);
@@ -538,8 +542,8 @@ Result<ArrayExposure> ParseExposure(const Body& b, const Json& doc) {
 
 }  // namespace
 
-Result<ArrayExposure> SwordfishDialect::Expose(const ExposeRequest& request,
-                                               const ArrayCall& policy) {
+Result<ArrayExposure> SwordfishDriver::Expose(const ExposeRequest& request,
+                                              const ArrayCall& policy) {
   if (request.volume_ids.empty()) return Status::InvalidArgument("Expose: no volumes to map");
   if (request.initiator_iqn.empty()) {
     return Status::InvalidArgument("Expose: no initiator IQN to map the volumes to");
@@ -617,12 +621,12 @@ Result<ArrayExposure> SwordfishDialect::Expose(const ExposeRequest& request,
   return exposure;
 }
 
-Status SwordfishDialect::Unexpose(const std::string& exposure_id, const ArrayCall& policy) {
+Status SwordfishDriver::Unexpose(const std::string& exposure_id, const ArrayCall& policy) {
   SNAPSET_RETURN_IF_ERROR(CheckId("Unexpose", "exposure id", exposure_id));
   return Deleted("DELETE", exposure_id, "", policy);
 }
 
-Result<std::vector<ArrayExposure>> SwordfishDialect::Exposures(const ArrayCall& policy) {
+Result<std::vector<ArrayExposure>> SwordfishDriver::Exposures(const ArrayCall& policy) {
   SNAPSET_RETURN_IF_ERROR(Discover(policy));
   Result<std::vector<std::string>> members = GetMembers(connections_, policy);
   if (!members.ok()) return members.status();
@@ -638,7 +642,7 @@ Result<std::vector<ArrayExposure>> SwordfishDialect::Exposures(const ArrayCall& 
   return out;
 }
 
-Status SwordfishDialect::Settle(const ArrayCall& policy) {
+Status SwordfishDriver::Settle(const ArrayCall& policy) {
   std::vector<Pending> still;
   std::string running;
   for (const Pending& p : pending_) {
@@ -654,4 +658,22 @@ Status SwordfishDialect::Settle(const ArrayCall& policy) {
                              " operation(s) on the array still unfinished: " + running);
 }
 
-}  // namespace snapset::iscsi
+}  // namespace snapset::swordfish
+
+namespace snapset::swordfish {
+
+Status SwordfishDriver::Open(std::string_view config_json) {
+  rapidjson::Document doc;
+  doc.Parse(config_json.data(), config_json.size());
+  if (doc.HasParseError() || !doc.IsObject())
+    return Status::InvalidArgument("the swordfish driver's config is not a JSON object");
+  SNAPSET_RETURN_IF_ERROR(rest::CheckKeys(doc, "", {SNAPSET_REST_ENDPOINT_KEYS}));
+  Result<rest::EndpointConfig> config = rest::ParseEndpoint(doc);
+  if (!config.ok()) return config.status();
+  for (const std::string& warning : config->warnings) host().Warning(warning);
+  config->endpoint.login = rest::RestLogin::Redfish();
+  session_ = std::make_unique<RestSession>(std::move(config->endpoint));
+  return Status::Ok();
+}
+
+}  // namespace snapset::swordfish

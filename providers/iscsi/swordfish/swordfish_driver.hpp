@@ -1,8 +1,16 @@
-// The SNIA Swordfish / Redfish dialect of the iSCSI provider: ArrayDialect
-// over one RestSession, for arrays that speak the subset docs/mock-array.md
-// describes (Storage/{id}/Volumes, ConsistencyGroups with
+// SPDX-License-Identifier: Apache-2.0
+// The SNIA Swordfish / Redfish array driver: snapset::ArrayDriver over one
+// REST session (the REST toolkit), for arrays that speak the subset
+// docs/mock-array.md describes (Storage/{id}/Volumes, ConsistencyGroups with
 // ConsistencyGroup.CreateReplicaTarget, Volume.RemoveReplicaRelationship,
-// Fabrics/{id}/Connections, TaskService task monitors).
+// Fabrics/{id}/Connections, TaskService task monitors). Built against the
+// installed SDK only (snapset::sdk, snapset::rest), exactly as a vendor's
+// driver is, into libsnapset_array_swordfish.so; the iSCSI provider loads
+// it for arrays whose config says "driver": "swordfish".
+//
+// Config (array.h open): the REST toolkit's endpoint keys and nothing else
+// (rest.hpp ParseEndpoint): rest_url, credentials_file, ca_file, insecure,
+// timeouts_ms.
 //
 // Handles: a volume's, a group's and an exposure's id is its @odata.id (a
 // path such as /redfish/v1/Storage/array/Volumes/3), so no call needs a
@@ -10,30 +18,39 @@
 //
 // Asynchronous answers (202 Accepted + Location of a task monitor) are
 // handled in one place for every call, state-changing or not: the monitor is
-// polled until it gives the operation's own answer, which is then read as
-// the synchronous answer would have been. Polling rule: the monitor's
-// Retry-After (1 s when absent) is honoured while the deadline is further
-// away than that; when the deadline is nearer, the monitor is polled every
-// 100 ms, the last poll sent no later than 20 ms before the deadline, so
-// that a task finishing just in time is seen and none is waited for past
+// polled (rest::PollJob) until it gives the operation's own answer, which is
+// then read as the synchronous answer would have been. Polling rule: the
+// monitor's Retry-After (1 s when absent) is honoured while the deadline is
+// further away than that; when the deadline is nearer, the monitor is polled
+// every 100 ms, the last poll sent no later than 20 ms before the deadline,
+// so that a task finishing just in time is seen and none is waited for past
 // the deadline. A task still running then is remembered for Settle().
 //
-// Not thread-safe (see ArrayDialect).
-#ifndef SNAPSET_PROVIDERS_ISCSI_SWORDFISH_DIALECT_HPP
-#define SNAPSET_PROVIDERS_ISCSI_SWORDFISH_DIALECT_HPP
+// Not thread-safe (array.h: one thread per instance).
+#ifndef SNAPSET_PROVIDERS_ISCSI_SWORDFISH_SWORDFISH_DRIVER_HPP
+#define SNAPSET_PROVIDERS_ISCSI_SWORDFISH_SWORDFISH_DRIVER_HPP
 
 #include <chrono>
+#include <memory>
+#include <snapset/array.hpp>
+#include <snapset/rest.hpp>
 #include <string>
 #include <vector>
 
-#include "providers/iscsi/array_dialect.hpp"
-#include <snapset/rest.hpp>
+namespace snapset::swordfish {
 
-namespace snapset::iscsi {
+using rest::RestEndpoint;
+using rest::RestResponse;
+using rest::RestSession;
 
-class SwordfishDialect final : public ArrayDialect {
+class SwordfishDriver final : public ArrayDriver {
  public:
-  explicit SwordfishDialect(RestEndpoint endpoint);
+  // Through the ABI: configured by Open().
+  explicit SwordfishDriver(const ArrayHost& host) : ArrayDriver(host) {}
+  // Ready to use, without Open().
+  explicit SwordfishDriver(RestEndpoint endpoint);
+
+  Status Open(std::string_view config_json) override;
 
   Status Warm(const ArrayCall& policy) override;
   Result<std::vector<ArrayVolume>> Inventory(const ArrayCall& policy) override;
@@ -42,15 +59,17 @@ class SwordfishDialect final : public ArrayDialect {
                                  const std::vector<std::string>& member_ids,
                                  const ArrayCall& policy) override;
   Status DeleteGroup(const std::string& group_id, const ArrayCall& policy) override;
-  Result<std::vector<ArrayVolume>> SnapshotGroup(const ArrayGroup& group,
-                                                 const std::vector<std::string>& names,
+  Result<std::vector<ArrayVolume>> SnapshotGroup(const SnapshotRequest& request,
                                                  const ArrayCall& policy) override;
   Status DeleteSnapshot(const std::string& snapshot_id, const ArrayCall& policy) override;
   Result<ArrayExposure> Expose(const ExposeRequest& request, const ArrayCall& policy) override;
   Status Unexpose(const std::string& exposure_id, const ArrayCall& policy) override;
   Result<std::vector<ArrayExposure>> Exposures(const ArrayCall& policy) override;
   Status Settle(const ArrayCall& policy) override;
-  int requests() const override { return session_.requests(); }
+  ArrayCounters counters() const override {
+    if (!session_) return {};
+    return {uint64_t(session_->requests()), uint64_t(session_->logins())};
+  }
 
   // Operations still running at a deadline, not yet seen done by Settle().
   size_t pending_tasks() const { return pending_.size(); }
@@ -83,16 +102,19 @@ class SwordfishDialect final : public ArrayDialect {
   // The array's answer to an idempotent delete: 2xx or 404 is OK.
   Status Deleted(const std::string& method, const std::string& path, const std::string& body,
                  const ArrayCall& policy);
-  std::string Url(const std::string& path) const { return session_.base_url() + path; }
+  std::string Url(const std::string& path) const { return session_->base_url() + path; }
   // A Location header (absolute or not) as a path on this array.
   std::string PathOf(const std::string& location) const;
 
-  RestSession session_;
-  std::string storage_;      // @odata.id of the storage, "" until discovered
-  std::string connections_;  // Connections collection of the iSCSI fabric
+  std::unique_ptr<RestSession> session_;  // made by the constructor or Open()
+  std::string storage_;                   // @odata.id of the storage, "" until discovered
+  std::string connections_;               // Connections collection of the iSCSI fabric
   std::vector<Pending> pending_;
 };
 
-}  // namespace snapset::iscsi
+// A driver for one array, for tests that drive it without the ABI.
+std::unique_ptr<ArrayDriver> MakeSwordfishDriver(RestEndpoint endpoint);
 
-#endif  // SNAPSET_PROVIDERS_ISCSI_SWORDFISH_DIALECT_HPP
+}  // namespace snapset::swordfish
+
+#endif  // SNAPSET_PROVIDERS_ISCSI_SWORDFISH_SWORDFISH_DRIVER_HPP
