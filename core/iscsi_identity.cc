@@ -13,6 +13,8 @@
 #include <charconv>
 #include <condition_variable>
 #include <cstring>
+#include <cstdlib>
+#include <fstream>
 #include <deque>
 #include <limits>
 #include <memory>
@@ -249,10 +251,11 @@ bool LunNotSupported(const scsi_task& task) {
 // used: the deadline here is the only timer, and reconnection is off.
 class Session {
  public:
-  Session(ContextPtr ctx, std::string url, Clock::time_point deadline,
+  Session(ContextPtr ctx, std::string url, std::string initiator, Clock::time_point deadline,
           milliseconds budget)
       : ctx_(std::move(ctx)),
         url_(std::move(url)),
+        initiator_(std::move(initiator)),
         deadline_(deadline),
         budget_(budget) {}
 
@@ -291,7 +294,14 @@ class Session {
       const char* target_address = iscsi_get_target_address(ctx);
       if (login.status != SCSI_STATUS_REDIRECT || redirects == kMaxRedirects ||
           target_address == nullptr || target_address[0] == '\0') {
-        return Failed("logging in");
+        // A target answers "not found" to an initiator it does not map the
+        // LUN to: say which name was used and how to change it.
+        Status failed = Failed("logging in");
+        return Status(failed.code(),
+                      failed.message() + " (as initiator " + initiator_ +
+                          "; an array that does not map the LUN to that name refuses the "
+                          "log-in: map it, or give snapset another name with --initiator-iqn "
+                          "or SNAPSET_INITIATOR_IQN)");
       }
       address = target_address;
       iscsi_disconnect(ctx);
@@ -528,12 +538,27 @@ class Session {
   std::deque<Completion> completions_;
   ContextPtr ctx_;
   std::string url_;
+  std::string initiator_;  // the name it logs in with, for messages
   Clock::time_point deadline_;
   milliseconds budget_;
   int socket_error_ = 0;
 };
 
 }  // namespace
+
+std::string HostInitiatorIqn() {
+  if (const char* env = std::getenv("SNAPSET_INITIATOR_IQN"); env && env[0] != '\0') return env;
+  std::ifstream in("/etc/iscsi/initiatorname.iscsi");
+  std::string line;
+  while (std::getline(in, line)) {
+    constexpr std::string_view kKey = "InitiatorName=";
+    if (line.rfind(kKey, 0) != 0) continue;
+    std::string name = line.substr(kKey.size());
+    while (!name.empty() && std::isspace(static_cast<unsigned char>(name.back()))) name.pop_back();
+    if (!name.empty()) return name;
+  }
+  return kDefaultInitiatorIqn;
+}
 
 Result<Volume> ResolveIscsiVolume(std::string_view url,
                                   const IscsiOptions& options) {
@@ -553,7 +578,7 @@ Result<Volume> ResolveIscsiVolume(std::string_view url,
       ResolvePortal(parsed->portal, parsed->canonical, deadline);
   if (!portal.ok()) return portal.status();
 
-  Session session(std::move(ctx), parsed->canonical, deadline,
+  Session session(std::move(ctx), parsed->canonical, options.initiator_iqn, deadline,
                   options.timeout);
   const int lun = parsed->lun;
   SNAPSET_RETURN_IF_ERROR(session.Login(*parsed, *portal));

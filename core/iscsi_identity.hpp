@@ -18,9 +18,18 @@
 
 namespace snapset {
 
+// The name snapset logs in with when there is no other.
+inline constexpr char kDefaultInitiatorIqn[] = "iqn.2026-11.io.snapset:host";
+
+// The initiator name this host reads iSCSI identities with: the environment's
+// SNAPSET_INITIATOR_IQN (the CLI's --initiator-iqn sets it), else the host's
+// own Open-iSCSI name (InitiatorName= in /etc/iscsi/initiatorname.iscsi), to
+// which arrays already map the host's LUNs, else kDefaultInitiatorIqn.
+std::string HostInitiatorIqn();
+
 struct IscsiOptions {
   // Initiator name presented at login.
-  std::string initiator_iqn = "iqn.2026-11.io.snapset:host";
+  std::string initiator_iqn = HostInitiatorIqn();
   // Bounds the whole resolution (connect, login and every command).
   std::chrono::milliseconds timeout{10000};
 };

@@ -59,9 +59,9 @@ say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
 note() { printf '\033[2m# %s\033[0m\n' "$*"; }
 run() {
   say "snapset $*"
-  "$snapset" --config-dir "$work/config" --state-dir "$work/state" "$@"
+  "$snapset" --config-dir "$work/config" --state-dir "$work/state" --initiator-iqn "$host_iqn" "$@"
 }
-quiet() { "$snapset" --config-dir "$work/config" --state-dir "$work/state" "$@" 2>/dev/null; }
+quiet() { "$snapset" --config-dir "$work/config" --state-dir "$work/state" --initiator-iqn "$host_iqn" "$@" 2>/dev/null; }
 
 # --------------------------------------------------------------- the arrays
 # A CA of our own and a certificate for 127.0.0.1: TLS verification stays on.

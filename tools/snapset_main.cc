@@ -47,6 +47,11 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--json", g.json, "print machine-readable JSON instead of tables");
   app.add_flag("-v,--verbose", g.verbose, "show provider log lines (-vv for debug)");
+  std::string initiator_iqn;
+  app.add_option("--initiator-iqn", initiator_iqn,
+                 "initiator name to read iscsi:// LUNs' identity with (env "
+                 "SNAPSET_INITIATOR_IQN; default: this host's Open-iSCSI name in "
+                 "/etc/iscsi/initiatorname.iscsi)");
 
   auto* providers = app.add_subcommand("providers", "registered snapshot providers");
   providers->require_subcommand(1);
@@ -176,6 +181,8 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
 
+  // The core reads it where it resolves iscsi:// volumes (HostInitiatorIqn).
+  if (!initiator_iqn.empty()) ::setenv("SNAPSET_INITIATOR_IQN", initiator_iqn.c_str(), 1);
   CliContext ctx(g);
   if (*list) return RunProvidersList(ctx);
   if (*explain) return RunProvidersExplain(ctx, volumes, pins, excludes);

@@ -291,6 +291,41 @@ BOOST_AUTO_TEST_CASE(missing_target_is_unavailable) {
   BOOST_TEST(volume.status().Is(Code::kUnavailable), volume.status().ToString());
 }
 
+// An array maps a LUN to one initiator name; the host must log in with
+// that one, and hear which name it used when it is refused.
+BOOST_AUTO_TEST_CASE(a_lun_mapped_to_another_initiator_is_refused_naming_the_name_used) {
+  Target target;
+  const std::string url = target.AddDisk(1, RandomHex(32), "mapped");
+  constexpr char kMapped[] = "iqn.2026-11.com.example:backup-host";
+  const Status restricted = target.tgtd().RestrictTo(std::string(kIqn), kMapped);
+  BOOST_REQUIRE_MESSAGE(restricted.ok(), restricted.ToString());
+
+  IscsiOptions other = WithTimeout(milliseconds(5000));
+  other.initiator_iqn = "iqn.2026-11.com.example:someone-else";
+  const Result<Volume> refused = ResolveIscsiVolume(url, other);
+  BOOST_TEST_REQUIRE(!refused.ok());
+  BOOST_TEST(refused.status().message().find("as initiator iqn.2026-11.com.example:someone-else") !=
+                 std::string::npos,
+             refused.status().message());
+  BOOST_TEST(refused.status().message().find("--initiator-iqn") != std::string::npos);
+
+  IscsiOptions mapped = WithTimeout(milliseconds(5000));
+  mapped.initiator_iqn = kMapped;
+  const Result<Volume> read = ResolveIscsiVolume(url, mapped);
+  BOOST_TEST(read.ok(), read.status().ToString());
+}
+
+// SNAPSET_INITIATOR_IQN (what --initiator-iqn sets) wins over the host's
+// Open-iSCSI name and snapset's default, and is what IscsiOptions starts with.
+BOOST_AUTO_TEST_CASE(the_environment_names_the_host_initiator) {
+  ::setenv("SNAPSET_INITIATOR_IQN", "iqn.2026-11.com.example:from-env", 1);
+  BOOST_TEST(HostInitiatorIqn() == "iqn.2026-11.com.example:from-env");
+  BOOST_TEST(IscsiOptions().initiator_iqn == "iqn.2026-11.com.example:from-env");
+  ::unsetenv("SNAPSET_INITIATOR_IQN");
+  BOOST_TEST(HostInitiatorIqn() != "iqn.2026-11.com.example:from-env");
+  BOOST_TEST(!HostInitiatorIqn().empty());
+}
+
 BOOST_AUTO_TEST_CASE(different_scsi_ids_give_different_naas) {
   Target target;
   const std::string first_id = RandomHex(32);

@@ -245,7 +245,8 @@ void ProviderFixture::ClearFaults(int i) {
 }
 
 std::vector<std::string> ProviderFixture::CliArgv(const std::vector<std::string>& args) const {
-  std::vector<std::string> argv = {SNAPSET_CLI, "--config-dir", config_, "--state-dir", state_};
+  std::vector<std::string> argv = {SNAPSET_CLI, "--config-dir", config_, "--state-dir", state_,
+                                   "--initiator-iqn", kHostInitiator};
   argv.insert(argv.end(), args.begin(), args.end());
   auto cow = std::find(argv.begin(), argv.end(), "cow");
   if (cow != argv.end() && cow_) {

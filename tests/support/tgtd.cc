@@ -414,4 +414,19 @@ void Tgtd::Stop() {
   pid_ = -1;
 }
 
+Status Tgtd::RestrictTo(const std::string& iqn, const std::string& initiator) {
+  auto target = tids_.find(iqn);
+  if (target == tids_.end()) return Status::NotFound("no target " + iqn + " (AddLun makes it)");
+  const std::string tid = std::to_string(target->second);
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"--lld", "iscsi", "--op", "unbind", "--mode", "target", "--tid",
+                                 tid, "-I", "ALL"},
+        std::vector<std::string>{"--lld", "iscsi", "--op", "bind", "--mode", "target", "--tid",
+                                 tid, "--initiator-name", initiator}}) {
+    Result<std::string> r = Admin(args);
+    if (!r.ok()) return r.status();
+  }
+  return Status::Ok();
+}
+
 }  // namespace snapset::test

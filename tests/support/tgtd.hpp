@@ -43,6 +43,10 @@ class Tgtd {
   Status AddLun(std::string iqn, int lun, std::string backing_file,
                 std::string scsi_id_hex32, std::string serial);
 
+  // Lets only `initiator` log in to target `iqn` (made by AddLun) from now
+  // on, as an array maps a LUN to one host.
+  Status RestrictTo(const std::string& iqn, const std::string& initiator);
+
   int port() const { return port_; }
   // iscsi://127.0.0.1:PORT/IQN/LUN
   std::string url(std::string_view iqn, int lun) const;
