@@ -6,6 +6,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -130,6 +131,12 @@ int main(int argc, char** argv) {
       app.add_option("--tls-key", tls_key, "PEM private key file of --tls-cert (unencrypted)");
   cert_option->needs(key_option);
   key_option->needs(cert_option);
+  std::string dialect = "swordfish";
+  app.add_option("--dialect", dialect,
+                 "REST API to serve: swordfish (Redfish/Swordfish) or twophase (fences, then "
+                 "commit; docs/mock-array.md)")
+      ->check(CLI::IsMember({"swordfish", "twophase"}))
+      ->capture_default_str();
   app.add_flag("--async-operations", async_operations,
                "every state-changing operation runs as a task (202 + task monitor)");
   try {
@@ -201,7 +208,21 @@ int main(int argc, char** argv) {
   options.iscsi_portal = iscsi->host + ":" + std::to_string((*tgt)->port());
   options.pool_capacity_bytes = pool_bytes;
   options.async_operations = async_operations;
+  options.dialect = dialect;
+  // The twophase dialect's fences hold writes in a FUSE gate that tgtd
+  // serves the LUNs through. One left mounted by a killed array is stale.
+  std::unique_ptr<snapset::mock::WriteGate> gate;
+  if (dialect == "twophase") {
+    const std::string gate_dir = state_dir + "/gate";
+    umount2(gate_dir.c_str(), MNT_DETACH);
+    if (mkdir(gate_dir.c_str(), 0700) != 0 && errno != EEXIST)
+      return Fail(Status::Internal("creating " + gate_dir + ": " + strerror(errno)));
+    auto mounted = snapset::mock::WriteGate::Mount(state_dir + "/volumes", gate_dir);
+    if (!mounted.ok()) return Fail(mounted.status());
+    gate = std::move(*mounted);
+  }
   snapset::mock::MockArray array(options, store->get(), tgt->get(), &sessions);
+  array.set_write_gate(gate.get());
   Status recovered = array.Recover();
   if (!recovered.ok()) return Fail(recovered);
 
@@ -251,5 +272,6 @@ int main(int argc, char** argv) {
   // live tgtd, and the fault timer stops, before tgtd stops.
   array.Quiesce();
   (*tgt)->Stop();
+  gate.reset();  // tgtd has closed the LUN files it served from it
   return 0;
 }

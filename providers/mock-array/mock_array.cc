@@ -168,17 +168,30 @@ Status MockArray::SnapshotAtOneInstant(
     snapshots->clear();
     return s;
   }
-  // One instant: the array's tgtd is stopped from the first copy to the
-  // last, so no LUN takes a write in between; it is thawed whatever
-  // happened. Nothing but the copies runs inside.
-  s = tgt_->Freeze();
+  // One instant: no member takes a write from the first copy to the last,
+  // and the hold ends whatever happened. Nothing but the copies runs inside.
+  // With a write gate (the twophase dialect) the members' writes are held
+  // in it; else the array's tgtd is stopped, which a tgtd thread waiting in
+  // a gate's fence would keep from happening.
+  uint64_t gate_hold = 0;
+  if (gate_) {
+    std::vector<std::string> files;
+    for (const VolumeRecord& v : sources) files.push_back(std::to_string(v.id) + ".img");
+    gate_hold = gate_->HoldAndDrain(files, WriteGate::Clock::now() + std::chrono::seconds(30));
+  } else {
+    s = tgt_->Freeze();
+  }
   for (size_t i = 0; s.ok() && i < sources.size(); ++i) {
     if (before_copy) s = before_copy(sources[i]);
     if (s.ok()) {
       s = CopyContents(sources[i], &(*snapshots)[i]).WithContext("member " + sources[i].name);
     }
   }
-  tgt_->Thaw();
+  if (gate_) {
+    gate_->Lift(gate_hold);
+  } else {
+    tgt_->Thaw();
+  }
   // Durable before acknowledged: one syncfs for every copy, then every row
   // "ready" with its copy method in one transaction.
   if (s.ok()) {
@@ -217,7 +230,7 @@ Status MockArray::AddExposureTarget(const ExposureRecord& e) {
                               std::to_string(lun.volume_id) + ", which is gone");
     }
     // A snapshot is read-only on the wire whatever was asked.
-    target.luns.push_back({lun.lun, VolumeFile(v->id), v->block_size, v->naa, v->serial,
+    target.luns.push_back({lun.lun, LunFile(v->id), v->block_size, v->naa, v->serial,
                            lun.read_only || v->is_snapshot()});
   }
   return tgt_->AddTarget(target);
@@ -275,11 +288,37 @@ void MockArray::Register(httplib::Server& server) {
   server.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     const std::string& p = req.path;
     const bool mock = p.rfind("/mock/", 0) == 0;
+    // The twophase dialect's API carries its token in X-TP-Session.
+    const bool twophase = p.rfind("/api/v2/", 0) == 0;
+    if (twophase) {
+      if (req.method == "POST" && p == "/api/v2/auth/login")
+        return httplib::Server::HandlerResponse::Unhandled;
+      const std::string token = req.get_header_value("X-TP-Session");
+      if (token.empty() || !sessions_->Authenticate(token)) {
+        SendJson(res, 401, [&](JsonWriter& w) {
+          w.StartObject();
+          w.Key("error");
+          w.StartObject();
+          w.Key("code");
+          w.Int(401);
+          Key(w, "reason", "NO_SESSION");
+          Key(w, "detail",
+              token.empty() ? "this request needs an X-TP-Session header"
+                            : "the X-TP-Session token is unknown or has expired");
+          w.EndObject();
+          w.EndObject();
+        });
+        return httplib::Server::HandlerResponse::Handled;
+      }
+      return httplib::Server::HandlerResponse::Unhandled;
+    }
     if (!mock && (p.rfind("/redfish/v1/", 0) != 0 || p == "/redfish/v1/" ||
                   (req.method == "POST" && p == kSessions))) {
       return httplib::Server::HandlerResponse::Unhandled;
     }
-    const std::string token = req.get_header_value("X-Auth-Token");
+    // /mock takes either dialect's token header.
+    std::string token = req.get_header_value("X-Auth-Token");
+    if (token.empty() && mock) token = req.get_header_value("X-TP-Session");
     std::optional<Session> session;
     if (!token.empty()) session = sessions_->Authenticate(token);
     if (!session) {
@@ -311,11 +350,18 @@ void MockArray::Register(httplib::Server& server) {
     }
   });
 
+  // The Redfish service (its SessionService too) is the mock's own door to
+  // /mock in every dialect; the twophase dialect's storage API replaces
+  // Swordfish's volumes, groups, connections and tasks.
   RegisterServiceRoutes(server);
-  RegisterVolumeRoutes(server);
-  RegisterGroupRoutes(server);
-  RegisterFabricRoutes(server);
-  RegisterTaskRoutes(server);
+  if (options_.dialect == "twophase") {
+    RegisterTwoPhaseRoutes(server);
+  } else {
+    RegisterVolumeRoutes(server);
+    RegisterGroupRoutes(server);
+    RegisterFabricRoutes(server);
+    RegisterTaskRoutes(server);
+  }
   RegisterMockRoutes(server);
 }
 

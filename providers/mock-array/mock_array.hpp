@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -17,12 +18,13 @@
 #include <vector>
 
 #include "providers/mock-array/faults.hpp"
-#include "providers/mock-array/request_log.hpp"
 #include "providers/mock-array/redfish_json.hpp"
+#include "providers/mock-array/request_log.hpp"
 #include "providers/mock-array/sessions.hpp"
 #include "providers/mock-array/store.hpp"
 #include "providers/mock-array/tasks.hpp"
 #include "providers/mock-array/tgt_daemon.hpp"
+#include "providers/mock-array/write_gate.hpp"
 
 namespace httplib {
 class Server;
@@ -40,12 +42,21 @@ struct ArrayOptions {
   uint64_t pool_capacity_bytes = 1ull << 40;
   // Every state-changing operation runs as a task (PATCH /redfish/v1/TaskService changes it).
   bool async_operations = false;
+  // The REST API served: "swordfish" (Redfish / Swordfish) or "twophase"
+  // (routes_twophase.cc). /mock and its log-in are the same in both.
+  std::string dialect = "swordfish";
 };
+
+inline constexpr const char* kDialects[] = {"swordfish", "twophase"};
 
 class MockArray {
  public:
   MockArray(ArrayOptions options, Store* store, TgtDaemon* tgt, Sessions* sessions)
       : options_(std::move(options)), store_(store), tgt_(tgt), sessions_(sessions) {}
+
+  // The write gate the twophase dialect's fences hold writes with: LUNs are
+  // then served from its mount. REQUIRES: before Recover(); outlives this.
+  void set_write_gate(WriteGate* gate) { gate_ = gate; }
 
   // Finishes or rolls back what a crash cut in half, then gives tgtd a
   // target for every ready connection. REQUIRES: before Register() serves
@@ -76,6 +87,29 @@ class MockArray {
   // The ready connection with the request's id (matches[2]), or nullopt
   // with a 404 (or 500) sent. REQUIRES: mu_ held.
   std::optional<ExposureRecord> FindConnection(const httplib::Request& req, httplib::Response& res);
+
+  // The twophase dialect (routes_twophase.cc).
+  struct Fence {
+    std::string label;
+    std::vector<int64_t> luns;
+    uint64_t hold = 0;  // the gate's
+    WriteGate::Clock::time_point until;
+  };
+  void RegisterTwoPhaseRoutes(httplib::Server& server);
+  // The commit of a group snapshot, under `fence` when not empty: runs as a
+  // job. Takes mu_.
+  void CommitTwoPhase(const std::string& group, const std::vector<std::string>& labels,
+                      const std::string& fence, httplib::Response& res);
+  void ExpireFences();  // REQUIRES: mu_ held
+  void WriteTpObject(JsonWriter& w, const VolumeRecord& v) const;
+  void WriteTpGroup(JsonWriter& w, const GroupRecord& g) const;
+  void WriteTpFence(JsonWriter& w, const std::string& id, const Fence& f) const;
+  void WriteTpExport(JsonWriter& w, const ExposureRecord& e,
+                     const std::vector<VolumeRecord>& volumes) const;
+  // The file tgtd serves a LUN from: in the gate when there is one.
+  std::string LunFile(int64_t id) const;
+  WriteGate* gate_ = nullptr;
+  std::map<std::string, Fence> fences_;  // by id; guarded by mu_
 
   // Asynchronous tasks (routes_tasks.cc).
   void RegisterTaskRoutes(httplib::Server& server);

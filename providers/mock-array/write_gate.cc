@@ -45,13 +45,18 @@ struct GateOps {
   }
   static int Write(const char* path, const char* buf, size_t size, off_t offset,
                    fuse_file_info* fi) {
-    Self()->WaitForWrite(Name(path));
+    const std::string name = Name(path);
+    Self()->WaitForWrite(name);
     const ssize_t n = ::pwrite(int(fi->fh), buf, size, offset);
-    return n < 0 ? -errno : int(n);
+    const int rc = n < 0 ? -errno : int(n);
+    Self()->WriteDone(name);
+    return rc;
   }
   static int Fsync(const char* path, int datasync, fuse_file_info* fi) {
-    Self()->WaitForWrite(Name(path));
+    const std::string name = Name(path);
+    Self()->WaitForWrite(name);
     const int rc = datasync ? ::fdatasync(int(fi->fh)) : ::fsync(int(fi->fh));
+    Self()->WriteDone(name);
     return rc == 0 ? 0 : -errno;
   }
   static int Release(const char*, fuse_file_info* fi) {
@@ -131,6 +136,24 @@ uint64_t WriteGate::Hold(const std::vector<std::string>& files, Clock::time_poin
   return id;
 }
 
+uint64_t WriteGate::HoldAndDrain(const std::vector<std::string>& files, Clock::time_point until) {
+  const uint64_t id = Hold(files, until);
+  std::unique_lock<std::mutex> lock(mu_);
+  changed_.wait_until(lock, until, [&] {
+    return std::all_of(files.begin(), files.end(), [&](const std::string& f) {
+      auto it = in_flight_.find(f);
+      return it == in_flight_.end() || it->second == 0;
+    });
+  });
+  return id;
+}
+
+void WriteGate::WriteDone(const std::string& file) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (--in_flight_[file] <= 0) in_flight_.erase(file);
+  changed_.notify_all();
+}
+
 void WriteGate::Lift(uint64_t id) {
   std::lock_guard<std::mutex> lock(mu_);
   holds_.erase(id);
@@ -168,7 +191,10 @@ void WriteGate::WaitForWrite(const std::string& file) {
       held = true;
       until = std::min(until, hold.until);
     }
-    if (!held) return;
+    if (!held) {
+      ++in_flight_[file];  // until WriteDone: HoldAndDrain waits for it
+      return;
+    }
     ++waiting_;
     changed_.wait_until(lock, until);
     --waiting_;

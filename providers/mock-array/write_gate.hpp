@@ -49,6 +49,12 @@ class WriteGate {
   // Holds every write to these files (names in source_dir) from now until
   // Lift(id) or `until`, whichever comes first. Returns the hold's id.
   uint64_t Hold(const std::vector<std::string>& files, Clock::time_point until);
+  // Hold(), then waits (at most until `until`) for the writes to these files
+  // already past the gate to finish: afterwards the files change no more
+  // until the hold ends. The array cuts a snapshot at one instant so,
+  // without stopping tgtd (a tgtd thread waiting in the gate would keep it
+  // from stopping).
+  uint64_t HoldAndDrain(const std::vector<std::string>& files, Clock::time_point until);
   // Releases a hold; unknown or expired ids are fine.
   void Lift(uint64_t id);
 
@@ -69,8 +75,10 @@ class WriteGate {
       : source_dir_(std::move(source_dir)), mount_dir_(std::move(mount_dir)) {}
   friend struct GateOps;
 
-  // Blocks while a hold covers `file`. REQUIRES: mu_ not held.
+  // Blocks while a hold covers `file`, then counts the write in flight
+  // until WriteDone(file). REQUIRES: mu_ not held.
   void WaitForWrite(const std::string& file);
+  void WriteDone(const std::string& file);
   // Drops expired holds. REQUIRES: mu_ held.
   void Expire(Clock::time_point now);
 
@@ -81,9 +89,10 @@ class WriteGate {
 
   std::mutex mu_;
   std::condition_variable changed_;
-  std::map<uint64_t, HoldInfo> holds_;  // guarded by mu_
-  uint64_t next_id_ = 1;                // guarded by mu_
-  int waiting_ = 0;                     // guarded by mu_
+  std::map<uint64_t, HoldInfo> holds_;    // guarded by mu_
+  uint64_t next_id_ = 1;                  // guarded by mu_
+  int waiting_ = 0;                       // guarded by mu_
+  std::map<std::string, int> in_flight_;  // writes past the gate, by file; guarded by mu_
 };
 
 }  // namespace snapset::mock
