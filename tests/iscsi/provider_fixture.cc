@@ -41,15 +41,20 @@ ProviderFixture::ProviderFixture(ProviderFixtureOptions options) : options_(std:
     const int count = i == 0 ? options_.luns_a : options_.luns_b;
     for (int n = 0; n < count; ++n) {
       const std::string name = std::string(i == 0 ? "a" : "b") + "-lun" + std::to_string(n + 1);
-      HttpResponse r = Rest(i, "POST", kVolumes,
-                            R"({"Name":")" + name + R"(","CapacityBytes":)" +
-                                std::to_string(options_.lun_bytes) + "}");
+      const bool twophase = options_.dialect == "twophase";
+      HttpResponse r = twophase ? Rest(i, "POST", "/api/v2/luns",
+                                       R"({"label":")" + name + R"(","size_bytes":)" +
+                                           std::to_string(options_.lun_bytes) + "}")
+                                : Rest(i, "POST", kVolumes,
+                                       R"({"Name":")" + name + R"(","CapacityBytes":)" +
+                                           std::to_string(options_.lun_bytes) + "}");
       if (r.status != 201) throw std::runtime_error("creating " + name + ": " + r.body);
       rapidjson::Document v = r.Json();
       ArrayLun lun;
       lun.array = i;
-      lun.path = v["@odata.id"].GetString();
-      lun.naa = v["Identifiers"][0]["DurableName"].GetString();
+      lun.path = twophase ? v["id"].GetString() : v["@odata.id"].GetString();
+      lun.naa = twophase ? std::string(v["wwn"].GetString()).substr(4)
+                         : v["Identifiers"][0]["DurableName"].GetString();
       std::transform(lun.naa.begin(), lun.naa.end(), lun.naa.begin(),
                      [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
       luns_.push_back(lun);
@@ -75,7 +80,7 @@ ProviderFixture::~ProviderFixture() {
 
 void ProviderFixture::StartArray(int i) {
   std::vector<std::string> extra = i == 0 ? options_.extra_a : options_.extra_b;
-  extra.insert(extra.end(), {"--name", i == 0 ? "a" : "b"});
+  extra.insert(extra.end(), {"--name", i == 0 ? "a" : "b", "--dialect", options_.dialect});
   if (options_.user != "admin" || options_.password != "admin") {
     const std::string users = "users-" + std::to_string(i) + ".json";
     dir_.Write(users, R"({"Users":[{"UserName":")" + options_.user + R"(","Password":")" +
@@ -116,6 +121,30 @@ void ProviderFixture::MapLuns(int i) {
     if (lun.array == i) request.volumes.push_back(lun.path);
   }
   if (request.volumes.empty()) return;
+  if (options_.dialect == "twophase") {
+    std::string objects, chap;
+    for (const std::string& v : request.volumes)
+      objects += (objects.empty() ? "\"" : ",\"") + v + "\"";
+    if (!request.chap_user.empty())
+      chap = R"(,"chap":{"user":")" + request.chap_user + R"(","secret":")" +
+             request.chap_password + R"("})";
+    HttpResponse r = Rest(i, "POST", "/api/v2/exports",
+                          R"({"label":"host-luns","initiator_iqn":")" + request.initiator +
+                              R"(","read_only":false,"objects":[)" + objects + "]" + chap + "}");
+    if (r.status != 201) throw std::runtime_error("mapping the LUNs: " + r.body);
+    rapidjson::Document e = r.Json();
+    // /mock/state names exposures by their Redfish path in every dialect.
+    host_connections_[i] =
+        "/redfish/v1/Fabrics/iSCSI/Connections/" + std::string(e["id"].GetString()).substr(4);
+    size_t k = 0;
+    for (ArrayLun& lun : luns_) {
+      if (lun.array != i) continue;
+      lun.url = "iscsi://" + std::string(e["portal"].GetString()) + "/" +
+                e["target_iqn"].GetString() + "/" +
+                std::to_string(e["luns"][int(k++)]["lun_id"].GetInt());
+    }
+    return;
+  }
   HttpResponse r = Rest(i, "POST", kConnections, ConnectionBody(request));
   if (r.status != 201) throw std::runtime_error("mapping the LUNs: " + r.body);
   rapidjson::Document doc = r.Json();
@@ -139,10 +168,10 @@ void ProviderFixture::WriteRegistration() {
     const std::string name = i == 0 ? "a" : "b";
     const std::string& extra = i == 0 ? options_.config_a : options_.config_b;
     arrays +=
-        std::string(i ? "," : "") + R"({"name":")" + name +
-        R"(","driver":"swordfish","rest_url":")" + arrays_[i]->rest() +
-        R"(","credentials_file":")" + config_ + "/" + name + R"(.cred","portals":[")" +
-        arrays_[i]->portal() + "\"]" +
+        std::string(i ? "," : "") + R"({"name":")" + name + R"(","driver":")" +
+        (options_.dialect == "twophase" ? std::string(SNAPSET_TWOPHASE_DRIVER) : "swordfish") +
+        R"(","rest_url":")" + arrays_[i]->rest() + R"(","credentials_file":")" + config_ + "/" +
+        name + R"(.cred","portals":[")" + arrays_[i]->portal() + "\"]" +
         (options_.tls ? R"(,"ca_file":")" +
                             (registered_ca_file_.empty() ? ca_file_ : registered_ca_file_) + "\""
                       : R"(,"insecure":true)") +
@@ -190,12 +219,19 @@ HttpResponse ProviderFixture::Rest(int i, const std::string& method, const std::
                                    const std::string& body) {
   HttpOptions o;
   o.ca_file = ca_file_;
-  HttpResponse r = Http(method, arrays_[i]->Url(path), body, tokens_[i], o);
+  // The twophase API takes the same token in its own header.
+  const bool twophase = path.rfind("/api/v2/", 0) == 0;
+  auto send = [&] {
+    HttpOptions with = o;
+    if (twophase) with.headers.push_back("X-TP-Session: " + tokens_[i]);
+    return Http(method, arrays_[i]->Url(path), body, twophase ? "" : tokens_[i], with);
+  };
+  HttpResponse r = send();
   if (r.status != 401) return r;
   // The token expired (an array run with a short --token-ttl-s): once more
   // with a new one.
   tokens_[i] = Login(i);
-  return Http(method, arrays_[i]->Url(path), body, tokens_[i], o);
+  return send();
 }
 
 rapidjson::Document ProviderFixture::State(int i) {

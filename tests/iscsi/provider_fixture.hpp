@@ -29,12 +29,16 @@ inline constexpr char kHostInitiator[] = "iqn.2026-11.io.snapset:host";
 
 struct ArrayLun {
   int array = 0;     // 0: array "a", 1: array "b"
-  std::string path;  // the volume's @odata.id
+  std::string path;  // the volume's id on its array (Swordfish: its @odata.id)
   std::string naa;   // its DurableName, lower case
   std::string url;   // iscsi://portal/target/lun, mapped to kHostInitiator
 };
 
 struct ProviderFixtureOptions {
+  // The arrays' API and the driver the provider manages them with:
+  // "swordfish" (the built-in driver) or "twophase" (--dialect twophase and
+  // the out-of-tree example driver, examples/twophase-driver).
+  std::string dialect = "swordfish";
   int luns_a = 3;
   int luns_b = 2;
   uint64_t lun_bytes = 16 << 20;

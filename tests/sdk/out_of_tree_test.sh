@@ -114,6 +114,12 @@ quiet cmake "${driver_args[@]}"
 quiet cmake --build "$TMP/swordfish-build"
 exports_only "$TMP/swordfish-build/array-drivers/libsnapset_array_swordfish.so" \
   snapset_array_driver_entry
+echo "== examples/twophase-driver, built out of tree against the installed prefix"
+driver_args[1]=$SOURCE_DIR/examples/twophase-driver
+driver_args[3]=$TMP/twophase-build
+quiet cmake "${driver_args[@]}"
+quiet cmake --build "$TMP/twophase-build"
+exports_only "$TMP/twophase-build/libsnapset_array_twophase.so" snapset_array_driver_entry
 echo "== the same small driver with pkg-config snapset-rest"
 quiet c++ -std=c++20 -shared -fPIC -fvisibility=hidden -o "$TMP/liboot_pc.so" \
   "$SOURCE_DIR/tests/sdk/oot-rest-driver/oot_rest_driver.cc" \
