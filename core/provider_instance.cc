@@ -287,6 +287,20 @@ Status ProviderInstance::RevertToSnapshot(const std::string& id, const CallOptio
   return SetEvent("revert_to_snapshot", ops_.revert_to_snapshot, id, o, false);
 }
 
+Result<std::string> ProviderInstance::CanHoldWrites(const Volume& v, const CallOptions& o) {
+  if (!can_hold_writes())
+    return Status::VolumeNotSupported("provider " + reg_.name + " cannot hold writes");
+  if (!ops_.can_hold_writes) return std::string("write-gate");  // every volume it takes
+  VolumeAbiView view(v);
+  CallState call(o);
+  Status s = ToStatus("can_hold_writes",
+                      ops_.can_hold_writes(instance_, ToCall(&call), o.flags, view.get()), call);
+  if (!s.ok()) return s;
+  // A short name only: it is a column of the plan.
+  std::string how = call.error.empty() || call.error.size() > 32 ? "write-gate" : call.error;
+  return how;
+}
+
 Status ProviderInstance::HoldWrites(const Volume& v, const CallOptions& o) {
   if (!can_hold_writes())
     return Status::NotImplemented("provider " + reg_.name + " cannot hold writes");

@@ -93,6 +93,10 @@ class ProviderInstance {
 
   // Write holds the provider offers for volumes it alone can hold.
   bool can_hold_writes() const { return ops_.hold_writes && ops_.release_writes; }
+  // Planning: how the provider holds `v`'s writes -- the name it gives the
+  // hold ("array-fence"; "write-gate" for a provider of ABI 1.0, or one
+  // that names none) -- or VolumeNotSupported when it cannot hold this one.
+  Result<std::string> CanHoldWrites(const Volume& v, const CallOptions& o = {});
   Status HoldWrites(const Volume& v, const CallOptions& o = {});
   Status ReleaseWrites(const Volume& v, const CallOptions& o = {});
 

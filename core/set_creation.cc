@@ -390,6 +390,34 @@ void SetCreation::Regroup() {
   }
   planned_.clear();
   gated_.clear();
+  // Which volumes their provider can hold, and what it calls the hold: asked
+  // of every provider with hold_writes in parallel, bounded as every call.
+  std::vector<std::shared_ptr<std::string>> gate_names(volumes_.size());
+  BoundedCalls asked;
+  std::vector<size_t> asked_for;
+  for (size_t i = 0; i < volumes_.size(); ++i) {
+    if (!plan_.explanations[i].chosen) continue;
+    ProviderInstance* p = static_cast<InstanceCandidate*>(plan_.explanations[i].chosen)->instance();
+    if (!p->can_hold_writes()) continue;
+    auto name = std::make_shared<std::string>();
+    gate_names[i] = name;
+    asked_for.push_back(i);
+    asked.Start([p, v = volumes_[i], name, timeout = request_.provider_timeout]() -> Status {
+      CallOptions o;
+      o.deadline = Clock::now() + timeout;
+      Result<std::string> how = p->CanHoldWrites(v, o);
+      if (!how.ok()) return how.status();
+      *name = *how;
+      return Status::Ok();
+    });
+  }
+  const std::vector<Status> answers =
+      asked.Wait(Clock::now() + request_.provider_timeout,
+                 Status::Unavailable("did not say in time whether it can hold the writes"));
+  for (size_t k = 0; k < asked_for.size(); ++k) {
+    // Not held by its provider: planned as frozen above, or crash-consistent.
+    if (!answers[k].ok()) gate_names[asked_for[k]].reset();
+  }
   for (size_t i = 0; i < volumes_.size(); ++i) {
     PlannedVolume pv;
     pv.volume = volumes_[i].name;
@@ -397,15 +425,14 @@ void SetCreation::Regroup() {
     // The host freezes the filesystems; the provider that takes the volume
     // may hold what is below them (a daemon's gate, an array's fence).
     const bool freeze = !FreezeTargets(volumes_[i]).empty();
-    const bool gate =
-        plan_.explanations[i].chosen &&
-        static_cast<InstanceCandidate*>(plan_.explanations[i].chosen)->instance()->can_hold_writes();
+    const bool gate = gate_names[i] != nullptr;
+    const std::string gate_name = gate ? *gate_names[i] : "";
     if (freeze && gate)
-      pv.hold = std::string(HoldMethodName(HoldMethod::kFreeze)) + "+" +
-                HoldMethodName(HoldMethod::kGate);
+      pv.hold = std::string(HoldMethodName(HoldMethod::kFreeze)) + "+" + gate_name;
     else
-      pv.hold = HoldMethodName(freeze ? HoldMethod::kFreeze
-                                      : gate ? HoldMethod::kGate : HoldMethod::kNone);
+      pv.hold = freeze ? HoldMethodName(HoldMethod::kFreeze)
+                : gate ? gate_name
+                       : HoldMethodName(HoldMethod::kNone);
     pv.crash_consistent = !freeze && !gate;
     gated_.push_back(gate);
     planned_.push_back(pv);

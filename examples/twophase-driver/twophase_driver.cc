@@ -357,14 +357,16 @@ class TwoPhaseDriver final : public snapset::ArrayDriver {
   Result<rapidjson::Document> WaitForJob(const std::string& id, const ArrayCall& call) {
     const std::string path = std::string(kApi) + "/jobs/" + id;
     Result<RestResponse> r =
-        snapset::rest::PollJob(*session_, "job " + id, path, std::chrono::milliseconds(20), call,
+        // A group snapshot takes milliseconds here: the first poll soon, then
+        // every 10 ms (the array gives no Retry-After).
+        snapset::rest::PollJob(*session_, "job " + id, path, std::chrono::milliseconds(5), call,
                                [](const RestResponse& a) {
                                  rapidjson::Document d;
                                  d.Parse(a.body.c_str());
                                  return !d.IsObject() || Str(d, "state") != "running";
                                },
-                               {std::chrono::milliseconds(50), std::chrono::milliseconds(1000),
-                                std::chrono::milliseconds(20), std::chrono::milliseconds(10)});
+                               {std::chrono::milliseconds(10), std::chrono::milliseconds(1000),
+                                std::chrono::milliseconds(10), std::chrono::milliseconds(10)});
     if (!r.ok()) {
       if (std::find(pending_jobs_.begin(), pending_jobs_.end(), id) == pending_jobs_.end())
         pending_jobs_.push_back(id);

@@ -62,7 +62,7 @@ extern "C" {
 /* ---------------------------------------------------------------- versions */
 
 #define SNAPSET_ABI_VERSION_MAJOR 1
-#define SNAPSET_ABI_VERSION_MINOR 0
+#define SNAPSET_ABI_VERSION_MINOR 1
 #define SNAPSET_ABI_MAKE_VERSION(major, minor) \
   ((uint32_t)(((uint32_t)(major) << 16) | ((uint32_t)(minor)&0xffffu)))
 #define SNAPSET_ABI_VERSION \
@@ -408,6 +408,18 @@ typedef struct snapset_provider_ops {
                                    snapset_call *call, uint32_t flags,
                                    const snapset_volume *volume);
 
+  /* ---- 1.1 ---- */
+
+  /* Planning, for a provider with hold_writes: can it hold this volume's
+   * writes? Optional; NULL means every volume it takes. OK, with a short
+   * name of the hold as the message (host->set_error: "array-fence",
+   * "write-gate"), which the plan shows; VOLUME_NOT_SUPPORTED with why, and
+   * the host then plans the volume without a provider's hold (frozen above,
+   * or crash-consistent). May do I/O. Returns: OK, VOLUME_NOT_SUPPORTED,
+   * UNAVAILABLE. */
+  snapset_status (*can_hold_writes)(snapset_provider *instance, snapset_call *call,
+                                    uint32_t flags, const snapset_volume *volume);
+
   /* ---- new members are added below, grouped by the minor version ---- */
 } snapset_provider_ops;
 
@@ -415,7 +427,8 @@ typedef struct snapset_provider_ops {
  * static storage duration; never NULL. Must not do I/O. */
 typedef const snapset_provider_ops *(*snapset_provider_entry_fn)(void);
 
-/* Sizes pinned for ABI 1.0 on LP64. A change here breaks every plugin. */
+/* Sizes pinned for ABI 1.1 on LP64 (1.0 ended before can_hold_writes). A
+ * change here breaks every plugin. */
 #if defined(__LP64__)
 #ifdef __cplusplus
 #define SNAPSET_STATIC_ASSERT static_assert
@@ -429,8 +442,10 @@ SNAPSET_STATIC_ASSERT(sizeof(snapset_volume) == 80,
                       "snapset_volume 1.0 layout");
 SNAPSET_STATIC_ASSERT(sizeof(snapset_snapshot_properties) == 72,
                       "snapset_snapshot_properties 1.0 layout");
-SNAPSET_STATIC_ASSERT(sizeof(snapset_provider_ops) == 8 + 19 * 8,
-                      "snapset_provider_ops 1.0 layout");
+SNAPSET_STATIC_ASSERT(sizeof(snapset_provider_ops) == 8 + 20 * 8,
+                      "snapset_provider_ops 1.1 layout");
+SNAPSET_STATIC_ASSERT(offsetof(snapset_provider_ops, can_hold_writes) == 8 + 19 * 8,
+                      "1.1 members follow every 1.0 member");
 SNAPSET_STATIC_ASSERT(offsetof(snapset_provider_ops, on_load) == 8,
                       "ops table starts with abi_version, struct_size");
 #endif

@@ -226,6 +226,12 @@ class Provider {
     return Status::NotImplemented("this provider cannot hold writes");
   }
   virtual Status ReleaseWrites(const Call&, const VolumeRef&) { return Status::Ok(); }
+  // Planning (provider.h 1.1 can_hold_writes): can HoldWrites hold this
+  // volume? OK, naming the hold with call.ExplainSupport("array-fence") (the
+  // plan shows it; "write-gate" when you name none), or VolumeNotSupported
+  // with why. Offered only by a class that overrides it; without it the
+  // host takes every volume you take as held.
+  virtual Status CanHoldWrites(const Call&, const VolumeRef&) { return Status::Ok(); }
 
   // The set's state as the SDK tracks it (SNAPSET_STATE_IDLE if unknown).
   int32_t StateOf(std::string_view set_id) const {
@@ -602,6 +608,13 @@ struct detail_adapter {
                                        const snapset_volume* v) {
     return volume_event<&Provider::ReleaseWrites>("release_writes", p, c, f, v);
   }
+  static snapset_status can_hold_writes(snapset_provider* p, snapset_call* c, uint32_t f,
+                                        const snapset_volume* v) {
+    return volume_event<&Provider::CanHoldWrites>("can_hold_writes", p, c, f, v);
+  }
+  static constexpr bool kCanHoldWrites =
+      !std::is_same_v<decltype(&P::CanHoldWrites),
+                      Status (Provider::*)(const Call&, const VolumeRef&)>;
   // True when P overrides HoldWrites: &P::HoldWrites then names P's member.
   static constexpr bool kHoldsWrites =
       !std::is_same_v<decltype(&P::HoldWrites),
@@ -630,6 +643,7 @@ struct detail_adapter {
         .revert_to_snapshot = &revert,
         .hold_writes = kHoldsWrites ? &hold_writes : nullptr,
         .release_writes = kHoldsWrites ? &release_writes : nullptr,
+        .can_hold_writes = kCanHoldWrites ? &can_hold_writes : nullptr,
     };
     return &ops;
   }

@@ -61,7 +61,9 @@ struct SetRequest {
 struct PlannedVolume {
   std::string volume;         // canonical name
   std::string provider;       // provider name
-  std::string hold;  // "fsfreeze", "write-gate", "fsfreeze+write-gate" or "none"
+  // "fsfreeze", the provider's hold ("write-gate", "array-fence"), both
+  // joined by "+", or "none"
+  std::string hold;
   bool crash_consistent = false;  // no hold possible: only the provider's atomicity
 };
 

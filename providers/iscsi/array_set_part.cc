@@ -44,6 +44,8 @@ std::string GroupName(std::string_view set_id) {
   return std::string(kPrefix) + std::string(set_id);
 }
 
+std::string FenceName(std::string_view set_id) { return "snapset-fence-" + std::string(set_id); }
+
 std::string ExposureName(std::string_view snapshot_id) {
   return std::string(kPrefix) + std::string(snapshot_id);
 }
@@ -112,11 +114,48 @@ Status ArraySetPart::Warm(const ArrayCall& policy) {
   return dialect_->Warm(policy).WithContext("array " + array_);
 }
 
+Status ArraySetPart::Fence(const ArrayCall& policy) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!fence_id_.empty()) return Status::Ok();
+  if (!dialect_->offers_fences())
+    return Status::VolumeNotSupported("array " + array_ + ": its driver has no write fences");
+  if (policy.deadline == std::chrono::steady_clock::time_point::max())
+    return Status::InvalidArgument("array " + array_ + ": a fence needs a deadline");
+  FenceRequest request;
+  for (const PartMember& m : members_) request.volume_ids.push_back(m.source.id);
+  request.name = FenceName(set_id_);
+  // The array lifts it by the window's end at the latest, also when this
+  // process is gone.
+  request.timeout = std::max(std::chrono::milliseconds(1),
+                             std::chrono::ceil<std::chrono::milliseconds>(
+                                 policy.deadline - std::chrono::steady_clock::now()));
+  Result<ArrayFence> fence = dialect_->StartFence(request, policy);
+  if (!fence.ok()) return fence.status().WithContext("array " + array_);
+  fence_id_ = fence->id;
+  return Status::Ok();
+}
+
+Status ArraySetPart::LiftFence(const ArrayCall& policy) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (fence_id_.empty()) return Status::Ok();
+  SNAPSET_RETURN_IF_ERROR(dialect_->LiftFence(fence_id_, policy).WithContext("array " + array_));
+  fence_id_.clear();
+  return Status::Ok();
+}
+
+bool ArraySetPart::HasVolume(std::string_view volume_name) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return std::any_of(members_.begin(), members_.end(),
+                     [&](const PartMember& m) { return m.volume_name == volume_name; });
+}
+
 Status ArraySetPart::Commit(const ArrayCall& policy) {
   std::lock_guard<std::mutex> lock(mu_);
   if (!group_) return Status::BadState("array " + array_ + ": commit before prepare");
+  // Under the set's fence when it has one: a two-phase array commits the
+  // snapshot it fenced.
   Result<std::vector<ArrayVolume>> made =
-      dialect_->SnapshotGroup(SnapshotRequest{*group_, names_, ""}, policy);
+      dialect_->SnapshotGroup(SnapshotRequest{*group_, names_, fence_id_}, policy);
   if (!made.ok()) return made.status().WithContext("array " + array_);
   replicas_ = std::move(*made);
   return Status::Ok();
@@ -134,6 +173,9 @@ Status ArraySetPart::Finish(const ArrayCall& policy) {
 Status ArraySetPart::Abort(const ArrayCall& policy) {
   std::lock_guard<std::mutex> lock(mu_);
   const std::string where = "array " + array_ + ": undoing set " + set_id_;
+  // A fence still up holds the set's writes: lift it first. It lifts itself
+  // at its timeout anyway, so a failure here does not stop the undoing.
+  if (!fence_id_.empty() && dialect_->LiftFence(fence_id_, policy).ok()) fence_id_.clear();
   // A group snapshot still running as a task at the deadline would make its
   // replicas after the inventory below: wait for it first.
   SNAPSET_RETURN_IF_ERROR(dialect_->Settle(policy).WithContext(where));

@@ -36,6 +36,8 @@ std::string ReplicaName(std::string_view snapshot_id);
 std::optional<std::string> SnapshotIdOfReplica(std::string_view name);
 // "snapset-<set id>": the temporary consistency group of a set.
 std::string GroupName(std::string_view set_id);
+// "snapset-fence-<set id>": the fence holding the set's writes on an array.
+std::string FenceName(std::string_view set_id);
 // "snapset-<snapshot id>": the connection exposing that snapshot.
 std::string ExposureName(std::string_view snapshot_id);
 
@@ -64,6 +66,14 @@ class ArraySetPart {
   // pre_commit: log in and open the connection again if needed, so that the
   // window pays no handshake.
   Status Warm(const ArrayCall& policy);
+  // hold_writes, for a driver with fences: one fence over every member,
+  // lifting itself at policy.deadline, whatever happens to this process.
+  // OK again while it is up (the host asks once per volume).
+  Status Fence(const ArrayCall& policy);
+  // release_writes and abort: lifts the fence if one is up. Idempotent.
+  Status LiftFence(const ArrayCall& policy);
+  bool HasVolume(std::string_view volume_name) const;
+
   // Inside the window: exactly one group snapshot request (plus task polls
   // when the array answers 202), never past policy.deadline; policy.retry
   // must be false. Does no logging and no other I/O.
@@ -93,6 +103,7 @@ class ArraySetPart {
   bool group_is_temporary_ = false;
   std::vector<std::string> names_;     // replica names, in the group's member order
   std::vector<ArrayVolume> replicas_;  // set by Commit(), same order
+  std::string fence_id_;               // set by Fence(), cleared by LiftFence()
 };
 
 // Runs fn on every part and returns the first error, with the others'

@@ -17,13 +17,18 @@
 //                        there or create a temporary one
 //   pre_commit           warms every session (no log-in or TLS handshake
 //                        inside the window)
+//   can_hold_writes      "array-fence" where the array's driver has fences
+//   hold_writes          one fence per array over the set's LUNs there,
+//                        lifting itself at the window's deadline
 //   commit               exactly one group snapshot request per array, the
 //                        arrays in parallel, never past the deadline
 //   post_commit          records each replica's identity (NAA, serial);
 //                        removes the temporary groups
-//   abort                waits for operations still running on the arrays,
-//                        removes the temporary groups and deletes every
-//                        replica named for the set's snapshots
+//   release_writes       lifts the fence (idempotent)
+//   abort                lifts a fence still up, waits for operations still
+//                        running on the arrays, removes the temporary groups
+//                        and deletes every replica named for the set's
+//                        snapshots
 //   expose               maps the replica to this host's initiator (one
 //                        connection per snapshot, named for it) and checks
 //                        on the wire, with libiscsi, that the LUN answers
@@ -252,6 +257,40 @@ class IscsiProvider : public Provider {
     return Status::Ok();
   }
 
+  // A LUN's writes are held by its array's fence where the array's driver
+  // has fences (array.h start_fence): the plan then says "array-fence"
+  // instead of crash-consistent for a raw LUN.
+  Status CanHoldWrites(const Call& call, const VolumeRef& volume) override {
+    Result<VolumeMatch> match = Match(volume);
+    if (!match.ok()) return match.status();
+    ManagedArray* a = Array(match->array);
+    if (a == nullptr || !a->dialect->offers_fences()) {
+      return Status::VolumeNotSupported("array \"" + match->array + "\"'s driver (" +
+                                        (a ? a->config.driver : "?") + ") has no write fences");
+    }
+    call.ExplainSupport("array-fence");
+    return Status::Ok();
+  }
+
+  // The window's start: one fence per array and set, over every LUN of the
+  // set there, lifting itself at the window's deadline (also when this
+  // process dies). The fences of several arrays together give one instant
+  // across them.
+  Status HoldWrites(const Call& call, const VolumeRef& volume) override {
+    std::shared_ptr<ArraySetPart> part = PartHolding(volume.name());
+    if (!part) {
+      return Status::VolumeNotSupported(std::string(volume.name()) +
+                                        " is in no snapshot set being committed here");
+    }
+    return part->Fence(ArrayCall{call.deadline(), /*retry=*/false, /*in_window=*/true});
+  }
+
+  Status ReleaseWrites(const Call& call, const VolumeRef& volume) override {
+    std::shared_ptr<ArraySetPart> part = PartHolding(volume.name());
+    if (!part) return Status::Ok();
+    return part->LiftFence(ArrayCall{call.deadline(), /*retry=*/false, /*in_window=*/false});
+  }
+
   Status PostFinalCommitSnapshots(const Call&, std::string_view set_id) override {
     Forget(set_id);  // logs the set's sessions out
     return Status::Ok();
@@ -444,6 +483,19 @@ class IscsiProvider : public Provider {
     info.exposed_as = k->second.exposed_as;
     info.snapshot_device = DeviceIdentity(k->second.replica);
     return info;
+  }
+
+  // The part of a set in progress that holds this volume, if any.
+  std::shared_ptr<ArraySetPart> PartHolding(std::string_view volume_name) {
+    std::vector<std::shared_ptr<SetState>> sets;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (auto& [id, set] : sets_) sets.push_back(set);
+    }
+    for (const auto& set : sets)
+      for (const auto& part : set->Parts())
+        if (part->HasVolume(volume_name)) return part;
+    return nullptr;
   }
 
   std::shared_ptr<SetState> Set(std::string_view set_id, bool create) {

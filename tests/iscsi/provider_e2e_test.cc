@@ -120,6 +120,14 @@ void OneSetOverTwoArrays(const std::string& dialect) {
     provider_of[Field(p, "volume")] = Field(p, "provider");
   for (const std::string& url : urls) BOOST_TEST(provider_of[url] == "iscsi", url);
   BOOST_TEST(provider_of["cow:db"] == "software-cow");
+  // Raw LUNs: held by their arrays' fences where the driver has them (the
+  // twophase one), else crash-consistent (Swordfish has no fence).
+  const bool fenced = dialect == "twophase";
+  for (const auto& p : doc["plan"].GetArray()) {
+    if (Field(p, "provider") != "iscsi") continue;
+    BOOST_TEST(Field(p, "hold") == (fenced ? "array-fence" : "none"), Field(p, "volume"));
+    BOOST_TEST(p["crash_consistent"].GetBool() == !fenced, Field(p, "volume"));
+  }
 
   // Each array snapshot is exposed and read back over iSCSI.
   std::map<std::string, std::string> snapshot_of;  // volume -> snapshot id
@@ -156,6 +164,15 @@ void OneSetOverTwoArrays(const std::string& dialect) {
   };
   one_instant(0, 3);
   one_instant(3, 5);
+  // Fenced together, the two arrays' LUNs hold one instant across both: the
+  // writer's order runs a1..a3, b1, b2. Each array saw its fence start.
+  if (fenced) {
+    one_instant(0, 5);
+    for (int i = 0; i < 2; ++i) {
+      HttpResponse requests = f.Rest(i, "GET", "/mock/requests");
+      BOOST_TEST(requests.body.find("\"Fence.Create\"") != std::string::npos, requests.body);
+    }
+  }
 
   // --attach needs the kernel's iSCSI initiator; where it is missing (as on
   // these machines) it says so, and the exposure stays usable by URL.
