@@ -192,14 +192,20 @@ Status RestSession::Login(const ArrayCall& call) {
   } else {
     rapidjson::Document doc;
     doc.Parse(r->body.c_str());
-    auto it = doc.IsObject() ? doc.FindMember(login.token_field.c_str()) : doc.MemberEnd();
-    if (!doc.IsObject() || it == doc.MemberEnd() || !it->value.IsString() ||
-        it->value.GetStringLength() == 0) {
+    // Members are looked at only in an object (MemberEnd() of anything else
+    // is undefined in RapidJSON).
+    const rapidjson::Value* token = nullptr;
+    if (doc.IsObject()) {
+      auto it = doc.FindMember(login.token_field.c_str());
+      if (it != doc.MemberEnd() && it->value.IsString() && it->value.GetStringLength() > 0)
+        token = &it->value;
+    }
+    if (token == nullptr) {
       return Status::Unavailable("POST " + url + ": the log-in answered " +
                                  std::to_string(r->status) + " without a string \"" +
                                  login.token_field + "\" member holding the token");
     }
-    token_.assign(it->value.GetString(), it->value.GetStringLength());
+    token_.assign(token->GetString(), token->GetStringLength());
   }
   session_path_ = login.logout ? r->Header("location") : "";
   // A Location may be absolute; keep the path.

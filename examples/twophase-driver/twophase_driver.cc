@@ -56,6 +56,7 @@ void Strings(W& w, const char* key, const std::vector<std::string>& values) {
 }
 
 std::string Str(const Json& o, const char* key) {
+  if (!o.IsObject()) return "";
   auto it = o.FindMember(key);
   return it != o.MemberEnd() && it->value.IsString() ? it->value.GetString() : "";
 }

@@ -439,7 +439,11 @@ Result<std::shared_ptr<const DriverLibrary>> DriverLibrary::Load(const std::stri
   std::shared_ptr<DriverLibrary> lib(new DriverLibrary());
   lib->path_ = path;
   dlerror();
-  lib->handle_ = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  // RTLD_NODELETE: a driver's code is never unmapped, even when its last
+  // instance is gone. Threads it started (libcurl's resolver, a vendor's
+  // own) may outlive the instance, and unmapping code a thread still runs
+  // is a crash.
+  lib->handle_ = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
   if (!lib->handle_) {
     const char* why = dlerror();
     return Status::Config("cannot load array driver library " + path + ": " +

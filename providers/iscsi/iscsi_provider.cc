@@ -150,7 +150,12 @@ class IscsiProvider : public Provider {
     Result<ProviderConfig> config = ParseProviderConfig(config_json, BuiltinDriverDir());
     if (!config.ok()) return config.status();
     config_ = std::move(*config);
-    for (const std::string& warning : config_.warnings) host().Warning(warning);
+    for (const std::string& warning : config_.warnings) {
+      host().Warning(warning);
+      // The drivers opened below say the same: once is enough.
+      std::lock_guard<std::mutex> lock(warned_mu_);
+      warned_.insert(warning);
+    }
     std::vector<NamedDialect> match;
     for (const ArrayConfig& a : config_.arrays) {
       auto managed = std::make_unique<ManagedArray>();

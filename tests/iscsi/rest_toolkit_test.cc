@@ -43,6 +43,11 @@ class VendorArray {
       res.status = 200;
       res.set_content(std::string(R"({"access_token":")") + kToken + "\"}", "application/json");
     });
+    // A log-in that answers JSON, but not an object.
+    server_.Post("/api/login-list", [](const httplib::Request&, httplib::Response& res) {
+      res.status = 200;
+      res.set_content("[\"tok\"]", "application/json");
+    });
     server_.Get("/api/volumes", [this](const httplib::Request& req, httplib::Response& res) {
       last_auth_ = req.get_header_value("Authorization");
       const bool ok = last_auth_ == std::string("Token ") + kToken ||
@@ -135,6 +140,18 @@ BOOST_AUTO_TEST_CASE(a_refused_login_names_the_user_and_never_the_password) {
   BOOST_TEST((r.status().code() == Code::kConfig));
   BOOST_TEST(r.status().message().find(kUser) != std::string::npos, r.status().message());
   BOOST_TEST(r.status().message().find(kPassword) == std::string::npos, r.status().message());
+}
+
+BOOST_AUTO_TEST_CASE(a_login_answer_without_the_token_member_is_an_error_naming_it) {
+  VendorArray array;
+  RestLogin login = VendorLogin();
+  login.path = "/api/login-list";
+  RestSession session(array.Endpoint(login));
+  Result<RestResponse> r = session.Call("GET", "/api/volumes");
+  BOOST_TEST_REQUIRE(!r.ok());
+  BOOST_TEST((r.status().code() == Code::kUnavailable), r.status().ToString());
+  BOOST_TEST(r.status().message().find("\"access_token\" member") != std::string::npos,
+             r.status().message());
 }
 
 BOOST_AUTO_TEST_CASE(basic_and_bearer_send_no_login_request) {
