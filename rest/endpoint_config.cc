@@ -26,24 +26,6 @@ const Json* Find(const Json& object, const char* key) {
   return it == object.MemberEnd() ? nullptr : &it->value;
 }
 
-Result<std::string> RequiredString(const Json& object, const std::string& path, const char* key) {
-  const Json* v = Find(object, key);
-  if (v == nullptr) return Bad(Member(path, key), "missing");
-  if (!v->IsString()) return Bad(Member(path, key), "must be a string");
-  std::string s(v->GetString(), v->GetStringLength());
-  if (s.empty()) return Bad(Member(path, key), "must not be empty");
-  return s;
-}
-
-// An absolute path, when present ("" when absent).
-Result<std::string> OptionalPath(const Json& object, const std::string& path, const char* key) {
-  if (Find(object, key) == nullptr) return std::string();
-  Result<std::string> s = RequiredString(object, path, key);
-  if (!s.ok()) return s.status();
-  if ((*s)[0] != '/') return Bad(Member(path, key), "must be an absolute path");
-  return s;
-}
-
 bool IsDigits(const std::string& s) {
   return !s.empty() &&
          std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); });
@@ -65,6 +47,24 @@ Result<std::chrono::milliseconds> Timeout(const Json& timeouts, const std::strin
 }
 
 }  // namespace
+
+Result<std::string> RequiredString(const Json& object, const std::string& path, const char* key) {
+  const Json* v = Find(object, key);
+  if (v == nullptr) return Bad(Member(path, key), "missing");
+  if (!v->IsString()) return Bad(Member(path, key), "must be a string");
+  std::string s(v->GetString(), v->GetStringLength());
+  if (s.empty()) return Bad(Member(path, key), "must not be empty");
+  return s;
+}
+
+// An absolute path, when present ("" when absent).
+Result<std::string> OptionalPath(const Json& object, const std::string& path, const char* key) {
+  if (Find(object, key) == nullptr) return std::string();
+  Result<std::string> s = RequiredString(object, path, key);
+  if (!s.ok()) return s.status();
+  if ((*s)[0] != '/') return Bad(Member(path, key), "must be an absolute path");
+  return s;
+}
 
 Status CheckKeys(const rapidjson::Value& object, const std::string& path,
                  std::initializer_list<const char*> allowed) {

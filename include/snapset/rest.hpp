@@ -224,6 +224,15 @@ Result<EndpointConfig> ParseEndpoint(const rapidjson::Value& object, const std::
 Status CheckKeys(const rapidjson::Value& object, const std::string& path,
                  std::initializer_list<const char*> allowed);
 
+// object[key] as a non-empty string. Errors: InvalidArgument naming the
+// field below `path` ("missing", "must be a string", "must not be empty").
+Result<std::string> RequiredString(const rapidjson::Value& object, const std::string& path,
+                                   const char* key);
+// object[key] as an absolute path, or "" when absent. Errors: as
+// RequiredString, and "must be an absolute path".
+Result<std::string> OptionalPath(const rapidjson::Value& object, const std::string& path,
+                                 const char* key);
+
 // host[:port] with a host name, an IPv4 address or a bracketed IPv6
 // address, and a port from 1 to 65535. Returns "" when it is fine (with
 // *host and *port, "" when absent, set), else what is wrong.

@@ -36,22 +36,22 @@ const Json* Find(const Json& object, const char* key) {
   return it == object.MemberEnd() ? nullptr : &it->value;
 }
 
-Result<std::string> RequiredString(const Json& object, const std::string& path, const char* key) {
-  const Json* v = Find(object, key);
-  if (v == nullptr) return Bad(Member(path, key), "missing");
-  if (!v->IsString()) return Bad(Member(path, key), "must be a string");
-  std::string s(v->GetString(), v->GetStringLength());
-  if (s.empty()) return Bad(Member(path, key), "must not be empty");
-  return s;
+// The REST toolkit's checks, their refusals worded as this config's.
+Status AsConfig(const Status& s) {
+  if (s.ok()) return s;
+  return Status::InvalidArgument("iSCSI provider config: " + s.message());
 }
-
+template <typename T>
+Result<T> AsConfig(Result<T> r) {
+  if (r.ok()) return r;
+  return AsConfig(r.status());
+}
+Result<std::string> RequiredString(const Json& object, const std::string& path, const char* key) {
+  return AsConfig(rest::RequiredString(object, path, key));
+}
 // An absolute path, when present ("" when absent).
 Result<std::string> OptionalPath(const Json& object, const std::string& path, const char* key) {
-  if (Find(object, key) == nullptr) return std::string();
-  Result<std::string> s = RequiredString(object, path, key);
-  if (!s.ok()) return s.status();
-  if ((*s)[0] != '/') return Bad(Member(path, key), "must be an absolute path");
-  return s;
+  return AsConfig(rest::OptionalPath(object, path, key));
 }
 
 bool IsDigits(const std::string& s) {
@@ -107,9 +107,7 @@ std::string CheckIscsiName(const std::string& s) {
 
 Status CheckKeys(const Json& object, const std::string& path,
                  std::initializer_list<const char*> allowed) {
-  Status s = rest::CheckKeys(object, path, allowed);
-  if (s.ok()) return s;
-  return Status::InvalidArgument("iSCSI provider config: " + s.message());
+  return AsConfig(rest::CheckKeys(object, path, allowed));
 }
 
 // The library file of the array's "driver": a built-in's, or the absolute
@@ -235,9 +233,7 @@ std::string RestUrlOf(const std::string& driver_config) {
 
 Result<Credentials> ReadSecretFile(const std::string& path, const std::string& field,
                                    const char* user_key, const char* password_key) {
-  Result<Credentials> c = rest::ReadCredentialsFile(path, field, user_key, password_key);
-  if (!c.ok()) return Status::InvalidArgument("iSCSI provider config: " + c.status().message());
-  return c;
+  return AsConfig(rest::ReadCredentialsFile(path, field, user_key, password_key));
 }
 
 Result<ProviderConfig> ParseProviderConfig(std::string_view config_json,

@@ -211,6 +211,21 @@ Status MockArray::SnapshotAtOneInstant(
   return Status::Ok();
 }
 
+Status MockArray::SnapshotMembers(const std::vector<VolumeRecord>& sources,
+                                  const std::vector<std::string>& names,
+                                  std::optional<Fault>* injected,
+                                  std::vector<VolumeRecord>* snapshots) {
+  return SnapshotAtOneInstant(
+      sources, names,
+      [&](const VolumeRecord& member) {
+        *injected = CopyMemberFault(member);
+        return *injected
+                   ? Status::Unavailable("injected fault before copying member " + member.name)
+                   : Status::Ok();
+      },
+      snapshots);
+}
+
 Status MockArray::AddExposureTarget(const ExposureRecord& e) {
   Result<std::vector<VolumeRecord>> volumes = store_->Volumes();
   if (!volumes.ok()) return volumes.status();

@@ -47,8 +47,6 @@ struct ArrayOptions {
   std::string dialect = "swordfish";
 };
 
-inline constexpr const char* kDialects[] = {"swordfish", "twophase"};
-
 class MockArray {
  public:
   MockArray(ArrayOptions options, Store* store, TgtDaemon* tgt, Sessions* sessions)
@@ -209,6 +207,12 @@ class MockArray {
                               const std::vector<std::string>& names,
                               const std::function<Status(const VolumeRecord&)>& before_copy,
                               std::vector<VolumeRecord>* snapshots);
+  // SnapshotAtOneInstant with the fault point before each member's copy
+  // (CopyMemberFault): *injected is the fault that stopped it, if one did.
+  // REQUIRES: mu_ held.
+  Status SnapshotMembers(const std::vector<VolumeRecord>& sources,
+                         const std::vector<std::string>& names, std::optional<Fault>* injected,
+                         std::vector<VolumeRecord>* snapshots);
 
   ArrayOptions options_;
   Store* store_;

@@ -245,15 +245,7 @@ void MockArray::RegisterGroupRoutes(httplib::Server& server) {
         // An injected fault may stall or fail the copy of a member.
         std::optional<Fault> injected;
         std::vector<VolumeRecord> snaps;
-        Status s = SnapshotAtOneInstant(
-            sources, names,
-            [&](const VolumeRecord& member) {
-              injected = CopyMemberFault(member);
-              return injected ? Status::Unavailable("injected fault before copying member " +
-                                                    member.name)
-                              : Status::Ok();
-            },
-            &snaps);
+        Status s = SnapshotMembers(sources, names, &injected, &snaps);
         if (!s.ok()) {
           if (injected) return AnswerFault(*injected, "the snapshot of group " + g->name, res);
           if (s.code() == Code::kAlreadyExists) {

@@ -528,14 +528,7 @@ void MockArray::CommitTwoPhase(const std::string& group, const std::vector<std::
     return SendTp(res, 500, "INTERNAL", "a member of " + g->name + " is gone");
   std::optional<Fault> injected;
   std::vector<VolumeRecord> snaps;
-  Status s = SnapshotAtOneInstant(
-      sources, labels,
-      [&](const VolumeRecord& member) {
-        injected = CopyMemberFault(member);
-        return injected ? Status::Unavailable("injected fault before copying " + member.name)
-                        : Status::Ok();
-      },
-      &snaps);
+  Status s = SnapshotMembers(sources, labels, &injected, &snaps);
   // The commit ends the fence, made or not.
   if (f != fences_.end()) {
     gate_->Lift(f->second.hold);
