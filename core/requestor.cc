@@ -123,6 +123,8 @@ class RequestorImpl : public Requestor {
     return ToEntry(*s);
   }
 
+  void FlushLog() override { log_->Flush(); }
+
   Result<SnapshotEntry> GetSnapshot(const std::string& snapshot_id) override {
     auto s = catalog_->GetSnapshot(snapshot_id);
     if (!s.ok()) return s.status();

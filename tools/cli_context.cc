@@ -41,8 +41,15 @@ Result<ProviderRegistry*> CliContext::Registry() {
   return registry_.get();
 }
 
-int CliContext::Fail(const Status& s) {
+void CliContext::FlushLogs() {
+  // The providers' log lines queued so far go to stderr first, so that
+  // `2>&1` never splits the command's own output with a line.
   log_->Flush();
+  if (requestor_) requestor_->FlushLog();
+}
+
+int CliContext::Fail(const Status& s) {
+  FlushLogs();
   std::fprintf(stderr, "snapset: error (%s): %s\n", std::string(CodeName(s.code())).c_str(),
                s.message().c_str());
   if (options_.json) {
@@ -59,6 +66,7 @@ int CliContext::Fail(const Status& s) {
 }
 
 void CliContext::PrintJson(const rapidjson::Document& doc) {
+  FlushLogs();
   rapidjson::StringBuffer buf;
   rapidjson::PrettyWriter<rapidjson::StringBuffer> writer(buf);
   writer.SetIndent(' ', 2);

@@ -45,6 +45,9 @@ class CliContext {
 
   // Writes a JSON document to stdout, pretty-printed.
   void PrintJson(const rapidjson::Document& doc);
+  // Waits until every queued log line (the CLI's, the requestor's) is on
+  // stderr.
+  void FlushLogs();
 
  private:
   GlobalOptions options_;

@@ -147,6 +147,11 @@ class Requestor {
 
   virtual Result<std::string> ExposeSnapshot(const std::string& snapshot_id) = 0;
   virtual Status UnexposeSnapshot(const std::string& snapshot_id) = 0;
+
+  // Waits until every log line the requestor and its providers queued so
+  // far reached stderr: a program calls it before it prints its own
+  // results, so that the two do not interleave.
+  virtual void FlushLog() {}
 };
 
 }  // namespace snapset
