@@ -17,13 +17,6 @@ std::string HexLower(std::span<const uint8_t> bytes) {
   return out;
 }
 
-std::string TrimSerial(std::string_view s) {
-  auto pad = [](char c) { return c == ' ' || c == '\0' || c == '\t'; };
-  while (!s.empty() && pad(s.front())) s.remove_prefix(1);
-  while (!s.empty() && pad(s.back())) s.remove_suffix(1);
-  return std::string(s);
-}
-
 Result<std::vector<Designator>> ParseDeviceIdentificationPage(std::span<const uint8_t> page) {
   if (page.size() < 4) return Status::InvalidArgument("VPD page 0x83 is shorter than its header");
   if (page[1] != 0x83)

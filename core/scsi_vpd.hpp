@@ -3,6 +3,7 @@
 #ifndef SNAPSET_CORE_SCSI_VPD_HPP
 #define SNAPSET_CORE_SCSI_VPD_HPP
 
+#include <snapset/iscsi_lun.hpp>
 #include <snapset/status.hpp>
 
 #include <cstdint>
@@ -28,7 +29,9 @@ Result<std::string> ParseUnitSerialPage(std::span<const uint8_t> page);
 // an NAA designator when it starts with "naa.", else nothing.
 std::vector<Designator> DesignatorsFromWwid(std::string_view wwid);
 
-std::string TrimSerial(std::string_view s);
+// Padding (spaces, tabs, NULs) trimmed off a serial, as the iSCSI LUN
+// toolkit trims what it reads on the wire, so both paths give one serial.
+using iscsi::TrimSerial;
 std::string HexLower(std::span<const uint8_t> bytes);
 
 }  // namespace snapset

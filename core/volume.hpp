@@ -5,6 +5,8 @@
 #ifndef SNAPSET_CORE_VOLUME_HPP
 #define SNAPSET_CORE_VOLUME_HPP
 
+#include <snapset/iscsi_lun.hpp>
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -20,26 +22,24 @@ enum class VolumeKind : uint32_t {
 
 const char* VolumeKindName(VolumeKind kind);
 
-// One logical-unit designator of INQUIRY VPD page 0x83.
-struct Designator {
-  uint8_t type = 0;         // SNAPSET_DESIGNATOR_TYPE_*
-  uint8_t code_set = 0;     // 1 binary, 2 ASCII, 3 UTF-8
-  uint8_t association = 0;  // always logical unit (0) once filtered
-  std::vector<uint8_t> value;
-};
+// One logical-unit designator of INQUIRY VPD page 0x83 (type, code set,
+// association, value): the SDK's, so that the core and the iSCSI LUN toolkit
+// rank NAAs with one function (iscsi::PreferredNaa).
+using Designator = iscsi::LunDesignator;
 
 struct ScsiIdentity {
   // Logical-unit designators only (association 0), in wire order.
   std::vector<Designator> designators;
-  std::string serial;  // VPD 0x80, leading/trailing spaces trimmed
+  std::string serial;  // VPD 0x80, its padding trimmed (iscsi::TrimSerial)
 
   bool empty() const { return designators.empty() && serial.empty(); }
-  // Lower-case hex of the preferred NAA designator, or "" if there is none.
-  // Registered extended (NAA 6) beats registered (5) beats IEEE extended (2)
-  // beats locally assigned (3); among equals the first in wire order. Some
-  // targets (tgt) also send an NAA-3 built from target and LUN numbers that
-  // repeats across instances, so "the first NAA" would be wrong.
-  std::string Naa() const;
+  // Lower-case hex of the preferred NAA designator, or "" if there is none:
+  // iscsi::PreferredNaa. Registered extended (NAA 6) beats registered (5)
+  // beats IEEE extended (2) beats locally assigned (3); among equals the
+  // first in wire order. Some targets (tgt) also send an NAA-3 built from
+  // target and LUN numbers that repeats across instances, so "the first NAA"
+  // would be wrong.
+  std::string Naa() const { return iscsi::PreferredNaa(designators); }
 };
 
 struct Volume {

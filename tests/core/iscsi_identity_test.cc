@@ -1,10 +1,7 @@
 #define BOOST_TEST_MODULE iscsi_identity
 #include <boost/test/unit_test.hpp>
 
-#include <netinet/in.h>
 #include <snapset/provider.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <cctype>
 #include <cerrno>
@@ -20,6 +17,7 @@
 
 #include "core/iscsi_identity.hpp"
 #include "core/volume.hpp"
+#include "tests/support/loopback_port.hpp"
 #include "tests/support/temp_dir.hpp"
 #include "tests/support/tgtd.hpp"
 
@@ -133,31 +131,6 @@ Volume ResolveOrFail(const std::string& url) {
   return std::move(volume).value();
 }
 
-// A loopback socket bound to a port; listening or not.
-class LoopbackSocket {
- public:
-  explicit LoopbackSocket(bool listening) {
-    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    BOOST_REQUIRE(fd_ >= 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t length = sizeof(address);
-    BOOST_REQUIRE(bind(fd_, reinterpret_cast<sockaddr*>(&address),
-                       sizeof(address)) == 0);
-    BOOST_REQUIRE(getsockname(fd_, reinterpret_cast<sockaddr*>(&address),
-                              &length) == 0);
-    if (listening) BOOST_REQUIRE(listen(fd_, 4) == 0);
-    port_ = ntohs(address.sin_port);
-  }
-  ~LoopbackSocket() { close(fd_); }
-  int port() const { return port_; }
-
- private:
-  int fd_ = -1;
-  int port_ = 0;
-};
-
 std::string UrlAt(int port) {
   return "iscsi://127.0.0.1:" + std::to_string(port) + "/" +
          std::string(kIqn) + "/1";
@@ -202,7 +175,7 @@ BOOST_AUTO_TEST_CASE(messages_never_show_the_password) {
 }
 
 BOOST_AUTO_TEST_CASE(closed_port_is_unavailable_before_the_timeout) {
-  const LoopbackSocket closed(/*listening=*/false);  // refuses connections
+  const test::LoopbackPort closed(test::LoopbackPort::kRefusing);
   const auto timeout = milliseconds(3000);
   const auto start = std::chrono::steady_clock::now();
   const Result<Volume> volume =
@@ -217,7 +190,7 @@ BOOST_AUTO_TEST_CASE(closed_port_is_unavailable_before_the_timeout) {
 
 BOOST_AUTO_TEST_CASE(silent_portal_is_unavailable_at_the_timeout) {
   // The kernel accepts the connection; nobody ever answers the login.
-  const LoopbackSocket silent(/*listening=*/true);
+  const test::LoopbackPort silent(test::LoopbackPort::kSilent);
   const auto timeout = milliseconds(700);
   const auto start = std::chrono::steady_clock::now();
   const Result<Volume> volume =

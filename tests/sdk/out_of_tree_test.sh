@@ -2,7 +2,9 @@
 # An IHV's path, end to end: install snapset to a prefix, build
 # examples/minimal-provider out of tree against it with find_package(snapset),
 # check that the plugin exports only its entry point, register it, and see the
-# CLI load it. As root, also check its verdicts on real loop devices: a loop
+# CLI load it. Array drivers over the REST toolkit and a provider over the
+# iSCSI LUN toolkit are built against the same prefix, with CMake and with
+# pkg-config. As root, also check its verdicts on real loop devices: a loop
 # ext4 whose backing file is on xfs (it takes it), and one whose backing file
 # is on a filesystem that cannot clone (it refuses, saying why).
 #
@@ -100,33 +102,52 @@ exports_only() {
     fail "$1 exports ${#exported[@]} symbols; it must export only $2"
   fi
 }
+# build_out_of_tree SOURCE BUILD: configures SOURCE against the installed
+# prefix, as a vendor's project, and builds it in BUILD.
+build_out_of_tree() {
+  local args=("${configure_args[@]}")
+  args[1]=$1
+  args[3]=$2
+  quiet cmake "${args[@]}"
+  quiet cmake --build "$2"
+}
+# build_with_pkg_config LIBRARY SOURCE PACKAGE ENTRY: builds LIBRARY from
+# SOURCE with one c++ command and pkg-config PACKAGE, as a build without
+# CMake does; it must export ENTRY.
+build_with_pkg_config() {
+  quiet c++ -std=c++20 -shared -fPIC -fvisibility=hidden -o "$1" "$2" \
+    $(PKG_CONFIG_PATH=$TMP/prefix/lib/pkgconfig pkg-config --cflags --libs "$3") \
+    -Wl,--no-undefined
+  nm -D --defined-only "$1" | grep -q " $4\$" || fail "the pkg-config build of $1 exports no $4"
+}
 echo "== build an array driver out of tree: find_package(snapset COMPONENTS array rest)"
-driver_args=("${configure_args[@]}")
-driver_args[1]=$SOURCE_DIR/tests/sdk/oot-rest-driver
-driver_args[3]=$TMP/driver-build
-quiet cmake "${driver_args[@]}"
-quiet cmake --build "$TMP/driver-build"
+build_out_of_tree "$SOURCE_DIR/tests/sdk/oot-rest-driver" "$TMP/driver-build"
 exports_only "$TMP/driver-build/liboot_rest_driver.so" snapset_array_driver_entry
 echo "== the bundled Swordfish driver, built from its folder against the installed prefix"
-driver_args[1]=$SOURCE_DIR/providers/iscsi/swordfish
-driver_args[3]=$TMP/swordfish-build
-quiet cmake "${driver_args[@]}"
-quiet cmake --build "$TMP/swordfish-build"
+build_out_of_tree "$SOURCE_DIR/providers/iscsi/swordfish" "$TMP/swordfish-build"
 exports_only "$TMP/swordfish-build/array-drivers/libsnapset_array_swordfish.so" \
   snapset_array_driver_entry
 echo "== examples/twophase-driver, built out of tree against the installed prefix"
-driver_args[1]=$SOURCE_DIR/examples/twophase-driver
-driver_args[3]=$TMP/twophase-build
-quiet cmake "${driver_args[@]}"
-quiet cmake --build "$TMP/twophase-build"
+build_out_of_tree "$SOURCE_DIR/examples/twophase-driver" "$TMP/twophase-build"
 exports_only "$TMP/twophase-build/libsnapset_array_twophase.so" snapset_array_driver_entry
 echo "== the same small driver with pkg-config snapset-rest"
-quiet c++ -std=c++20 -shared -fPIC -fvisibility=hidden -o "$TMP/liboot_pc.so" \
-  "$SOURCE_DIR/tests/sdk/oot-rest-driver/oot_rest_driver.cc" \
-  $(PKG_CONFIG_PATH=$TMP/prefix/lib/pkgconfig pkg-config --cflags --libs snapset-rest) \
-  -Wl,--no-undefined
-nm -D --defined-only "$TMP/liboot_pc.so" | grep -q ' snapset_array_driver_entry$' ||
-  fail "the pkg-config build exports no snapset_array_driver_entry"
+build_with_pkg_config "$TMP/liboot_pc.so" "$SOURCE_DIR/tests/sdk/oot-rest-driver/oot_rest_driver.cc" \
+  snapset-rest snapset_array_driver_entry
+
+# ---- a whole provider over the iSCSI LUN toolkit (libiscsi found for it) ----
+echo "== build a provider out of tree: find_package(snapset COMPONENTS provider iscsi)"
+build_out_of_tree "$SOURCE_DIR/tests/sdk/oot-iscsi-provider" "$TMP/iscsi-build"
+exports_only "$TMP/iscsi-build/liboot_iscsi_provider.so" snapset_provider_entry
+echo "== the same provider with pkg-config snapset-iscsi"
+build_with_pkg_config "$TMP/liboot_iscsi_pc.so" \
+  "$SOURCE_DIR/tests/sdk/oot-iscsi-provider/oot_iscsi_provider.cc" snapset-iscsi \
+  snapset_provider_entry
+# The toolkit is built with hidden visibility: none of its functions leaks
+# into the vendor's library, even without a version script (instances of
+# standard templates do: that is what the version script is for).
+if leaked=$(nm -DC --defined-only "$TMP/liboot_iscsi_pc.so" | grep -E ' [A-Za-z] snapset::iscsi::'); then
+  fail "the iSCSI LUN toolkit exports symbols from a vendor's library: $leaked"
+fi
 # An unknown component is refused by find_package, naming it.
 mkdir -p "$TMP/bad-component"
 cat >"$TMP/bad-component/CMakeLists.txt" <<'CMAKE'
