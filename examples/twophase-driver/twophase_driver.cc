@@ -309,9 +309,13 @@ class TwoPhaseDriver final : public snapset::ArrayDriver {
       reason = Str(d["error"], "reason");
       detail = Str(d["error"], "detail");
     }
+    // A body that is no error of this API (a proxy's page, a cut-off
+    // answer) is said to be one.
+    const std::string said = d.IsObject()     ? " " + reason + " (" + detail + ")"
+                             : r.body.empty() ? ", with no body"
+                                              : ", with a body that is not a JSON object";
     const std::string m =
-        session_->Redact(what + ": the array answered " + std::to_string(r.status) + " " + reason +
-                         " (" + detail + ")");
+        session_->Redact(what + ": the array answered " + std::to_string(r.status) + said);
     switch (r.status) {
       case 400:
         return Status::InvalidArgument(m);

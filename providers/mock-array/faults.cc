@@ -105,10 +105,11 @@ bool ParseFault(const rapidjson::Value& body, const std::set<std::string>& opera
     return Fail(error, "Mode", "PropertyValueConflict",
                 "Operation iSCSI takes Mode TargetOffline, and only it does");
   }
-  if (f.mode == FaultMode::kPartial && f.operation != kGroupSnapshotOperation) {
-    return Fail(
-        error, "Mode", "PropertyValueConflict",
-        std::string("Mode Partial applies to Operation ") + kGroupSnapshotOperation + " only");
+  if (f.mode == FaultMode::kPartial && f.operation != kGroupSnapshotOperation &&
+      f.operation != kTwoPhaseSnapshotOperation) {
+    return Fail(error, "Mode", "PropertyValueConflict",
+                std::string("Mode Partial applies to Operation ") + kGroupSnapshotOperation +
+                    " (the twophase dialect's " + kTwoPhaseSnapshotOperation + ") only");
   }
   if (f.operation == kCopyMemberOperation && f.mode != FaultMode::kError &&
       f.mode != FaultMode::kDelay && f.mode != FaultMode::kHang) {

@@ -42,6 +42,9 @@ const char* FaultModeName(FaultMode mode);
 inline constexpr char kCopyMemberOperation[] = "ConsistencyGroup.CopyMember";
 inline constexpr char kIscsiOperation[] = "iSCSI";
 inline constexpr char kGroupSnapshotOperation[] = "ConsistencyGroup.CreateReplicaTarget";
+// The twophase dialect's group snapshot (its commit, run as a job): the
+// other operation Mode Partial applies to.
+inline constexpr char kTwoPhaseSnapshotOperation[] = "ConsistencyGroup.Snapshot";
 
 // How long a hang waits at most for its release.
 inline constexpr std::chrono::minutes kMaxHang{10};

@@ -99,6 +99,10 @@ class MockArray {
   void CommitTwoPhase(const std::string& group, const std::vector<std::string>& labels,
                       const std::string& fence, httplib::Response& res);
   void ExpireFences();  // REQUIRES: mu_ held
+  // The 500 of an injected Partial fault on the commit (a job's failure):
+  // names the members that got no snapshot and the snapshots left.
+  void SendTpPartialFailure(const GroupRecord& g, const std::vector<VolumeRecord>& made,
+                            const std::vector<VolumeRecord>& failed, httplib::Response& res) const;
   void WriteTpObject(JsonWriter& w, const VolumeRecord& v) const;
   void WriteTpGroup(JsonWriter& w, const GroupRecord& g) const;
   void WriteTpFence(JsonWriter& w, const std::string& id, const Fence& f) const;
@@ -133,8 +137,10 @@ class MockArray {
   // Sends the headers of `res` and half its body, then closes.
   static void DropReply(httplib::Response& res);
   // Answers as an Error fault says (Retry-After with 429 / 503) or, for a
-  // Hang, drops the connection.
-  static void AnswerFault(const Fault& fault, const std::string& what, httplib::Response& res);
+  // Hang, drops the connection. `twophase`: in that dialect's error body
+  // (reason INJECTED) instead of a Redfish one.
+  static void AnswerFault(const Fault& fault, const std::string& what, httplib::Response& res,
+                          bool twophase = false);
   // A refusal a client should retry: `status` with Retry-After.
   static void SendRetryLater(httplib::Response& res, int status, int retry_after_s,
                              const std::string& message_id, const std::string& message);

@@ -151,13 +151,30 @@ void MockArray::DropReply(httplib::Response& res) {
                            });
 }
 
-void MockArray::AnswerFault(const Fault& fault, const std::string& what, httplib::Response& res) {
+void MockArray::AnswerFault(const Fault& fault, const std::string& what, httplib::Response& res,
+                            bool twophase) {
   if (fault.mode == FaultMode::kHang) {
     res.status = 200;
     return DropReply(res);
   }
   const std::string message = "injected fault " + std::to_string(fault.id) + ": " + what +
                               " fails with " + std::to_string(fault.status);
+  if (twophase) {
+    SendJson(res, fault.status, [&](JsonWriter& w) {
+      w.StartObject();
+      w.Key("error");
+      w.StartObject();
+      w.Key("code");
+      w.Int(fault.status);
+      Key(w, "reason", "INJECTED");
+      Key(w, "detail", message);
+      w.EndObject();
+      w.EndObject();
+    });
+    if (fault.status == 429 || fault.status == 503)
+      res.set_header("Retry-After", std::to_string(fault.retry_after_s));
+    return;
+  }
   if (fault.status == 429 || fault.status == 503) {
     return SendRetryLater(res, fault.status, fault.retry_after_s, MessageIdFor(fault.status),
                           message);
@@ -167,7 +184,8 @@ void MockArray::AnswerFault(const Fault& fault, const std::string& what, httplib
 
 bool MockArray::InjectFault(const std::string& operation, const httplib::Request& req,
                             httplib::Response& res, bool* drop_reply) {
-  static_cast<void>(req);
+  // The twophase dialect's routes answer in its own error body.
+  const bool twophase = req.path.rfind("/api/v2/", 0) == 0;
   // Partial is no door's business: the group snapshot fires it itself.
   std::optional<Faults::Fired> fired =
       faults_.Fire(operation, [](FaultMode mode) { return mode != FaultMode::kPartial; });
@@ -177,14 +195,14 @@ bool MockArray::InjectFault(const std::string& operation, const httplib::Request
             << operation << "\n";
   switch (f.mode) {
     case FaultMode::kError:
-      AnswerFault(f, operation, res);
+      AnswerFault(f, operation, res, twophase);
       return true;
     case FaultMode::kDelay:
       faults_.Pause(std::chrono::milliseconds(f.delay_ms));
       return false;
     case FaultMode::kHang:
       faults_.WaitForRelease(fired->ticket);
-      AnswerFault(f, operation, res);
+      AnswerFault(f, operation, res, twophase);
       return true;
     case FaultMode::kMalformedJson:
       // A cut-off object: what a client gets from a broken array.
@@ -323,6 +341,26 @@ void MockArray::WriteState(JsonWriter& w) {
       w.EndObject();
     }
     w.EndArray();
+    w.EndObject();
+  }
+  w.EndArray();
+  // The twophase dialect's fences up (always empty in the Swordfish one):
+  // every write to their LUNs waits in the gate.
+  ExpireFences();
+  w.Key("Fences");
+  w.StartArray();
+  for (const auto& [id, f] : fences_) {
+    w.StartObject();
+    Key(w, "Id", id);
+    Key(w, "Name", f.label);
+    w.Key("Volumes");
+    w.StartArray();
+    for (int64_t lun : f.luns) w.String(std::to_string(lun).c_str());
+    w.EndArray();
+    w.Key("ExpiresInMs");
+    w.Int64(std::max<int64_t>(
+        0, std::chrono::duration_cast<std::chrono::milliseconds>(f.until - WriteGate::Clock::now())
+               .count()));
     w.EndObject();
   }
   w.EndArray();

@@ -526,24 +526,65 @@ void MockArray::CommitTwoPhase(const std::string& group, const std::vector<std::
       if (v.id == m && v.state == "ready") sources.push_back(v);
   if (sources.size() != g->members.size())
     return SendTp(res, 500, "INTERNAL", "a member of " + g->name + " is gone");
+  // An injected Partial fault: a misbehaving array that snapshots the first
+  // members, leaves those snapshots and fails the last FailMembers.
+  std::vector<VolumeRecord> failing;
+  std::vector<std::string> names = labels;
+  if (std::optional<Faults::Fired> partial = faults_.Fire(
+          kTwoPhaseSnapshotOperation, [](FaultMode m) { return m == FaultMode::kPartial; })) {
+    const size_t k = std::min(sources.size(), static_cast<size_t>(partial->fault.fail_members));
+    failing.assign(sources.end() - static_cast<std::ptrdiff_t>(k), sources.end());
+    sources.resize(sources.size() - k);
+    if (!names.empty()) names.resize(sources.size());
+  }
   std::optional<Fault> injected;
   std::vector<VolumeRecord> snaps;
-  Status s = SnapshotMembers(sources, labels, &injected, &snaps);
+  Status s = SnapshotMembers(sources, names, &injected, &snaps);
   // The commit ends the fence, made or not.
   if (f != fences_.end()) {
     gate_->Lift(f->second.hold);
     fences_.erase(f);
   }
   if (!s.ok()) {
-    if (injected) return AnswerFault(*injected, "the snapshot of group " + g->name, res);
+    if (injected)
+      return AnswerFault(*injected, "the snapshot of group " + g->name, res, /*twophase=*/true);
     if (s.code() == Code::kAlreadyExists) return SendTp(res, 409, "LABEL_TAKEN", s.message());
     return SendTp(res, 500, "INTERNAL", s.message());
   }
+  if (!failing.empty()) return SendTpPartialFailure(*g, snaps, failing, res);
   SendJson(res, 201, [&](JsonWriter& w) {
     w.StartObject();
     w.Key("snapshots");
     w.StartArray();
     for (const VolumeRecord& snap : snaps) WriteTpObject(w, snap);
+    w.EndArray();
+    w.EndObject();
+  });
+}
+
+void MockArray::SendTpPartialFailure(const GroupRecord& g, const std::vector<VolumeRecord>& made,
+                                     const std::vector<VolumeRecord>& failed,
+                                     httplib::Response& res) const {
+  std::string failed_text, made_text;
+  for (const VolumeRecord& v : failed)
+    failed_text += (failed_text.empty() ? "lun-" : ", lun-") + std::to_string(v.id);
+  for (const VolumeRecord& v : made)
+    made_text += (made_text.empty() ? "" : ", ") + v.name + " (snap-" + std::to_string(v.id) + ")";
+  // The error, and the snapshots made as a success would list them.
+  SendJson(res, 500, [&](JsonWriter& w) {
+    w.StartObject();
+    w.Key("error");
+    w.StartObject();
+    w.Key("code");
+    w.Int(500);
+    Key(w, "reason", "PARTIAL");
+    Key(w, "detail",
+        "snapshot of consistency group " + g.name + " failed for " + failed_text +
+            "; snapshots created and left on the array: " + (made.empty() ? "none" : made_text));
+    w.EndObject();
+    w.Key("snapshots");
+    w.StartArray();
+    for (const VolumeRecord& snap : made) WriteTpObject(w, snap);
     w.EndArray();
     w.EndObject();
   });

@@ -1,16 +1,23 @@
 // The iSCSI provider keeps a set all or none whatever the arrays do: for
 // each fault the mock array injects, at each phase of a set (prepare, group
 // creation, commit, task polling, post-commit, delete), `snapset create`
-// over five LUNs on two arrays either succeeds or fails as it should, and
-// afterwards neither array holds a replica, a group or a connection the set
-// made, and the catalog agrees with the arrays (`list --verify`).
+// over five LUNs on two arrays either succeeds or fails as it should, with
+// an error that names the array; once it has returned no LUN's writes are
+// held (no fence up, a write goes through), and afterwards neither array
+// holds a replica, a group, a fence or a connection the set made, and the
+// catalog agrees with the arrays (`list --verify`).
 //
-// One fixture serves every row (faults cleared in between), so the table
-// costs one pair of array start-ups.
+// Both dialects of the mock array go through it: Swordfish with the built-in
+// driver, and twophase (fence, then commit as a job) with the example
+// driver, each with its own table, since the operations a fault is armed on
+// are the dialect's own. One fixture per dialect serves every row of its
+// table (faults cleared in between), so a table costs one pair of array
+// start-ups.
 #define BOOST_TEST_MODULE iscsi_provider_fault_test
 #include <boost/test/unit_test.hpp>
 #include <chrono>
 #include <functional>
+#include <regex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -54,18 +61,31 @@ enum class Setup {
 };
 
 struct Row {
-  const char* name;
-  int array;  // where the fault is armed: 0 (a) or 1 (b)
+  const char* name;  // a twophase row has its Swordfish counterpart's name, if any
+  int array;         // where the fault is armed: 0 (a) or 1 (b)
   std::vector<std::string> faults;
   Setup setup;
   int exit_code;     // kOk: the set is created
   const char* says;  // in the error message of a failed set
+  // A known bug of the provider this row shows: run by a test case of its
+  // own that expects its failures (see below), not with the table.
+  const char* bug = nullptr;
 };
+
+// Known bugs, each shown by a row below.
+constexpr char kGroupListUnnamed[] =
+    "an error listing the groups at end_prepare does not name the array: ArraySetPart::Prepare "
+    "returns the driver's Warm() and Groups() errors without the \"array NAME\" context its "
+    "CreateGroup() error gets";
+constexpr char kFenceLeftUp[] =
+    "a fence whose reply was lost is left up: ArraySetPart::Abort lifts only the fence whose "
+    "id Fence() received, and looks for fences by name (AbortUnknownSet) only when it has no "
+    "group; the LUNs' writes stay held until the fence times out at the window's deadline";
 
 // "Group" in the phase names below is the set's temporary consistency group
 // on each array, made at end_prepare. A table reads best one row a line.
 // clang-format off
-const std::vector<Row>& Rows() {
+const std::vector<Row>& SwordfishRows() {
   static const std::vector<Row> rows = {
     // Prepare: log-in, the inventory, the groups already there. The volume
     // matcher logs in first: when that fails, a's LUNs are on no array that
@@ -81,7 +101,7 @@ const std::vector<Row>& Rows() {
      kVolumeNotSupported, "check the credentials file"},
     {"prepare: group list answers 500", 0,
      {Fault("ConsistencyGroup.List", "Error", R"("Status":500)")}, Setup::kNone,
-     kUnavailable, "500"},
+     kUnavailable, "500", kGroupListUnnamed},
     {"prepare: inventory busy once (503) is retried", 1,
      {Fault("Volume.List", "Error", R"("Status":503,"RetryAfterS":1,"Count":1)")}, Setup::kNone,
      kOk, ""},
@@ -151,6 +171,133 @@ const std::vector<Row>& Rows() {
   };
   return rows;
 }
+
+// The same phases on twophase arrays, the faults on that dialect's
+// operations (routes_twophase.cc): log-in, the inventory (luns, then
+// snapshots), groups, then the window's fence (Fence.Create, at
+// hold_writes), the commit (ConsistencyGroup.Snapshot, answered 202 with a
+// job) and its job's polls (Job.Get), the fence's lift (Fence.Delete) and
+// the group's removal.
+//
+// Swordfish rows with no twophase row, and why:
+// - "tasks: no fault", "tasks: group's monitor ..." and "tasks: monitor 300
+//   ms slow" (Setup::kAsync): the twophase API has no asynchronous mode; its
+//   groups are made synchronously, and only its commit runs as a job, which
+//   every row polls and the "job:" rows fault.
+// - "tasks: existing group, ..." (Setup::kAsyncExistingGroup): that setup
+//   is there to make the commit's monitor the one polled; the commit's job
+//   is the only job a twophase array runs, so the "job:" rows need none.
+// - "tasks: commit's monitor answers 500 while the task still runs"
+//   (Setup::kAsyncExistingGroupSlowTasks): the twophase jobs have no task
+//   delay; its row stalls the job inside the commit with a
+//   ConsistencyGroup.CopyMember delay instead.
+const std::vector<Row>& TwoPhaseRows() {
+  static const std::vector<Row> rows = {
+    // Prepare.
+    {"prepare: log-in answers 500", 0,
+     {Fault("Session.Create", "Error", R"("Status":500)")}, Setup::kNone,
+     kVolumeNotSupported, "\"a\" (unreachable"},
+    {"prepare: log-in refused once (401)", 1,
+     {Fault("Session.Create", "Error", R"("Status":401)")}, Setup::kNone, kOk, ""},
+    {"prepare: every log-in refused (401)", 1,
+     {Fault("Session.Create", "Error", R"("Status":401,"Count":0)")}, Setup::kNone,
+     kVolumeNotSupported, "check the credentials file"},
+    {"prepare: group list answers 500", 0,
+     {Fault("ConsistencyGroup.List", "Error", R"("Status":500)")}, Setup::kNone,
+     kUnavailable, "500", kGroupListUnnamed},
+    {"prepare: inventory busy once (503) is retried", 1,
+     {Fault("Volume.List", "Error", R"("Status":503,"RetryAfterS":1,"Count":1)")}, Setup::kNone,
+     kOk, ""},
+    {"prepare: snapshot list busy once (503) is retried", 0,
+     {Fault("Snapshot.List", "Error", R"("Status":503,"RetryAfterS":1,"Count":1)")},
+     Setup::kNone, kOk, ""},
+    // Group creation.
+    {"group: create answers 500", 0,
+     {Fault("ConsistencyGroup.Create", "Error", R"("Status":500)")}, Setup::kNone,
+     kUnavailable, "500"},
+    {"group: create answers 507", 1,
+     {Fault("ConsistencyGroup.Create", "Error", R"("Status":507)")}, Setup::kNone,
+     kInsufficientStorage, "507"},
+    {"group: create hangs past the request timeout", 0,
+     {Fault("ConsistencyGroup.Create", "Hang")}, Setup::kNone, kUnavailable, "array a"},
+    {"group: made, its reply lost", 1,
+     {Fault("ConsistencyGroup.Create", "DropConnection")}, Setup::kNone, kUnavailable, "array b"},
+    {"group: reply not JSON", 0,
+     {Fault("ConsistencyGroup.Create", "MalformedJson")}, Setup::kNone, kUnavailable,
+     "not a JSON object"},
+    // The fence, at the window's start (hold_writes): no twophase array
+    // takes a set's snapshot without it.
+    {"fence: create answers 500", 0,
+     {Fault("Fence.Create", "Error", R"("Status":500)")}, Setup::kNone, kUnavailable, "500"},
+    {"fence: create busy (503) is not retried inside the window", 1,
+     {Fault("Fence.Create", "Error", R"("Status":503,"RetryAfterS":1)")}, Setup::kNone,
+     kUnavailable, "503"},
+    {"fence: create hangs past the request timeout", 0,
+     {Fault("Fence.Create", "Hang")}, Setup::kNone, kUnavailable, "array a"},
+    // The fence is up and holds b's writes, but the provider never learnt
+    // its id: it must still be lifted when the set fails.
+    {"fence: made, its reply lost", 1,
+     {Fault("Fence.Create", "DropConnection")}, Setup::kNone, kUnavailable, "array b",
+     kFenceLeftUp},
+    {"fence: reply not JSON", 0,
+     {Fault("Fence.Create", "MalformedJson")}, Setup::kNone, kUnavailable, "not a JSON object"},
+    {"fence: 200 ms slow", 1,
+     {Fault("Fence.Create", "Delay", R"("DelayMs":200)")}, Setup::kNone, kOk, ""},
+    // Commit: the one POST per array inside the window, under the fence.
+    // A commit refused at the door leaves the fence up: the abort lifts it.
+    {"commit: answers 500", 0,
+     {Fault("ConsistencyGroup.Snapshot", "Error", R"("Status":500)")}, Setup::kNone,
+     kUnavailable, "500"},
+    {"commit: busy (503) is not retried inside the window", 1,
+     {Fault("ConsistencyGroup.Snapshot", "Error", R"("Status":503,"RetryAfterS":1)")},
+     Setup::kNone, kUnavailable, "503"},
+    // The job runs and makes the replicas; the provider never learns its id.
+    {"commit: replicas made, reply lost", 1,
+     {Fault("ConsistencyGroup.Snapshot", "DropConnection")}, Setup::kNone,
+     kUnavailable, "array b"},
+    {"commit: array breaks all-or-none (Partial)", 0,
+     {Fault("ConsistencyGroup.Snapshot", "Partial", R"("FailMembers":1)")},
+     Setup::kNone, kUnavailable, "500"},
+    {"commit: reply not JSON", 1,
+     {Fault("ConsistencyGroup.Snapshot", "MalformedJson")}, Setup::kNone,
+     kUnavailable, "not a JSON object"},
+    {"commit: 200 ms slow", 0,
+     {Fault("ConsistencyGroup.Snapshot", "Delay", R"("DelayMs":200)")}, Setup::kNone,
+     kOk, ""},
+    {"commit: a member's copy fails", 1,
+     {Fault("ConsistencyGroup.CopyMember", "Error", R"("Status":500)")}, Setup::kNone,
+     kUnavailable, "500"},
+    // The commit's job, polled inside the window.
+    {"job: commit's poll answers 500", 1,
+     {Fault("Job.Get", "Error", R"("Status":500)")}, Setup::kNone, kUnavailable, "500"},
+    {"job: commit's poll dropped (no retry inside the window)", 1,
+     {Fault("Job.Get", "DropConnection")}, Setup::kNone, kUnavailable, "array b"},
+    {"job: commit's poll not JSON", 0,
+     {Fault("Job.Get", "MalformedJson")}, Setup::kNone, kUnavailable, "not a JSON object"},
+    {"job: poll 300 ms slow", 1,
+     {Fault("Job.Get", "Delay", R"("DelayMs":300)")}, Setup::kNone, kOk, ""},
+    // The poll's 500 comes while the job still runs (its first member's copy
+    // stalls 1.5 s): its replicas appear after the provider gave up on it,
+    // and the abort must still find them.
+    {"job: commit's poll answers 500 while the job still runs", 1,
+     {Fault("ConsistencyGroup.CopyMember", "Delay", R"("DelayMs":1500)"),
+      Fault("Job.Get", "Error", R"("Status":500)")}, Setup::kNone, kUnavailable, "500"},
+    // Post-commit.
+    {"post-commit: group delete answers 500", 0,
+     {Fault("ConsistencyGroup.Delete", "Error", R"("Status":500)")}, Setup::kNone,
+     kUnavailable, "500"},
+    {"post-commit: group delete answers 500 on b", 1,
+     {Fault("ConsistencyGroup.Delete", "Error", R"("Status":500)")}, Setup::kNone,
+     kUnavailable, "500"},
+    // release_writes: the commit has ended the fence already, so lifting
+    // it is a 404 the driver takes for done; a 500 there fails the set
+    // (the host's rule for a release that fails), which is then undone.
+    {"release: fence lift answers 500", 1,
+     {Fault("Fence.Delete", "Error", R"("Status":500)")}, Setup::kNone, kUnavailable,
+     "releasing writes"},
+  };
+  return rows;
+}
 // clang-format on
 
 // Nothing a set made is left on either array, and the catalog agrees.
@@ -163,13 +310,24 @@ void ExpectNothingLeft(ProviderFixture& f) {
 // Removes whatever a row left behind, through REST, once its checks have
 // failed: so that one broken row does not fail every row after it.
 void Scrub(ProviderFixture& f) {
+  // /mock/state names objects by their Redfish paths; the twophase API by
+  // prefixed ids ("snap-N", "cg-N", "fence-N").
+  const bool twophase = f.twophase();
   for (int i = 0; i < 2; ++i) {
     rapidjson::Document state = f.State(i);
+    for (const auto& fence : state["Fences"].GetArray()) {
+      f.Rest(i, "DELETE", std::string("/api/v2/fences/") + fence["Id"].GetString());
+    }
     for (const auto& v : state["Volumes"].GetArray()) {
-      if (!v["SourceId"].IsNull()) f.Rest(i, "DELETE", v["@odata.id"].GetString());
+      if (v["SourceId"].IsNull()) continue;
+      f.Rest(i, "DELETE",
+             twophase ? std::string("/api/v2/snapshots/snap-") + v["Id"].GetString()
+                      : v["@odata.id"].GetString());
     }
     for (const auto& g : state["ConsistencyGroups"].GetArray()) {
-      f.Rest(i, "DELETE", g["@odata.id"].GetString());
+      f.Rest(i, "DELETE",
+             twophase ? std::string("/api/v2/consistency-groups/cg-") + g["Id"].GetString()
+                      : g["@odata.id"].GetString());
     }
   }
 }
@@ -196,9 +354,14 @@ std::string MakeGroup(ProviderFixture& f, int i) {
   return r.Json()["@odata.id"].GetString();
 }
 
-BOOST_AUTO_TEST_CASE(every_fault_at_every_phase_leaves_the_set_all_or_none) {
+// Runs a dialect's table: each row's faults armed, `snapset create` over
+// the five LUNs, then what the user relies on checked.
+// `known_bugs`: only the rows that show one; else only the others.
+void EveryFaultAtEveryPhase(const std::string& dialect, const std::vector<Row>& rows,
+                            bool known_bugs = false) {
   if (!ProviderFixtureAvailable()) return;
   ProviderFixtureOptions o;
+  o.dialect = dialect;
   // A hung request fails the set by this, not by curl's default.
   o.config_a = R"("timeouts_ms": {"request": 3000})";
   o.config_b = R"("timeouts_ms": {"request": 3000})";
@@ -207,7 +370,10 @@ BOOST_AUTO_TEST_CASE(every_fault_at_every_phase_leaves_the_set_all_or_none) {
   std::vector<std::string> create = {"--json", "create"};
   create.insert(create.end(), urls.begin(), urls.end());
 
-  for (const Row& row : Rows()) {
+  for (const Row& row : rows) {
+    if ((row.bug != nullptr) != known_bugs) continue;
+    if (row.bug != nullptr)
+      BOOST_TEST_MESSAGE("row \"" << row.name << "\": known bug: " << row.bug);
     BOOST_TEST_CONTEXT("row \"" << row.name << "\" (fault on array " << (row.array ? "b" : "a")
                                 << ")") {
       std::string group;
@@ -225,6 +391,11 @@ BOOST_AUTO_TEST_CASE(every_fault_at_every_phase_leaves_the_set_all_or_none) {
       // Every failure is bounded: the request timeout, the window, the abort.
       BOOST_TEST((took < seconds(40)), "create took too long");
       BOOST_TEST(r.exit_code == row.exit_code, r.output);
+      // Once create has returned, no LUN's writes are held any more: no
+      // fence is up (a fence the set failed under is lifted, not left to
+      // time out), and a write goes through.
+      for (int i = 0; i < 2; ++i) BOOST_TEST(f.Fences(i) == 0, "array " << i << " keeps a fence");
+      f.ExpectEveryLunWritable();
       rapidjson::Document doc = JsonOfOutput(r.output);
       if (r.exit_code == kOk && row.exit_code != kOk) {
         // Not what the row expects; the next rows still need a clean slate.
@@ -238,7 +409,13 @@ BOOST_AUTO_TEST_CASE(every_fault_at_every_phase_leaves_the_set_all_or_none) {
         BOOST_TEST(deleted.exit_code == 0, deleted.output);
       } else {
         const std::string message = Field(doc["error"], "message");
+        BOOST_TEST_MESSAGE("  says: " << message);
         BOOST_TEST(message.find(row.says) != std::string::npos, message);
+        // It names the array that failed ("array b", "array \"b\"", or "b"
+        // among the arrays the volume matcher looked at).
+        const std::string name = row.array ? "b" : "a";
+        BOOST_TEST(std::regex_search(message, std::regex("array " + name + "\\b|\"" + name + "\"")),
+                   message);
         // The catalog keeps no trace of the failed set's snapshots.
         BOOST_TEST(doc["snapshots"].Size() == 0u);
         // Every provider undid its part.
@@ -263,16 +440,47 @@ BOOST_AUTO_TEST_CASE(every_fault_at_every_phase_leaves_the_set_all_or_none) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(every_fault_at_every_phase_leaves_the_set_all_or_none) {
+  EveryFaultAtEveryPhase("swordfish", SwordfishRows());
+}
+
+// The same over twophase arrays through the example driver: a set under a
+// fence on each array, whatever fails, leaves no replica, group or fence,
+// and no LUN's writes held.
+BOOST_AUTO_TEST_CASE(the_same_over_twophase_arrays_with_fences) {
+  EveryFaultAtEveryPhase("twophase", TwoPhaseRows());
+}
+
+// The rows that show a known bug of the provider (Row::bug, logged with
+// each): every check of theirs runs, and those the bug breaks fail until it
+// is fixed. The expected failures: kGroupListUnnamed, 1 (the message names
+// no array); kFenceLeftUp, up to 5 (the fence still up once create returned
+// and at the end, the writes of b's two LUNs held, and `list --verify`
+// finding the fence an orphan). Once fixed, a row goes back to the table's
+// own case (drop its bug).
+BOOST_AUTO_TEST_CASE(swordfish_rows_that_show_a_known_bug,
+                     *boost::unit_test::expected_failures(1)) {
+  EveryFaultAtEveryPhase("swordfish", SwordfishRows(), /*known_bugs=*/true);
+}
+
+BOOST_AUTO_TEST_CASE(twophase_rows_that_show_a_known_bug, *boost::unit_test::expected_failures(6)) {
+  EveryFaultAtEveryPhase("twophase", TwoPhaseRows(), /*known_bugs=*/true);
+}
+
 // A delete the array refuses keeps the snapshot in the catalog (a user must
 // still find it, to try again); once the array answers, it goes.
-BOOST_AUTO_TEST_CASE(a_failed_delete_keeps_the_catalog_entry_until_it_succeeds) {
+// `delete_operation`: the dialect's snapshot delete.
+void AFailedDeleteKeepsTheCatalogEntry(const std::string& dialect,
+                                       const std::string& delete_operation) {
   if (!ProviderFixtureAvailable()) return;
-  ProviderFixture f;
+  ProviderFixtureOptions o;
+  o.dialect = dialect;
+  ProviderFixture f(o);
   rapidjson::Document made = f.Create(f.Urls());
   const std::string set_id = Field(made, "set_id");
   BOOST_TEST_REQUIRE(made["snapshots"].Size() == 5u);
 
-  f.Fault(1, Fault("Volume.RemoveReplicaRelationship", "Error", R"("Status":500,"Count":0)"));
+  f.Fault(1, Fault(delete_operation, "Error", R"("Status":500,"Count":0)"));
   CommandResult failed = f.Cli({"delete", "--set", set_id});
   BOOST_TEST(failed.exit_code == kUnavailable, failed.output);
   BOOST_TEST(failed.output.find("500") != std::string::npos, failed.output);
@@ -288,6 +496,14 @@ BOOST_AUTO_TEST_CASE(a_failed_delete_keeps_the_catalog_entry_until_it_succeeds) 
   CommandResult deleted = f.Cli({"delete", "--set", set_id});
   BOOST_TEST(deleted.exit_code == 0, deleted.output);
   ExpectNothingLeft(f);
+}
+
+BOOST_AUTO_TEST_CASE(a_failed_delete_keeps_the_catalog_entry_until_it_succeeds) {
+  AFailedDeleteKeepsTheCatalogEntry("swordfish", "Volume.RemoveReplicaRelationship");
+}
+
+BOOST_AUTO_TEST_CASE(the_same_over_twophase_arrays) {
+  AFailedDeleteKeepsTheCatalogEntry("twophase", "Snapshot.Delete");
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <cctype>
 #include <stdexcept>
 
+#include "tests/mock-array/iscsi_lun.hpp"
 #include "tests/mock-array/test_pki.hpp"
 #include "tests/software-cow/daemon/cowd_fixture.hpp"
 #include "tests/support/prerequisites.hpp"
@@ -136,13 +137,7 @@ void ProviderFixture::MapLuns(int i) {
     // /mock/state names exposures by their Redfish path in every dialect.
     host_connections_[i] =
         "/redfish/v1/Fabrics/iSCSI/Connections/" + std::string(e["id"].GetString()).substr(4);
-    size_t k = 0;
-    for (ArrayLun& lun : luns_) {
-      if (lun.array != i) continue;
-      lun.url = "iscsi://" + std::string(e["portal"].GetString()) + "/" +
-                e["target_iqn"].GetString() + "/" +
-                std::to_string(e["luns"][int(k++)]["lun_id"].GetInt());
-    }
+    SetTwoPhaseUrls(i, e);
     return;
   }
   HttpResponse r = Rest(i, "POST", kConnections, ConnectionBody(request));
@@ -154,6 +149,20 @@ void ProviderFixture::MapLuns(int i) {
   for (ArrayLun& lun : luns_) {
     if (lun.array == i) lun.url = c.urls.at(k++);
   }
+}
+
+void ProviderFixture::SetTwoPhaseUrls(int i, const rapidjson::Value& e) {
+  size_t k = 0;
+  for (ArrayLun& lun : luns_) {
+    if (lun.array != i) continue;
+    lun.url = "iscsi://" + std::string(e["portal"].GetString()) + "/" +
+              e["target_iqn"].GetString() + "/" +
+              std::to_string(e["luns"][int(k++)]["lun_id"].GetInt());
+  }
+}
+
+std::string ProviderFixture::driver() const {
+  return twophase() ? std::string(SNAPSET_TWOPHASE_DRIVER) : "swordfish";
 }
 
 void ProviderFixture::WriteRegistration() {
@@ -168,8 +177,7 @@ void ProviderFixture::WriteRegistration() {
     const std::string name = i == 0 ? "a" : "b";
     const std::string& extra = i == 0 ? options_.config_a : options_.config_b;
     arrays +=
-        std::string(i ? "," : "") + R"({"name":")" + name + R"(","driver":")" +
-        (options_.dialect == "twophase" ? std::string(SNAPSET_TWOPHASE_DRIVER) : "swordfish") +
+        std::string(i ? "," : "") + R"({"name":")" + name + R"(","driver":")" + driver() +
         R"(","rest_url":")" + arrays_[i]->rest() + R"(","credentials_file":")" + config_ + "/" +
         name + R"(.cred","portals":[")" + arrays_[i]->portal() + "\"]" +
         (options_.tls ? R"(,"ca_file":")" +
@@ -201,6 +209,19 @@ void ProviderFixture::SetRegisteredCaFile(const std::string& ca_file) {
 void ProviderFixture::RestartArray(int i) {
   arrays_[i]->Stop();
   StartArray(i);
+  if (twophase()) {
+    // The host's export, by the id its Redfish path ends in.
+    const std::string id =
+        "exp-" + host_connections_[i].substr(host_connections_[i].rfind('/') + 1);
+    HttpResponse r = Rest(i, "GET", "/api/v2/exports");
+    if (r.status != 200) throw std::runtime_error("listing the exports: " + r.body);
+    rapidjson::Document exports = r.Json();
+    for (const auto& e : exports["records"].GetArray()) {
+      if (std::string(e["id"].GetString()) == id) SetTwoPhaseUrls(i, e);
+    }
+    WriteRegistration();
+    return;
+  }
   Connection c = GetConnection(*arrays_[i], tokens_[i], host_connections_[i]);
   size_t k = 0;
   for (ArrayLun& lun : luns_) {
@@ -260,13 +281,40 @@ int ProviderFixture::ExtraConnections(int i) {
   return n;
 }
 
+int ProviderFixture::Fences(int i) {
+  rapidjson::Document s = State(i);
+  BOOST_TEST_REQUIRE(s.HasMember("Fences"));
+  return static_cast<int>(s["Fences"].Size());
+}
+
 void ProviderFixture::ExpectNothingLeft() {
   for (int i = 0; i < 2; ++i) {
     BOOST_TEST_CONTEXT("array " << (i == 0 ? "a" : "b")) {
       BOOST_TEST(Snapshots(i) == 0);
       BOOST_TEST(Groups(i) == 0);
       BOOST_TEST(ExtraConnections(i) == 0);
+      BOOST_TEST(Fences(i) == 0);
     }
+  }
+}
+
+void ProviderFixture::ExpectEveryLunWritable() {
+  LunLogin login;
+  login.initiator = kHostInitiator;
+  login.chap_user = options_.host_chap_user;
+  login.chap_password = options_.host_chap_password;
+  login.timeout_s = 2;  // a held write does not complete: -1
+  constexpr int kBlock = 512;
+  for (const ArrayLun& lun : luns_) {
+    std::string error;
+    std::unique_ptr<Lun> l = Lun::TryConnect(lun.url, login, &error);
+    BOOST_TEST_REQUIRE(l != nullptr, lun.url << ": " << error);
+    // The last block: what the tests read back is at the start.
+    const uint64_t last = options_.lun_bytes / kBlock - 1;
+    int status = l->Write(last, Pattern("w", kBlock), kBlock);
+    // A unit attention (a new nexus after a reset) is reported once: again.
+    if (status == 6) status = l->Write(last, Pattern("w", kBlock), kBlock);
+    BOOST_TEST(status == 0, "a write to " << lun.url << " is held or failed: " << l->error());
   }
 }
 

@@ -73,6 +73,11 @@ class ProviderFixture {
   const TempDir& dir() const { return dir_; }
   const std::string& config_dir() const { return config_; }
   const std::string& state_dir() const { return state_; }
+  const std::string& dialect() const { return options_.dialect; }
+  bool twophase() const { return options_.dialect == "twophase"; }
+  // The "driver" of every array's entry in the registration: "swordfish"
+  // or the twophase example driver's path.
+  std::string driver() const;
 
   // REST on array i as admin (with the test CA under tls); logs in again
   // when the token has expired.
@@ -85,10 +90,17 @@ class ProviderFixture {
   int Snapshots(int i);
   int Groups(int i);
   int ExtraConnections(int i);
-  // POST /mock/faults on array i; fails the test unless 201.
-  // Neither array holds a snapshot, a group or a connection other than the
-  // host's own LUN mapping: what every set must leave once it is gone.
+  // The fences up on array i (twophase; none ever in Swordfish): each holds
+  // the writes of its LUNs.
+  int Fences(int i);
+  // Neither array holds a snapshot, a group, a fence or a connection other
+  // than the host's own LUN mapping: what every set must leave once it is
+  // gone.
   void ExpectNothingLeft();
+  // A write to every LUN is acknowledged within two seconds: no fence (or
+  // frozen array) holds them.
+  void ExpectEveryLunWritable();
+  // POST /mock/faults on array i; fails the test unless 201.
   void Fault(int i, const std::string& body);
   void ClearFaults(int i);
 
@@ -116,6 +128,8 @@ class ProviderFixture {
  private:
   void StartArray(int i);
   void MapLuns(int i);
+  // Array i's LUN URLs from the twophase export that maps them to the host.
+  void SetTwoPhaseUrls(int i, const rapidjson::Value& export_record);
   void WriteRegistration();
 
   ProviderFixtureOptions options_;

@@ -2,7 +2,9 @@
 // stalls past the commit window, an array restarted between sets, session
 // tokens that expire, TLS with the right and the wrong CA, secrets that must
 // never reach an output, a log or the catalog, and a registration a user got
-// wrong.
+// wrong. Each case runs over both dialects of the mock array: Swordfish with
+// the built-in driver, and twophase (fence, then commit as a job) with the
+// example driver.
 #define BOOST_TEST_MODULE iscsi_provider_robustness_test
 #include <sys/stat.h>
 
@@ -46,16 +48,22 @@ const rapidjson::Value* Event(const rapidjson::Value& timeline, const std::strin
   return nullptr;
 }
 
-BOOST_AUTO_TEST_CASE(
-    a_commit_stalled_past_the_window_releases_writes_at_the_deadline_and_leaves_nothing) {
+// The dialect's group snapshot request: the one the window waits for.
+std::string CommitOperation(const ProviderFixture& f) {
+  return f.twophase() ? "ConsistencyGroup.Snapshot" : "ConsistencyGroup.CreateReplicaTarget";
+}
+
+void ACommitStalledPastTheWindow(const std::string& dialect) {
   if (!ProviderFixtureAvailable(/*cow=*/true)) return;
   ProviderFixtureOptions o;
+  o.dialect = dialect;
   o.cow = true;  // a volume whose writes are really held, by the cow daemon's gate
   ProviderFixture f(o);
   const std::vector<std::string> volumes = With(f.Urls(), {"cow:db"});
-  // Array b answers its group snapshot two seconds after the 10 s window.
-  f.Fault(1, R"({"Operation":"ConsistencyGroup.CreateReplicaTarget","Mode":"Delay",)"
-             R"("DelayMs":12000})");
+  // Array b answers its group snapshot two seconds after the 10 s window
+  // (twophase: the commit's POST, under the fence, which times out at the
+  // window's deadline).
+  f.Fault(1, R"({"Operation":")" + CommitOperation(f) + R"(","Mode":"Delay","DelayMs":12000})");
 
   const auto start = steady_clock::now();
   CommandResult r = f.Cli(With({"--json", "create"}, volumes));
@@ -85,6 +93,9 @@ BOOST_AUTO_TEST_CASE(
     BOOST_TEST(Field(abort, "outcome") == "ok", r.output);
   }
 
+  // No LUN stays fenced past the window.
+  f.ExpectEveryLunWritable();
+
   // The stalled request reaches the array after the abort: it must find no
   // group to snapshot, so no replica appears late.
   const auto stalled_done = start + seconds(15);
@@ -94,9 +105,22 @@ BOOST_AUTO_TEST_CASE(
   BOOST_TEST(verify.exit_code == 0, verify.output);
 }
 
-BOOST_AUTO_TEST_CASE(an_array_restarted_between_sets_takes_the_next_set) {
+BOOST_AUTO_TEST_CASE(
+    a_commit_stalled_past_the_window_releases_writes_at_the_deadline_and_leaves_nothing) {
+  ACommitStalledPastTheWindow("swordfish");
+}
+
+// Over twophase arrays the LUNs' writes are held by the arrays' fences too
+// (the plan says array-fence): they are released at the deadline as well.
+BOOST_AUTO_TEST_CASE(the_same_over_twophase_arrays_with_fences) {
+  ACommitStalledPastTheWindow("twophase");
+}
+
+void AnArrayRestartedBetweenSets(const std::string& dialect) {
   if (!ProviderFixtureAvailable()) return;
-  ProviderFixture f;
+  ProviderFixtureOptions o;
+  o.dialect = dialect;
+  ProviderFixture f(o);
   rapidjson::Document first = f.Create(f.Urls());
   f.RestartArray(0);  // sessions gone, new ports; the replicas persist
   rapidjson::Document second = f.Create(f.Urls());
@@ -112,9 +136,64 @@ BOOST_AUTO_TEST_CASE(an_array_restarted_between_sets_takes_the_next_set) {
   f.ExpectNothingLeft();
 }
 
-BOOST_AUTO_TEST_CASE(an_expired_session_token_does_not_fail_the_next_set) {
+// An array whose fence request arrives only after the window (twophase only:
+// Swordfish has no fence). The set fails by the window's deadline, naming
+// the array, and no LUN's writes are held afterwards, not even by the late
+// fence.
+//
+// Known bugs (up to 5 failures): the provider's hold_writes gives the fence
+// request the call's own deadline, without the margin its commit keeps
+// (kCommitMargin), so the host's bound on the call ends it first and the
+// message says only "provider iscsi did not answer in time"; and the late
+// fence,
+// whose timeout the provider computed when it sent the request, is made
+// when it arrives and holds b's writes for a window's length after the set
+// failed (nothing lifts it: the abort has run; `list --verify` then finds it
+// an orphan).
+BOOST_AUTO_TEST_CASE(a_fence_request_stalled_past_the_window_leaves_no_lun_fenced,
+                     *boost::unit_test::expected_failures(5)) {
+  if (!ProviderFixtureAvailable()) return;
+  BOOST_TEST_MESSAGE(
+      "known bugs: the stalled fence request is not bounded with a margin, and "
+      "the late fence holds b's writes after the set failed");
+  ProviderFixtureOptions o;
+  o.dialect = "twophase";
+  ProviderFixture f(o);
+  // Array b makes its fence two seconds after the 10 s window.
+  f.Fault(1, R"({"Operation":"Fence.Create","Mode":"Delay","DelayMs":12000})");
+  const auto start = steady_clock::now();
+  CommandResult r = f.Cli(With({"--json", "create"}, f.Urls()));
+  const auto took = steady_clock::now() - start;
+  BOOST_TEST(r.exit_code == kHoldWritesTimeout, r.output);
+  BOOST_TEST((took < seconds(25)),
+             "create took " << std::chrono::duration_cast<milliseconds>(took).count() << " ms");
+  rapidjson::Document doc = JsonOfOutput(r.output);
+  BOOST_TEST(Field(doc["error"], "message").find("array b") != std::string::npos, r.output);
+  for (const auto& abort : doc["aborts"].GetArray()) {
+    BOOST_TEST(Field(abort, "outcome") == "ok", r.output);
+  }
+
+  // Once the stalled request has reached the array, b's writes go on.
+  const auto stalled_done = start + seconds(13);
+  if (steady_clock::now() < stalled_done) std::this_thread::sleep_until(stalled_done);
+  f.ExpectEveryLunWritable();
+  f.ExpectNothingLeft();
+  CommandResult verify = f.Cli({"list", "--verify"});
+  BOOST_TEST(verify.exit_code == 0, verify.output);
+}
+
+BOOST_AUTO_TEST_CASE(an_array_restarted_between_sets_takes_the_next_set) {
+  AnArrayRestartedBetweenSets("swordfish");
+}
+
+// A twophase array forgets its fences when it restarts, as a rebooted
+// array would: the next set fences afresh.
+BOOST_AUTO_TEST_CASE(the_same_over_twophase_arrays) { AnArrayRestartedBetweenSets("twophase"); }
+
+void AnExpiredSessionToken(const std::string& dialect) {
   if (!ProviderFixtureAvailable()) return;
   ProviderFixtureOptions o;
+  o.dialect = dialect;
   o.extra_a = {"--token-ttl-s", "2"};
   o.extra_b = {"--token-ttl-s", "2"};
   ProviderFixture f(o);
@@ -132,9 +211,20 @@ BOOST_AUTO_TEST_CASE(an_expired_session_token_does_not_fail_the_next_set) {
   f.ExpectNothingLeft();
 }
 
-BOOST_AUTO_TEST_CASE(https_arrays_work_with_their_ca_and_are_refused_with_another) {
+BOOST_AUTO_TEST_CASE(an_expired_session_token_does_not_fail_the_next_set) {
+  AnExpiredSessionToken("swordfish");
+}
+
+// The twophase log-in (its own path, token field and X-TP-Session header)
+// is redone the same way.
+BOOST_AUTO_TEST_CASE(an_expired_twophase_session_token_does_not_fail_the_next_set) {
+  AnExpiredSessionToken("twophase");
+}
+
+void HttpsArrays(const std::string& dialect) {
   if (!ProviderFixtureAvailable()) return;
   ProviderFixtureOptions o;
+  o.dialect = dialect;
   o.tls = true;
   ProviderFixture f(o);
   rapidjson::Document made = f.Create(f.Urls());
@@ -156,24 +246,36 @@ BOOST_AUTO_TEST_CASE(https_arrays_work_with_their_ca_and_are_refused_with_anothe
   BOOST_TEST(verify.exit_code == 0, verify.output);
 }
 
+BOOST_AUTO_TEST_CASE(https_arrays_work_with_their_ca_and_are_refused_with_another) {
+  HttpsArrays("swordfish");
+}
+
+// The example driver reaches its arrays through the REST toolkit, whose TLS
+// is the same: verified against ca_file, always.
+BOOST_AUTO_TEST_CASE(https_twophase_arrays_work_with_their_ca_and_are_refused_with_another) {
+  HttpsArrays("twophase");
+}
+
 // The registration's config for the fixture's arrays, with `a_extra` added
 // to array a's entry and "insecure": true only when `insecure`.
 std::string ConfigFor(ProviderFixture& f, const std::string& a_extra, bool insecure) {
   std::string arrays;
   for (int i = 0; i < 2; ++i) {
     const std::string name = i == 0 ? "a" : "b";
-    arrays += std::string(i ? "," : "") + R"({"name":")" + name +
-              R"(","driver":"swordfish","rest_url":")" + f.array(i).rest() +
-              R"(","credentials_file":")" + f.config_dir() + "/" + name + R"(.cred","portals":[")" +
-              f.array(i).portal() + "\"]" + (insecure ? R"(,"insecure":true)" : "") +
+    arrays += std::string(i ? "," : "") + R"({"name":")" + name + R"(","driver":")" + f.driver() +
+              R"(","rest_url":")" + f.array(i).rest() + R"(","credentials_file":")" +
+              f.config_dir() + "/" + name + R"(.cred","portals":[")" + f.array(i).portal() + "\"]" +
+              (insecure ? R"(,"insecure":true)" : "") +
               (i == 0 && !a_extra.empty() ? "," + a_extra : "") + "}";
   }
   return R"({"initiator_iqn":")" + std::string(kHostInitiator) + R"(","arrays":[)" + arrays + "]}";
 }
 
-BOOST_AUTO_TEST_CASE(a_registration_with_a_mistake_is_refused_naming_the_field_or_file) {
+void ARegistrationWithAMistake(const std::string& dialect) {
   if (!ProviderFixtureAvailable()) return;
-  ProviderFixture f;
+  ProviderFixtureOptions o;
+  o.dialect = dialect;
+  ProviderFixture f(o);
   const std::vector<std::string> create = With({"create"}, f.Urls());
 
   // A typo in a key never passes silently.
@@ -208,12 +310,21 @@ BOOST_AUTO_TEST_CASE(a_registration_with_a_mistake_is_refused_naming_the_field_o
   f.ExpectNothingLeft();
 }
 
+BOOST_AUTO_TEST_CASE(a_registration_with_a_mistake_is_refused_naming_the_field_or_file) {
+  ARegistrationWithAMistake("swordfish");
+}
+
+// The same mistakes in an entry whose driver is the example one, loaded by
+// path: the driver checks its keys with the REST toolkit, and the messages
+// name the same field or file.
+BOOST_AUTO_TEST_CASE(the_same_with_the_twophase_driver) { ARegistrationWithAMistake("twophase"); }
+
 std::string ReadAll(const std::filesystem::path& p) {
   std::ifstream in(p, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
-BOOST_AUTO_TEST_CASE(no_secret_reaches_an_output_a_log_or_the_catalog) {
+void NoSecretReachesAnOutput(const std::string& dialect) {
   if (!ProviderFixtureAvailable()) return;
   constexpr char kPassword[] = "Pw-7d41c9e2-not-for-print";
   constexpr char kChapSecret[] = "Cs5b2e9d0c71aa";  // tgt: 12..16 characters
@@ -223,6 +334,7 @@ BOOST_AUTO_TEST_CASE(no_secret_reaches_an_output_a_log_or_the_catalog) {
                                   std::string(kChapSecret) + "\"}");
   BOOST_TEST_REQUIRE(chmod(chap_file.c_str(), 0600) == 0);
   ProviderFixtureOptions o;
+  o.dialect = dialect;
   o.user = "ops-admin";
   o.password = kPassword;
   o.config_a = R"("chap_file": ")" + chap_file + "\"";
@@ -264,8 +376,7 @@ BOOST_AUTO_TEST_CASE(no_secret_reaches_an_output_a_log_or_the_catalog) {
     CommandResult deleted = run(With(mode, {"delete", "--set", set_id}));
     BOOST_TEST(deleted.exit_code == 0, deleted.output);
     // A failed set: its error and abort outcomes are printed too.
-    f.Fault(0, R"({"Operation":"ConsistencyGroup.CreateReplicaTarget","Mode":"Error",)"
-               R"("Status":500})");
+    f.Fault(0, R"({"Operation":")" + CommitOperation(f) + R"(","Mode":"Error","Status":500})");
     CommandResult failed = run(With(With(mode, {"create"}), urls));
     BOOST_TEST(failed.exit_code != 0, failed.output);
     f.ClearFaults(0);
@@ -295,6 +406,16 @@ BOOST_AUTO_TEST_CASE(no_secret_reaches_an_output_a_log_or_the_catalog) {
                  what << " holds a secret (" << secret.substr(0, 4) << "...) at offset " << at);
     }
   }
+}
+
+BOOST_AUTO_TEST_CASE(no_secret_reaches_an_output_a_log_or_the_catalog) {
+  NoSecretReachesAnOutput("swordfish");
+}
+
+// The example driver's own messages (its refusals quote the array's
+// answers) go through the REST toolkit's redaction too.
+BOOST_AUTO_TEST_CASE(no_secret_reaches_an_output_over_twophase_arrays) {
+  NoSecretReachesAnOutput("twophase");
 }
 
 }  // namespace
