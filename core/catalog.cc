@@ -17,24 +17,49 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Schema 1. Written once, in one transaction, by the first Open of a fresh
-// file. Values are never spliced into SQL: every statement below binds them.
+// Schema 2. Written once, in one transaction, by the first Open of a fresh
+// file; a schema-1 file is migrated in place (Migration1To2). Values are
+// never spliced into SQL: every statement below binds them.
 //
 // `ordinal` keeps a set's snapshots in the order the coordinator gave them
 // (the plan's order), which rowids would not survive a CompleteSet rewrite.
 // The UNIQUE (set_id, ordinal) index also serves the foreign key, so
 // ON DELETE CASCADE does not scan the table.
-constexpr char kSchema[] = R"sql(
-CREATE TABLE sets (
+//
+// `leftovers`: what the failed abort of an "abort-incomplete" set could not
+// remove, one row per provider that failed, in the order they answered.
+//
+// The sets table as schema 2 has it, under `name`.
+std::string SetsTable(const std::string& name) {
+  return "CREATE TABLE " + name + R"sql( (
   set_id        TEXT PRIMARY KEY NOT NULL,
-  state         TEXT NOT NULL CHECK (state IN ('creating', 'complete', 'aborted')),
+  state         TEXT NOT NULL
+                CHECK (state IN ('creating', 'complete', 'aborted', 'abort-incomplete')),
   created_ns    INTEGER NOT NULL,
   context       INTEGER NOT NULL,
   requestor_pid INTEGER NOT NULL,
   error         TEXT NOT NULL,
   timeline_json TEXT NOT NULL
 );
+)sql";
+}
+
+// What schema 2 adds to schema 1 besides the sets table's new CHECK.
+constexpr char kSchema2Additions[] = R"sql(
 CREATE INDEX sets_by_state ON sets (state, created_ns);
+CREATE TABLE leftovers (
+  set_id        TEXT NOT NULL REFERENCES sets (set_id) ON DELETE CASCADE,
+  ordinal       INTEGER NOT NULL,
+  provider_id   TEXT NOT NULL,
+  provider_name TEXT NOT NULL,
+  detail        TEXT NOT NULL,
+  UNIQUE (set_id, ordinal)
+);
+PRAGMA user_version = 2;
+)sql";
+
+std::string FreshSchema() {
+  return SetsTable("sets") + R"sql(
 CREATE TABLE snapshots (
   snapshot_id     TEXT PRIMARY KEY NOT NULL,
   set_id          TEXT NOT NULL REFERENCES sets (set_id) ON DELETE CASCADE,
@@ -50,13 +75,27 @@ CREATE TABLE snapshots (
 );
 CREATE INDEX snapshots_by_volume ON snapshots (volume, created_ns);
 PRAGMA application_id = 1397641299;
-PRAGMA user_version = 1;
-)sql";
+)sql" + kSchema2Additions;
+}
+
+// Schema 1 -> 2: the new state needs a new CHECK, which SQLite gives only by
+// rebuilding the table (https://sqlite.org/lang_altertable.html, "making
+// other kinds of table schema changes"). Runs in one transaction with
+// foreign keys off, so dropping the old table does not cascade to the
+// snapshots, whose REFERENCES sets then name the rebuilt table.
+std::string Migration1To2() {
+  return SetsTable("sets_v2") + R"sql(
+INSERT INTO sets_v2 (set_id, state, created_ns, context, requestor_pid, error, timeline_json)
+  SELECT set_id, state, created_ns, context, requestor_pid, error, timeline_json FROM sets;
+DROP TABLE sets;
+ALTER TABLE sets_v2 RENAME TO sets;
+)sql" + kSchema2Additions;
+}
 
 // 'SNPS': marks the file as a snapset catalog, so a foreign SQLite database
 // is told apart from a catalog of another schema version.
 constexpr int64_t kApplicationId = 0x534E5053;
-constexpr int64_t kSchemaVersion = 1;
+constexpr int64_t kSchemaVersion = 2;
 constexpr int kBusyTimeoutMs = 5000;
 
 constexpr char kSetColumns[] =
@@ -246,7 +285,8 @@ class Transaction {
 };
 
 Result<SetState> StateFromName(const Op& op, const std::string& name) {
-  for (SetState s : {SetState::kCreating, SetState::kComplete, SetState::kAborted})
+  for (SetState s :
+       {SetState::kCreating, SetState::kComplete, SetState::kAborted, SetState::kAbortIncomplete})
     if (name == SetStateName(s)) return s;
   return Status::Internal(op.Prefix() + "unknown set state '" + name + "'");
 }
@@ -266,8 +306,9 @@ SnapshotRecord ReadSnapshot(sqlite3_stmt* s) {
 }
 
 // Sets matching `where` (constant SQL whose placeholders take `args`), each
-// with its snapshots in ordinal order. Two queries in one read transaction,
-// so a concurrent writer cannot pair a set with another moment's snapshots.
+// with its snapshots and leftovers in ordinal order. Three queries in one
+// read transaction, so a concurrent writer cannot pair a set with another
+// moment's snapshots.
 Result<std::vector<SetRecord>> LoadSets(const Op& op, const std::string& where,
                                         const std::vector<std::string>& args,
                                         const std::string& order) {
@@ -313,6 +354,21 @@ Result<std::vector<SetRecord>> LoadSets(const Op& op, const std::string& where,
     SnapshotRecord r = ReadSnapshot(stmt->get());
     auto it = index.find(r.set_id);
     if (it != index.end()) sets[it->second].snapshots.push_back(std::move(r));
+  }
+  Result<Stmt> left = op.QueryWith(
+      "SELECT l.set_id, l.provider_id, l.provider_name, l.detail FROM leftovers l "
+      "JOIN sets ON sets.set_id = l.set_id WHERE " +
+          where + " ORDER BY l.set_id, l.ordinal",
+      args);
+  if (!left.ok()) return left.status();
+  for (;;) {
+    Result<bool> row = op.Step(left->get());
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    auto it = index.find(Text(left->get(), 0));
+    if (it == index.end()) continue;
+    sets[it->second].leftovers.push_back(
+        {Text(left->get(), 1), Text(left->get(), 2), Text(left->get(), 3)});
   }
   SNAPSET_RETURN_IF_ERROR(txn.Commit());
   return sets;
@@ -386,6 +442,20 @@ Result<std::pair<std::string, SetState>> ManagedSnapshot(const Op& op,
   return std::make_pair(std::move(set_id), *state);
 }
 
+// Sets the state of an aborting set. Aborting again is allowed (abort is
+// idempotent everywhere): the first non-empty reason is the cause and is
+// kept; the later timeline has more steps and replaces it, unless empty.
+Status MarkAborted(const Op& op, const std::string& set_id, SetState state,
+                   const std::string& error, const std::string& timeline_json) {
+  Result<int> done = op.Run(
+      "UPDATE sets SET state = ?2, "
+      "error = CASE WHEN error != '' THEN error ELSE ?3 END, "
+      "timeline_json = CASE WHEN ?4 = '' THEN timeline_json ELSE ?4 END "
+      "WHERE set_id = ?1",
+      set_id, std::string(SetStateName(state)), error, timeline_json);
+  return done.ok() ? Status::Ok() : done.status();
+}
+
 struct Identity {
   int64_t application_id = 0;
   int64_t user_version = 0;
@@ -413,7 +483,8 @@ bool IsFresh(const Identity& id) {
 Status CheckIdentity(const Op& op, const Identity& id) {
   if (IsFresh(id)) return Status::Ok();
   if (id.application_id == kApplicationId) {
-    if (id.user_version == kSchemaVersion) return Status::Ok();
+    // Schema 1 is migrated by Initialize.
+    if (id.user_version == kSchemaVersion || id.user_version == 1) return Status::Ok();
     return Status::Internal(op.path() + " is a snapset catalog of schema version " +
                             std::to_string(id.user_version) + ", but this snapset reads " +
                             "version " + std::to_string(kSchemaVersion) +
@@ -475,21 +546,29 @@ Status Initialize(const Op& op) {
                             "' instead of 'wal'; put the state directory on a local filesystem");
   // Per connection, not stored in the file: every Open sets them again.
   SNAPSET_RETURN_IF_ERROR(op.Exec("PRAGMA synchronous = FULL"));
+  SNAPSET_RETURN_IF_ERROR(op.Exec("PRAGMA foreign_keys = OFF"));  // until migrated
+
+  // Decide again under the write lock: another process may have created or
+  // migrated the schema since the check above. Foreign keys are off (a
+  // no-op to change inside a transaction): the migration drops and rebuilds
+  // the sets table.
+  {
+    Transaction txn(op);
+    SNAPSET_RETURN_IF_ERROR(txn.BeginWrite());
+    Result<Identity> now = ReadIdentity(op);
+    if (!now.ok()) return now.status();
+    SNAPSET_RETURN_IF_ERROR(CheckIdentity(op, *now));
+    if (IsFresh(*now)) SNAPSET_RETURN_IF_ERROR(op.Exec(FreshSchema().c_str()));
+    if (now->user_version == 1) SNAPSET_RETURN_IF_ERROR(op.Exec(Migration1To2().c_str()));
+    SNAPSET_RETURN_IF_ERROR(txn.Commit());
+  }
+
   SNAPSET_RETURN_IF_ERROR(op.Exec("PRAGMA foreign_keys = ON"));
   Result<int64_t> fk = op.Int("PRAGMA foreign_keys");
   if (!fk.ok()) return fk.status();
   if (*fk != 1)  // SQLite built without foreign keys: deletes would leave orphans
     return Status::Internal(op.Prefix() + "this SQLite library does not enforce foreign keys");
-
-  // Decide again under the write lock: another process may have created the
-  // schema since the check above.
-  Transaction txn(op);
-  SNAPSET_RETURN_IF_ERROR(txn.BeginWrite());
-  Result<Identity> now = ReadIdentity(op);
-  if (!now.ok()) return now.status();
-  SNAPSET_RETURN_IF_ERROR(CheckIdentity(op, *now));
-  if (IsFresh(*now)) SNAPSET_RETURN_IF_ERROR(op.Exec(kSchema));
-  return txn.Commit();
+  return Status::Ok();
 }
 
 }  // namespace
@@ -499,6 +578,8 @@ const char* SetStateName(SetState s) {
     case SetState::kCreating: return "creating";
     case SetState::kComplete: return "complete";
     case SetState::kAborted: return "aborted";
+    case SetState::kAbortIncomplete:
+      return "abort-incomplete";
   }
   return "unknown";
 }
@@ -591,15 +672,38 @@ Status Catalog::AbortSet(const std::string& set_id, const std::string& error,
     return Status::BadState(op.Prefix() + "set " + set_id + " is complete; delete it instead");
   Result<int> done = op.Run("DELETE FROM snapshots WHERE set_id = ?1", set_id);
   if (!done.ok()) return done.status();
-  // Aborting twice is allowed (abort is idempotent everywhere). The first
-  // reason is the cause and is kept; the later timeline has more steps.
-  done = op.Run(
-      "UPDATE sets SET state = ?2, "
-      "error = CASE WHEN state = ?2 AND error != '' THEN error ELSE ?3 END, "
-      "timeline_json = CASE WHEN ?4 = '' THEN timeline_json ELSE ?4 END "
-      "WHERE set_id = ?1",
-      set_id, std::string(SetStateName(SetState::kAborted)), error, timeline_json);
+  done = op.Run("DELETE FROM leftovers WHERE set_id = ?1", set_id);
   if (!done.ok()) return done.status();
+  SNAPSET_RETURN_IF_ERROR(MarkAborted(op, set_id, SetState::kAborted, error, timeline_json));
+  return txn.Commit();
+}
+
+Status Catalog::RecordAbortIncomplete(const std::string& set_id, const std::string& error,
+                                      const std::vector<LeftoverRecord>& leftovers,
+                                      const std::string& timeline_json) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Op op(db_, path_, "record the incomplete abort of set " + set_id);
+  if (leftovers.empty())
+    return Status::InvalidArgument(op.Prefix() + "an incomplete abort needs a leftover");
+  Transaction txn(op);
+  SNAPSET_RETURN_IF_ERROR(txn.BeginWrite());
+  Result<SetState> state = StateOf(op, set_id);
+  if (!state.ok()) return state.status();
+  if (*state != SetState::kCreating && *state != SetState::kAbortIncomplete)
+    return Status::BadState(op.Prefix() + "set " + set_id + " is " + SetStateName(*state) +
+                            ", not creating or abort-incomplete");
+  Result<int> done = op.Run("DELETE FROM leftovers WHERE set_id = ?1", set_id);
+  if (!done.ok()) return done.status();
+  for (size_t i = 0; i < leftovers.size(); ++i) {
+    const LeftoverRecord& l = leftovers[i];
+    done = op.Run(
+        "INSERT INTO leftovers (set_id, ordinal, provider_id, provider_name, detail) "
+        "VALUES (?1, ?2, ?3, ?4, ?5)",
+        set_id, int64_t(i), l.provider_id, l.provider_name, l.detail);
+    if (!done.ok()) return done.status();
+  }
+  SNAPSET_RETURN_IF_ERROR(
+      MarkAborted(op, set_id, SetState::kAbortIncomplete, error, timeline_json));
   return txn.Commit();
 }
 
@@ -638,10 +742,11 @@ Result<std::vector<SetRecord>> Catalog::ListSets(bool include_all) const {
   return LoadSets(op, "sets.state = ?1", {SetStateName(SetState::kComplete)}, order);
 }
 
-Result<std::vector<SetRecord>> Catalog::ListCreating() const {
+Result<std::vector<SetRecord>> Catalog::ListUnfinished() const {
   std::lock_guard<std::mutex> lock(mu_);
-  Op op(db_, path_, "list creating sets");
-  return LoadSets(op, "sets.state = ?1", {SetStateName(SetState::kCreating)},
+  Op op(db_, path_, "list unfinished sets");
+  return LoadSets(op, "sets.state IN (?1, ?2)",
+                  {SetStateName(SetState::kCreating), SetStateName(SetState::kAbortIncomplete)},
                   "sets.created_ns, sets.set_id");
 }
 

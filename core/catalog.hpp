@@ -9,8 +9,14 @@
 //   CompleteSet   -> state "complete", snapshots carry their properties
 //   AbortSet      -> state "aborted", snapshots removed, reason and timeline
 //                    kept (so `snapset show` can explain a failed set)
-// A snapshot exists in the catalog only while its set is complete: lists
-// show complete sets only, unless asked for all.
+//   RecordAbortIncomplete
+//                 -> state "abort-incomplete": a provider's abort failed, so
+//                    something of the set may still exist there. The plan
+//                    stays (recovery deletes each planned snapshot again),
+//                    with what each failing provider said remains; every
+//                    later start retries, then AbortSet.
+// A snapshot is a user's only while its set is complete: lists show
+// complete sets only, unless asked for all.
 //
 // Thread-safety: one Catalog object may be used from several threads (calls
 // are serialized inside); several processes may open the same file (SQLite
@@ -33,8 +39,9 @@ struct sqlite3;
 
 namespace snapset {
 
-enum class SetState { kCreating, kComplete, kAborted };
-const char* SetStateName(SetState s);  // "creating", "complete", "aborted"
+enum class SetState { kCreating, kComplete, kAborted, kAbortIncomplete };
+// "creating", "complete", "aborted", "abort-incomplete"
+const char* SetStateName(SetState s);
 
 struct SnapshotRecord {
   std::string snapshot_id;
@@ -48,6 +55,13 @@ struct SnapshotRecord {
   std::string snapshot_device;
 };
 
+// What a failed abort left on one provider.
+struct LeftoverRecord {
+  std::string provider_id;  // registration UUID
+  std::string provider_name;
+  std::string detail;  // the provider's answer: what remains, and where
+};
+
 struct SetRecord {
   std::string set_id;
   SetState state = SetState::kCreating;
@@ -57,6 +71,7 @@ struct SetRecord {
   std::string error;       // why it was aborted
   std::string timeline_json;
   std::vector<SnapshotRecord> snapshots;
+  std::vector<LeftoverRecord> leftovers;  // abort-incomplete only
 };
 
 class Catalog {
@@ -86,14 +101,23 @@ class Catalog {
   // error the set stays creating with its plan.
   Status CompleteSet(const std::string& set_id, const std::vector<SnapshotRecord>& snapshots,
                      const std::string& timeline_json);
-  // Marks a creating set aborted, drops its snapshots, keeps the reason and
-  // timeline. NotFound / BadState (complete). Aborting an aborted set is OK
-  // (abort is idempotent): its first non-empty reason stays (it is the
-  // cause), the timeline is replaced unless `timeline_json` is empty.
+  // Marks a creating or abort-incomplete set aborted, drops its snapshots
+  // and leftovers, keeps the reason and timeline. NotFound / BadState
+  // (complete). Aborting an aborted set is OK (abort is idempotent): its
+  // first non-empty reason stays (it is the cause), the timeline is
+  // replaced unless `timeline_json` is empty.
   Status AbortSet(const std::string& set_id, const std::string& error,
                   const std::string& timeline_json);
+  // Marks a creating or abort-incomplete set abort-incomplete: its plan
+  // stays, its leftovers become `leftovers` (at least one); reason and
+  // timeline as in AbortSet. NotFound / BadState (complete or aborted) /
+  // InvalidArgument (no leftover).
+  Status RecordAbortIncomplete(const std::string& set_id, const std::string& error,
+                               const std::vector<LeftoverRecord>& leftovers,
+                               const std::string& timeline_json);
 
-  // Any state: a creating set carries its plan, an aborted one none.
+  // Any state: a creating or abort-incomplete set carries its plan, an
+  // aborted one none.
   // NotFound.
   Result<SetRecord> GetSet(const std::string& set_id) const;
   // A snapshot of a complete set; NotFound otherwise (planned ones too).
@@ -101,9 +125,10 @@ class Catalog {
   // Sets newest first (created_ns, then set id); `include_all` adds
   // creating and aborted ones.
   Result<std::vector<SetRecord>> ListSets(bool include_all = false) const;
-  // Sets left "creating" (after a crash of their requestor), oldest first,
-  // each with its plan.
-  Result<std::vector<SetRecord>> ListCreating() const;
+  // Sets still "creating" (in progress, or left so by a requestor that
+  // died) or "abort-incomplete", oldest first, each with its plan and
+  // leftovers: what recovery looks at.
+  Result<std::vector<SetRecord>> ListUnfinished() const;
   // Snapshots of complete sets on `volume`, oldest first (snapshot
   // created_ns, then the set's, then set id and plan order).
   Result<std::vector<SnapshotRecord>> SnapshotsOfVolume(const std::string& volume) const;

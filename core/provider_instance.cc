@@ -135,6 +135,9 @@ Status NegotiateAbi(const snapset_provider_ops* plugin, const std::string& libra
       return Status::Config(library + ": the provider does not implement " + r.name +
                             ", which every provider must");
   }
+  if ((out->list_objects == nullptr) != (out->remove_object == nullptr))
+    return Status::Config(library + ": the provider implements only one of list_objects and " +
+                          "remove_object; it must implement both, or neither");
   return Status::Ok();
 }
 
@@ -317,6 +320,38 @@ Status ProviderInstance::ReleaseWrites(const Volume& v, const CallOptions& o) {
   CallState call(o);
   return ToStatus("release_writes",
                   ops_.release_writes(instance_, ToCall(&call), o.flags, view.get()), call);
+}
+
+Result<std::vector<ProviderObject>> ProviderInstance::ListObjects(const CallOptions& o) {
+  if (!lists_objects())
+    return Status::NotImplemented("provider " + reg_.name + " does not list its objects");
+  std::vector<ProviderObject> out;
+  CallState call(o);
+  auto sink = [](void* cookie, const snapset_provider_object* p) {
+    if (!p || !SNAPSET_HAS_MEMBER(p, snapset_provider_object, snapshot_id)) return;
+    auto str = [](const char* v) { return v ? std::string(v) : std::string(); };
+    static_cast<std::vector<ProviderObject>*>(cookie)->push_back(
+        {str(p->kind), str(p->name), str(p->location), str(p->set_id), str(p->snapshot_id)});
+  };
+  Status s = ToStatus("list_objects",
+                      ops_.list_objects(instance_, ToCall(&call), o.flags, sink, &out), call);
+  if (!s.ok()) return s;
+  return out;
+}
+
+Status ProviderInstance::RemoveObject(const ProviderObject& object, const CallOptions& o) {
+  if (!lists_objects())
+    return Status::NotImplemented("provider " + reg_.name + " does not remove its objects");
+  auto opt = [](const std::string& v) { return v.empty() ? nullptr : v.c_str(); };
+  snapset_provider_object c{};
+  c.struct_size = sizeof c;
+  c.kind = object.kind.c_str();
+  c.name = object.name.c_str();
+  c.location = object.location.c_str();
+  c.set_id = opt(object.set_id);
+  c.snapshot_id = opt(object.snapshot_id);
+  CallState call(o);
+  return ToStatus("remove_object", ops_.remove_object(instance_, ToCall(&call), o.flags, &c), call);
 }
 
 Result<std::vector<SnapshotInfo>> ProviderInstance::ListSnapshots(const CallOptions& o) {

@@ -15,13 +15,14 @@
 #define SNAPSET_CORE_PROVIDER_INSTANCE_HPP
 
 #include <snapset/provider.h>
-#include <snapset/snapshot_info.hpp>
-#include <snapset/status.hpp>
 
 #include <atomic>
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include <snapset/provider_object.hpp>
+#include <snapset/snapshot_info.hpp>
+#include <snapset/status.hpp>
 #include <string>
 #include <vector>
 
@@ -99,6 +100,12 @@ class ProviderInstance {
   Result<std::string> CanHoldWrites(const Volume& v, const CallOptions& o = {});
   Status HoldWrites(const Volume& v, const CallOptions& o = {});
   Status ReleaseWrites(const Volume& v, const CallOptions& o = {});
+
+  // Objects the provider made for snapset besides snapshots (1.2); a
+  // provider without list_objects has none the host can see: NotImplemented.
+  bool lists_objects() const { return ops_.list_objects && ops_.remove_object; }
+  Result<std::vector<ProviderObject>> ListObjects(const CallOptions& o = {});
+  Status RemoveObject(const ProviderObject& object, const CallOptions& o = {});
 
   struct HostContext;  // what snapset_host.context points to
 

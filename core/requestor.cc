@@ -6,11 +6,13 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <map>
 #include <mutex>
 #include <set>
 
 #include "core/catalog.hpp"
+#include "core/holdings_audit.hpp"
 #include "core/host_log.hpp"
 #include "core/provider_registry.hpp"
 #include "core/set_creation.hpp"
@@ -33,9 +35,14 @@ SetEntry ToEntry(const SetRecord& r) {
   e.context = r.context;
   e.error = r.error;
   for (const auto& s : r.snapshots) e.snapshots.push_back(ToEntry(s));
+  for (const auto& l : r.leftovers)
+    e.leftovers.push_back({l.provider_name, l.provider_id, l.detail});
   if (auto t = TimelineData::FromJson(r.timeline_json); t.ok()) e.timeline = std::move(*t);
   return e;
 }
+
+// Bound on each provider call of a management command.
+constexpr std::chrono::seconds kManagementTimeout{60};
 
 bool ProcessAlive(pid_t pid) { return pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM); }
 
@@ -81,10 +88,21 @@ class RequestorImpl : public Requestor {
   Status Recover() {
     auto recovered = RecoverInterruptedSets(env_);
     if (!recovered.ok()) return recovered.status();
-    if (*recovered > 0)
+    if (recovered->aborted > 0)
       log_->Push(SNAPSET_LOG_WARNING, "snapset",
-                 "aborted " + std::to_string(*recovered) +
-                     " set(s) left unfinished by a coordinator that stopped");
+                 "aborted " + std::to_string(recovered->aborted) +
+                     " set(s) left unfinished by a coordinator that stopped or by an abort "
+                     "that had failed");
+    for (const auto& set : recovered->incomplete) {
+      std::string where;
+      for (const auto& l : set.leftovers)
+        where += "; provider " + l.provider_name + ": " + l.detail;
+      log_->Push(SNAPSET_LOG_WARNING, "snapset",
+                 "the abort of set " + set.set_id + " is still incomplete" + where +
+                     ". Every snapset command retries it; fix what the provider reports, or "
+                     "see `snapset show " +
+                     set.set_id + "`");
+    }
     auto sets = catalog_->ListSets(false);
     if (!sets.ok()) return sets.status();
     for (const auto& set : *sets) {
@@ -132,40 +150,63 @@ class RequestorImpl : public Requestor {
   }
 
   Result<std::vector<VerifyFinding>> Verify() override {
-    auto sets = catalog_->ListSets(false);
-    if (!sets.ok()) return sets.status();
-    std::map<std::string, std::set<std::string>> in_catalog;  // provider id -> snapshots
-    std::map<std::string, std::string> provider_of;           // snapshot -> provider name
-    for (const auto& set : *sets)
-      for (const auto& s : set.snapshots) {
-        in_catalog[s.provider_id].insert(s.snapshot_id);
-        provider_of[s.snapshot_id] = s.provider_name;
-      }
-    std::vector<VerifyFinding> findings;
+    // Catalog, providers, catalog again: see core/holdings_audit.hpp.
+    auto before = catalog_->ListSets(true);
+    if (!before.ok()) return before.status();
+    std::vector<ProviderHoldings> holdings;
     for (const auto& p : registry_->providers()) {
-      auto listed = p->ListSnapshots();
-      const auto& mine = in_catalog[p->id()];
-      if (!listed.ok()) {
-        for (const auto& id : mine)
-          findings.push_back({id, p->name(), "cannot verify: " + listed.status().ToString()});
-        continue;
+      ProviderHoldings h;
+      h.provider_id = p->id();
+      h.provider_name = p->name();
+      CallOptions o;
+      o.deadline = std::chrono::steady_clock::now() + kManagementTimeout;
+      auto listed = p->ListSnapshots(o);
+      h.snapshots_listed = listed.status();
+      if (listed.ok())
+        for (const auto& info : *listed) h.snapshot_ids.push_back(info.snapshot_id);
+      o.deadline = std::chrono::steady_clock::now() + kManagementTimeout;
+      auto objects = p->ListObjects(o);
+      h.objects_listed = objects.status();
+      if (objects.ok()) h.objects = std::move(*objects);
+      holdings.push_back(std::move(h));
+    }
+    auto after = catalog_->ListSets(true);
+    if (!after.ok()) return after.status();
+    return AuditHoldings(holdings, *before, *after);
+  }
+
+  Result<std::vector<OrphanRemoval>> RemoveOrphans(bool dry_run) override {
+    auto findings = Verify();
+    if (!findings.ok()) return findings.status();
+    // Objects first: an exposure holds its snapshot (an array refuses to
+    // delete an exposed replica), a group its members.
+    std::vector<VerifyFinding> orphans;
+    for (const auto& f : *findings)
+      if (f.orphan && !f.name.empty()) orphans.push_back(f);
+    for (const auto& f : *findings)
+      if (f.orphan && f.name.empty()) orphans.push_back(f);
+    std::vector<OrphanRemoval> out;
+    for (const auto& f : orphans) {
+      OrphanRemoval r{f, Status::Ok()};
+      ProviderInstance* p = nullptr;
+      for (const auto& candidate : registry_->providers())
+        if (candidate->name() == f.provider) p = candidate.get();
+      if (!p) {
+        r.status = Status::NotFound("provider " + f.provider + " is no longer registered");
+      } else if (!dry_run) {
+        CallOptions o;
+        o.deadline = std::chrono::steady_clock::now() + kManagementTimeout;
+        if (f.name.empty()) {
+          r.status = p->DeleteSnapshot(f.snapshot_id, o);
+          if (r.status.IsNotFound()) r.status = Status::Ok();  // gone already
+        } else {
+          r.status = p->RemoveObject({f.kind, f.name, f.location, f.set_id, f.snapshot_id}, o);
+        }
+        if (!r.status.ok()) r.status = r.status.WithContext("provider " + p->name());
       }
-      std::set<std::string> on_provider;
-      for (const auto& info : *listed) on_provider.insert(info.snapshot_id);
-      for (const auto& id : mine)
-        if (!on_provider.count(id))
-          findings.push_back({id, p->name(), "in the catalog but not on the provider"});
-      for (const auto& id : on_provider)
-        if (!mine.count(id))
-          findings.push_back({id, p->name(), "on the provider but not in the catalog"});
+      out.push_back(std::move(r));
     }
-    for (const auto& [provider_id, ids] : in_catalog) {
-      if (registry_->FindById(provider_id)) continue;
-      for (const auto& id : ids)
-        findings.push_back({id, provider_of[id], "its provider " + provider_id +
-                                                     " is no longer registered"});
-    }
-    return findings;
+    return out;
   }
 
   Status DeleteSnapshot(const std::string& snapshot_id) override {
@@ -187,6 +228,12 @@ class RequestorImpl : public Requestor {
     if (!set.ok()) return set.status();
     if (set->state == SetState::kCreating)
       return Status::BadState("set in progress: set " + set_id + " is still being created");
+    if (set->state == SetState::kAbortIncomplete)
+      return Status::BadState("set " + set_id +
+                              " is abort-incomplete: its abort left objects on a provider, "
+                              "which every snapset command tries to remove again (see `snapset "
+                              "show " +
+                              set_id + "`); it leaves the catalog once they are gone");
     for (const auto& s : set->snapshots) SNAPSET_RETURN_IF_ERROR(DeleteSnapshot(s.snapshot_id));
     auto left = catalog_->GetSet(set_id);
     if (left.ok()) return catalog_->DeleteSet(set_id);  // aborted sets have no snapshots

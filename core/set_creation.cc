@@ -363,6 +363,8 @@ class SetCreation {
   std::unique_ptr<HoldSet> holds_;
   Clock::time_point window_deadline_;  // read by the providers' holds
   bool recorded_ = false;  // BeginSet done
+  // Providers whose abort failed, with what they said: the set's leftovers.
+  std::vector<LeftoverRecord> leftovers_;
 };
 
 Status SetCreation::Validate() {
@@ -667,6 +669,8 @@ std::vector<AbortOutcome> SetCreation::AbortOn(const std::vector<ProviderInstanc
     if (results[i].IsBadState()) results[i] = DeleteSnapshotsOn(providers[i]);
     out.push_back({providers[i]->name(), results[i]});
     result_.aborts.push_back(out.back());
+    if (!results[i].ok())
+      leftovers_.push_back({providers[i]->id(), providers[i]->name(), results[i].ToString()});
   }
   return out;
 }
@@ -699,7 +703,12 @@ void SetCreation::Abort(const Status& why) {
   std::sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->name() < b->name(); });
   AbortOn(order);
   if (recorded_) {
-    Status s = env_.catalog->AbortSet(set_id_, why.ToString(), timeline_->ToJson());
+    // A failed abort may have left objects behind: the set stays with its
+    // plan, and every later start retries (RecoverInterruptedSets).
+    Status s = leftovers_.empty()
+                   ? env_.catalog->AbortSet(set_id_, why.ToString(), timeline_->ToJson())
+                   : env_.catalog->RecordAbortIncomplete(set_id_, why.ToString(), leftovers_,
+                                                         timeline_->ToJson());
     if (!s.ok()) timeline_->Instant("set", "catalog", "could not record the abort: " + s.ToString());
   }
 }
@@ -875,62 +884,106 @@ SetResult CreateSnapshotSet(const CreationEnv& env, const SetRequest& request,
   return creation.Run(on_plan);
 }
 
-Result<int> RecoverInterruptedSets(const CreationEnv& env) {
-  auto creating = env.catalog->ListCreating();
-  if (!creating.ok()) return creating.status();
-  int recovered = 0;
-  for (const auto& set : *creating) {
-    std::vector<std::string> volumes, snapshot_ids;
+namespace {
+
+// Undoes an unfinished set on `providers`: abort_snapshots, then a delete of
+// every planned snapshot. The process may have died after a provider
+// completed its part: the abort then answers BAD_STATE (or OK, from a
+// provider that kept no state). The catalog never recorded the set
+// complete, so none of its snapshots may stay: delete each planned one, as
+// AbortOn does within one process for a provider that completed. The ids
+// were made for this set alone; NOT_FOUND is the usual answer. Returns what
+// each provider that failed said.
+std::vector<LeftoverRecord> UndoUnfinishedSet(const SetRecord& set,
+                                              const std::vector<ProviderInstance*>& providers,
+                                              std::chrono::milliseconds per_call,
+                                              Timeline* timeline) {
+  std::vector<LeftoverRecord> left;
+  for (ProviderInstance* p : providers) {
+    timeline->Begin(Lane(*p), "abort_snapshots");
+    CallOptions o;
+    o.deadline = Clock::now() + per_call;
+    Status s = p->AbortSnapshots(set.set_id, o);
+    timeline->End(Lane(*p), "abort_snapshots", s);
+    Status deleted;
+    for (const auto& snapshot : set.snapshots) {
+      timeline->Begin(Lane(*p), "delete_snapshot");
+      CallOptions d;
+      d.deadline = Clock::now() + per_call;
+      Status one = p->DeleteSnapshot(snapshot.snapshot_id, d);
+      if (one.IsNotFound()) one = Status::Ok();
+      timeline->End(Lane(*p), "delete_snapshot", one);
+      if (!one.ok() && deleted.ok()) deleted = one.WithContext("snapshot " + snapshot.snapshot_id);
+    }
+    if (s.ok() || s.IsBadState()) s = deleted;
+    if (!s.ok()) left.push_back({p->id(), p->name(), s.ToString()});
+  }
+  return left;
+}
+
+}  // namespace
+
+Result<RecoveryReport> RecoverInterruptedSets(const CreationEnv& env) {
+  auto unfinished = env.catalog->ListUnfinished();
+  if (!unfinished.ok()) return unfinished.status();
+  RecoveryReport report;
+  for (const auto& set : *unfinished) {
+    const bool retry = set.state == SetState::kAbortIncomplete;
+    std::vector<std::string> volumes;
+    std::vector<std::string> needed;  // provider ids the undoing needs
     for (const auto& s : set.snapshots) {
       volumes.push_back(s.volume);
-      snapshot_ids.push_back(s.snapshot_id);
-      if (!env.registry->FindById(s.provider_id))
-        return Status::Config("set " + set.set_id + " was left unfinished on provider " +
-                              s.provider_name + " (" + s.provider_id +
-                              "), which is no longer registered; register it again so the set "
-                              "can be aborted on it");
+      needed.push_back(s.provider_id);
+    }
+    for (const auto& l : set.leftovers) needed.push_back(l.provider_id);
+    for (const auto& id : needed) {
+      if (env.registry->FindById(id)) continue;
+      std::string name = id;
+      for (const auto& s : set.snapshots)
+        if (s.provider_id == id) name = s.provider_name;
+      for (const auto& l : set.leftovers)
+        if (l.provider_id == id) name = l.provider_name;
+      return Status::Config("set " + set.set_id + " was left unfinished on provider " + name +
+                            " (" + id +
+                            "), which is no longer registered; register it again so the set "
+                            "can be aborted on it");
     }
     // A live coordinator still holds the volume locks: not ours to touch.
     auto locks = VolumeLocks::Acquire(env.state_dir, volumes, set.set_id);
     if (!locks.ok()) continue;
     Timeline timeline;  // of the recovery; the crashed run's was never stored
-    std::string outcome;
-    // Every registered provider, not only the planned ones: a re-plan may
-    // have moved volumes to a provider the catalog's record does not name.
-    // Aborting a set a provider never saw is a no-op.
-    for (const auto& instance : env.registry->providers()) {
-      ProviderInstance* p = instance.get();
-      timeline.Begin(Lane(*p), "abort_snapshots");
-      CallOptions o;
-      o.deadline = Clock::now() + std::chrono::seconds(30);
-      Status s = p->AbortSnapshots(set.set_id, o);
-      timeline.End(Lane(*p), "abort_snapshots", s);
-      // The process may have died after a provider completed its part: the
-      // abort then answers BAD_STATE (or OK, from a provider that kept no
-      // state). The catalog never recorded the set complete, so none of its
-      // snapshots may stay: delete each planned one, as AbortOn does within
-      // one process for a provider that completed. The ids were made for
-      // this set alone; NOT_FOUND is the usual answer.
-      Status deleted;
-      for (const auto& snapshot_id : snapshot_ids) {
-        timeline.Begin(Lane(*p), "delete_snapshot");
-        CallOptions d;
-        d.deadline = Clock::now() + std::chrono::seconds(30);
-        Status one = p->DeleteSnapshot(snapshot_id, d);
-        if (one.IsNotFound()) one = Status::Ok();
-        timeline.End(Lane(*p), "delete_snapshot", one);
-        if (!one.ok() && deleted.ok()) deleted = one;
-      }
-      if (s.ok() || s.IsBadState()) s = deleted;
-      if (!s.ok()) outcome += " " + p->name() + ": " + s.ToString() + ";";
+    // A crashed set: every registered provider, not only the planned ones
+    // (a re-plan may have moved volumes to a provider the record does not
+    // name; aborting a set a provider never saw is a no-op). A retry: the
+    // providers whose abort failed; the others finished theirs.
+    std::vector<ProviderInstance*> providers;
+    if (retry) {
+      for (const auto& l : set.leftovers)
+        providers.push_back(env.registry->FindById(l.provider_id));
+    } else {
+      for (const auto& instance : env.registry->providers()) providers.push_back(instance.get());
     }
-    SNAPSET_RETURN_IF_ERROR(env.catalog->AbortSet(
-        set.set_id,
-        "the coordinator stopped while creating this set; aborted at the next start" + outcome,
-        timeline.ToJson()));
-    ++recovered;
+    // A retry runs at every start until it works: bounded tighter, so an
+    // array that is down does not make every command wait long.
+    const auto per_call = retry ? std::chrono::seconds(10) : std::chrono::seconds(30);
+    std::vector<LeftoverRecord> left = UndoUnfinishedSet(set, providers, per_call, &timeline);
+    const std::string reason =
+        retry ? std::string()
+              : "the coordinator stopped while creating this set; aborted at the next start";
+    // A retry keeps the failed run's timeline, which says how it failed.
+    const std::string timeline_json = retry ? std::string() : timeline.ToJson();
+    if (left.empty()) {
+      SNAPSET_RETURN_IF_ERROR(env.catalog->AbortSet(set.set_id, reason, timeline_json));
+      ++report.aborted;
+      continue;
+    }
+    SNAPSET_RETURN_IF_ERROR(
+        env.catalog->RecordAbortIncomplete(set.set_id, reason, left, timeline_json));
+    auto now = env.catalog->GetSet(set.set_id);
+    if (!now.ok()) return now.status();
+    report.incomplete.push_back(std::move(*now));
   }
-  return recovered;
+  return report;
 }
 
 }  // namespace snapset

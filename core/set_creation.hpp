@@ -18,7 +18,9 @@
 // Provider calls of one phase run in parallel, one thread each, bounded in
 // time (BoundedCalls). Any failure before the set is complete aborts it on
 // every provider that saw it and leaves nothing in the catalog but the
-// aborted set's reason and timeline.
+// aborted set's reason and timeline -- or, when a provider's abort fails,
+// the set as "abort-incomplete" with its plan and what remains, which every
+// later start retries.
 #ifndef SNAPSET_CORE_SET_CREATION_HPP
 #define SNAPSET_CORE_SET_CREATION_HPP
 
@@ -49,11 +51,20 @@ Result<std::vector<PlannedVolume>> PlanSnapshotSet(const CreationEnv& env,
 SetResult CreateSnapshotSet(const CreationEnv& env, const SetRequest& request,
                             const std::function<void(const std::vector<PlannedVolume>&)>& on_plan);
 
+struct RecoveryReport {
+  int aborted = 0;                    // sets whose abort is now complete
+  std::vector<SetRecord> incomplete;  // sets whose abort failed again, with what remains
+};
+
 // Aborts, on their providers, the sets a crashed coordinator left
 // "creating", deletes any of their planned snapshots a provider completed
-// before the crash, and marks the sets aborted. Sets whose volumes are still
-// locked by a live process are left alone. Returns how many were recovered.
-Result<int> RecoverInterruptedSets(const CreationEnv& env);
+// before the crash, and marks the sets aborted; retries the same on the
+// providers whose abort failed for an "abort-incomplete" set. A set whose
+// undoing fails on some provider is (or stays) abort-incomplete, with what
+// that provider said remains. Sets whose volumes are still locked by a live
+// process are left alone. Config error if a set needs a provider that is no
+// longer registered.
+Result<RecoveryReport> RecoverInterruptedSets(const CreationEnv& env);
 
 // A fresh random (version 4) UUID.
 std::string NewUuid();

@@ -176,7 +176,8 @@ Status RestSession::Login(const ArrayCall& call) {
   if (r->status == 401 || r->status == 403) {
     return Status::Config("POST " + url + ": the array refused the log-in of user '" +
                           endpoint_.user + "' (" + std::to_string(r->status) +
-                          "); check the credentials file");
+                          "); check the credentials file that the config field "
+                          "\"credentials_file\" names");
   }
   if (r->status != 201 && r->status != 200) return StatusFromResponse("POST", url, *r);
   if (!login.token_response_header.empty()) {

@@ -85,6 +85,8 @@ struct DeleteArgs {
 int RunCreate(CliContext& ctx, const CreateArgs& args);
 int RunList(CliContext& ctx, const ListArgs& args);
 int RunShow(CliContext& ctx, const std::string& id, bool timeline);
+// snapset orphans [--remove]
+int RunOrphans(CliContext& ctx, bool remove);
 int RunDelete(CliContext& ctx, const DeleteArgs& args);
 struct ExposeArgs {
   std::string id;

@@ -1,4 +1,4 @@
-// snapset create | list | show | delete | expose | unexpose
+// snapset create | list | show | orphans | delete | expose | unexpose
 #include <snapset/provider.h>
 
 #include <sys/stat.h>
@@ -164,6 +164,53 @@ Status UnmountDevice(const std::string& device) {
   return Status::Unavailable(device + " is still mounted after 32 unmounts");
 }
 
+// A snapshot by its id, an object by its kind and name.
+std::string FindingSubject(const VerifyFinding& f) {
+  if (f.name.empty()) return f.snapshot_id.empty() ? "-" : f.snapshot_id;
+  return f.kind + " " + f.name;
+}
+
+Value FindingJson(const VerifyFinding& f, rapidjson::Document::AllocatorType& a) {
+  Value o(rapidjson::kObjectType);
+  o.AddMember("kind", Str(f.kind, a), a);
+  o.AddMember("snapshot_id", f.snapshot_id.empty() ? Value() : Str(f.snapshot_id, a), a);
+  o.AddMember("name", f.name.empty() ? Value() : Str(f.name, a), a);
+  o.AddMember("location", f.location.empty() ? Value() : Str(f.location, a), a);
+  o.AddMember("set_id", f.set_id.empty() ? Value() : Str(f.set_id, a), a);
+  o.AddMember("provider", Str(f.provider, a), a);
+  o.AddMember("problem", Str(f.problem, a), a);
+  o.AddMember("orphan", f.orphan, a);
+  return o;
+}
+
+void PrintFindings(const std::vector<VerifyFinding>& findings) {
+  Table t({"SNAPSHOT OR OBJECT", "PROVIDER", "WHERE", "DIFFERENCE"});
+  size_t orphans = 0;
+  for (const auto& f : findings) {
+    t.Add({FindingSubject(f), f.provider, f.location.empty() ? "-" : f.location,
+           f.problem + (f.orphan ? " (orphan)" : "")});
+    orphans += f.orphan;
+  }
+  t.Print(std::cout);
+  if (orphans > 0)
+    std::cout << orphans << " orphan(s): made by snapset, explained by no catalog entry. "
+              << "`snapset orphans` lists what would be removed; `snapset orphans --remove` "
+              << "removes them.\n";
+}
+
+Value LeftoversJson(const std::vector<SetLeftover>& leftovers,
+                    rapidjson::Document::AllocatorType& a) {
+  Value arr(rapidjson::kArrayType);
+  for (const auto& l : leftovers) {
+    Value o(rapidjson::kObjectType);
+    o.AddMember("provider", Str(l.provider, a), a);
+    o.AddMember("provider_id", Str(l.provider_id, a), a);
+    o.AddMember("detail", Str(l.detail, a), a);
+    arr.PushBack(o, a);
+  }
+  return arr;
+}
+
 }  // namespace
 
 Result<Requestor*> CliContext::OpenRequestor() {
@@ -241,7 +288,16 @@ int RunCreate(CliContext& ctx, const CreateArgs& args) {
   }
 
   if (!result.status.ok()) {
-    std::cout << "Set " << result.set_id << " was not created; nothing was kept.\n";
+    bool incomplete = false;
+    for (const auto& ab : result.aborts) incomplete |= !ab.status.ok();
+    if (incomplete) {
+      std::cout << "Set " << result.set_id << " was not created, and its abort is incomplete: "
+                << "something of it may remain on a provider below. The catalog keeps it as "
+                << "abort-incomplete, and every snapset command retries the abort (`snapset show "
+                << result.set_id << "`).\n";
+    } else {
+      std::cout << "Set " << result.set_id << " was not created; nothing was kept.\n";
+    }
     for (const auto& ab : result.aborts)
       std::cout << "  abort on " << ab.provider << ": " << ab.status.ToString() << "\n";
     return ctx.Fail(result.status);
@@ -265,25 +321,18 @@ int RunList(CliContext& ctx, const ListArgs& args) {
   if (args.verify) {
     auto findings = (*r)->Verify();
     if (!findings.ok()) return ctx.Fail(findings.status());
+    ctx.FlushLogs();
     if (ctx.json()) {
       rapidjson::Document doc(rapidjson::kObjectType);
       auto& a = doc.GetAllocator();
       Value arr(rapidjson::kArrayType);
-      for (const auto& f : *findings) {
-        Value o(rapidjson::kObjectType);
-        o.AddMember("snapshot_id", Str(f.snapshot_id, a), a);
-        o.AddMember("provider", Str(f.provider, a), a);
-        o.AddMember("problem", Str(f.problem, a), a);
-        arr.PushBack(o, a);
-      }
+      for (const auto& f : *findings) arr.PushBack(FindingJson(f, a), a);
       doc.AddMember("differences", arr, a);
       ctx.PrintJson(doc);
     } else if (findings->empty()) {
       std::cout << "The catalog and every provider agree.\n";
     } else {
-      Table t({"SNAPSHOT", "PROVIDER", "DIFFERENCE"});
-      for (const auto& f : *findings) t.Add({f.snapshot_id, f.provider, f.problem});
-      t.Print(std::cout);
+      PrintFindings(*findings);
     }
     return findings->empty() ? 0 : ExitCodeOf(Status::BadState(""));
   }
@@ -343,6 +392,7 @@ int RunShow(CliContext& ctx, const std::string& id, bool timeline) {
     Value snaps(rapidjson::kArrayType);
     for (const auto& sn : set->snapshots) snaps.PushBack(SnapshotJson(sn, a), a);
     s.AddMember("snapshots", snaps, a);
+    s.AddMember("leftovers", LeftoversJson(set->leftovers, a), a);
     if (timeline) s.AddMember("timeline", TimelineJson(set->timeline, a), a);
     doc.AddMember("set", s, a);
     ctx.PrintJson(doc);
@@ -361,7 +411,13 @@ int RunShow(CliContext& ctx, const std::string& id, bool timeline) {
   std::cout << "Set " << set->set_id << ": " << set->state << ", created "
             << LocalTime(set->created_ns) << ", context " << Attributes(set->context) << "\n";
   if (!set->error.empty()) std::cout << "  failed: " << set->error << "\n";
+  if (!set->leftovers.empty()) {
+    std::cout << "  its abort is incomplete; what may remain (every snapset command retries):\n";
+    for (const auto& l : set->leftovers)
+      std::cout << "    on provider " << l.provider << ": " << l.detail << "\n";
+  }
   if (!snapshot && !set->snapshots.empty()) {
+    if (set->state != "complete") std::cout << "  planned:\n";
     Table t({"SNAPSHOT", "VOLUME", "PROVIDER"});
     for (const auto& s : set->snapshots) t.Add({s.snapshot_id, s.volume, s.provider});
     t.Print(std::cout, "  ");
@@ -371,6 +427,54 @@ int RunShow(CliContext& ctx, const std::string& id, bool timeline) {
     DrawTimeline(set->timeline, std::cout);
   }
   return 0;
+}
+
+int RunOrphans(CliContext& ctx, bool remove) {
+  auto r = ctx.OpenRequestor();
+  if (!r.ok()) return ctx.Fail(r.status());
+  auto removals = (*r)->RemoveOrphans(!remove);
+  if (!removals.ok()) return ctx.Fail(removals.status());
+  ctx.FlushLogs();
+  size_t failed = 0;
+  Status first;
+  for (const auto& o : *removals)
+    if (!o.status.ok()) {
+      ++failed;
+      if (first.ok()) first = o.status;
+    }
+  if (ctx.json()) {
+    rapidjson::Document doc(rapidjson::kObjectType);
+    auto& a = doc.GetAllocator();
+    doc.AddMember("dry_run", !remove, a);
+    Value arr(rapidjson::kArrayType);
+    for (const auto& o : *removals) {
+      Value f = FindingJson(o.orphan, a);
+      f.AddMember("removed", remove && o.status.ok(), a);
+      f.AddMember("error", o.status.ok() ? Value() : Str(o.status.ToString(), a), a);
+      arr.PushBack(f, a);
+    }
+    doc.AddMember("orphans", arr, a);
+    ctx.PrintJson(doc);
+  } else if (removals->empty()) {
+    std::cout << "No orphans: everything snapset made on a provider is explained by the "
+                 "catalog.\n";
+  } else {
+    Table t({"SNAPSHOT OR OBJECT", "PROVIDER", "WHERE", "WHY AN ORPHAN", "RESULT"});
+    for (const auto& o : *removals)
+      t.Add({FindingSubject(o.orphan), o.orphan.provider,
+             o.orphan.location.empty() ? "-" : o.orphan.location, o.orphan.problem,
+             !o.status.ok() ? o.status.ToString()
+             : remove       ? "removed"
+                            : "would be removed"});
+    t.Print(std::cout);
+    if (!remove)
+      std::cout << "Dry run: nothing was removed. `snapset orphans --remove` removes "
+                << (removals->size() == 1 ? "it" : "them") << ".\n";
+    else
+      std::cout << "Removed " << removals->size() - failed << " of " << removals->size()
+                << " orphan(s).\n";
+  }
+  return failed == 0 ? 0 : ExitCodeOf(first);
 }
 
 int RunDelete(CliContext& ctx, const DeleteArgs& args) {

@@ -103,6 +103,16 @@ int main(int argc, char** argv) {
   list_sets->add_flag("--verify", list_args.verify,
                       "cross-check the catalog with every provider and report differences");
 
+  bool remove_orphans = false;
+  auto* orphans = app.add_subcommand(
+      "orphans",
+      "list what snapset left on providers that no catalog entry explains (a dry run); "
+      "--remove removes it");
+  bool orphans_dry_run = false;
+  auto* orphans_remove = orphans->add_flag("--remove", remove_orphans, "remove the orphans listed");
+  orphans->add_flag("--dry-run", orphans_dry_run, "only list them (the default)")
+      ->excludes(orphans_remove);
+
   std::string show_id;
   bool show_timeline = false;
   auto* show_set = app.add_subcommand("show", "show a snapshot or a set");
@@ -189,6 +199,7 @@ int main(int argc, char** argv) {
   if (*show) return RunVolumesShow(ctx, show_volumes);
   if (*create) return RunCreate(ctx, create_args);
   if (*list_sets) return RunList(ctx, list_args);
+  if (*orphans) return RunOrphans(ctx, remove_orphans);
   if (*show_set) return RunShow(ctx, show_id, show_timeline);
   if (*del) return RunDelete(ctx, delete_args);
   if (*expose) return RunExpose(ctx, expose_args);

@@ -78,8 +78,10 @@
  *
  *   A 409 (conflict) while deleting -- the array has a job running on the
  *   object, or it is still exposed -- is SNAPSET_E_BAD_STATE, never OK: the
- *   object is still there. An abort then calls settle() and deletes again;
- *   a delete that still fails is recorded, and later commands retry it.
+ *   object is still there. An abort calls settle() before it deletes
+ *   anything; a delete that still fails makes the abort fail, which the
+ *   host records (the set is "abort-incomplete", with the driver's message
+ *   naming the object), and every later command retries it.
  *
  *   A name already taken (create_group, the names of snapshot_group,
  *   expose, start_fence) is SNAPSET_E_ALREADY_EXISTS, with nothing made.

@@ -62,7 +62,7 @@ extern "C" {
 /* ---------------------------------------------------------------- versions */
 
 #define SNAPSET_ABI_VERSION_MAJOR 1
-#define SNAPSET_ABI_VERSION_MINOR 1
+#define SNAPSET_ABI_VERSION_MINOR 2
 #define SNAPSET_ABI_MAKE_VERSION(major, minor) \
   ((uint32_t)(((uint32_t)(major) << 16) | ((uint32_t)(minor)&0xffffu)))
 #define SNAPSET_ABI_VERSION \
@@ -256,6 +256,22 @@ typedef void (*snapset_properties_sink)(void *cookie,
 /* Receives one string result (the exposure path or URL). */
 typedef void (*snapset_string_sink)(void *cookie, const char *value);
 
+/* 1.2: an object a provider made for snapset on its storage, other than a
+ * snapshot (list_snapshots lists those): a consistency group, a write
+ * fence, an exposure. Names are the provider's memory: the object's name
+ * says which set or snapshot it was made for. */
+typedef struct snapset_provider_object {
+  uint32_t struct_size;
+  uint32_t reserved;
+  const char *kind;        /* short noun: "group", "fence", "exposure" */
+  const char *name;        /* its name where it lives */
+  const char *location;    /* where it lives: "array a1", a daemon's socket */
+  const char *set_id;      /* the set it was made for, or NULL */
+  const char *snapshot_id; /* the snapshot it was made for, or NULL */
+} snapset_provider_object;
+
+typedef void (*snapset_object_sink)(void *cookie, const snapset_provider_object *object);
+
 /* ------------------------------------------------------------ ops table */
 
 typedef struct snapset_provider_ops {
@@ -420,6 +436,27 @@ typedef struct snapset_provider_ops {
   snapset_status (*can_hold_writes)(snapset_provider *instance, snapset_call *call,
                                     uint32_t flags, const snapset_volume *volume);
 
+  /* ---- 1.2 ---- */
+
+  /* Finding what snapset left behind (optional: both, or neither).
+   * list_objects calls sink once per object the provider made for snapset
+   * besides snapshots -- on every array or daemon it manages, not only this
+   * instance's -- with the set or snapshot its name says it was made for.
+   * The host compares them with its catalog: an object of a set that is
+   * neither being created nor abort-incomplete, or of a snapshot that no
+   * complete set holds, is an orphan, which `snapset list --verify` shows
+   * and `snapset orphans --remove` removes with remove_object. remove_object
+   * receives an object as list_objects gave it, and is idempotent: one that
+   * is gone already is OK. list_objects returns OK, UNAVAILABLE;
+   * remove_object OK, BAD_STATE (in use: the message says by what),
+   * UNAVAILABLE. */
+  snapset_status (*list_objects)(snapset_provider *instance, snapset_call *call,
+                                 uint32_t flags, snapset_object_sink sink,
+                                 void *cookie);
+  snapset_status (*remove_object)(snapset_provider *instance,
+                                  snapset_call *call, uint32_t flags,
+                                  const snapset_provider_object *object);
+
   /* ---- new members are added below, grouped by the minor version ---- */
 } snapset_provider_ops;
 
@@ -427,8 +464,8 @@ typedef struct snapset_provider_ops {
  * static storage duration; never NULL. Must not do I/O. */
 typedef const snapset_provider_ops *(*snapset_provider_entry_fn)(void);
 
-/* Sizes pinned for ABI 1.1 on LP64 (1.0 ended before can_hold_writes). A
- * change here breaks every plugin. */
+/* Sizes pinned for ABI 1.2 on LP64 (1.0 ended before can_hold_writes, 1.1
+ * before list_objects). A change here breaks every plugin. */
 #if defined(__LP64__)
 #ifdef __cplusplus
 #define SNAPSET_STATIC_ASSERT static_assert
@@ -442,10 +479,14 @@ SNAPSET_STATIC_ASSERT(sizeof(snapset_volume) == 80,
                       "snapset_volume 1.0 layout");
 SNAPSET_STATIC_ASSERT(sizeof(snapset_snapshot_properties) == 72,
                       "snapset_snapshot_properties 1.0 layout");
-SNAPSET_STATIC_ASSERT(sizeof(snapset_provider_ops) == 8 + 20 * 8,
-                      "snapset_provider_ops 1.1 layout");
+SNAPSET_STATIC_ASSERT(sizeof(snapset_provider_object) == 48,
+                      "snapset_provider_object 1.2 layout");
+SNAPSET_STATIC_ASSERT(sizeof(snapset_provider_ops) == 8 + 22 * 8,
+                      "snapset_provider_ops 1.2 layout");
 SNAPSET_STATIC_ASSERT(offsetof(snapset_provider_ops, can_hold_writes) == 8 + 19 * 8,
                       "1.1 members follow every 1.0 member");
+SNAPSET_STATIC_ASSERT(offsetof(snapset_provider_ops, list_objects) == 8 + 20 * 8,
+                      "1.2 members follow every 1.1 member");
 SNAPSET_STATIC_ASSERT(offsetof(snapset_provider_ops, on_load) == 8,
                       "ops table starts with abi_version, struct_size");
 #endif

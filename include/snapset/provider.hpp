@@ -33,8 +33,6 @@
 #define SNAPSET_PROVIDER_HPP
 
 #include <snapset/provider.h>
-#include <snapset/snapshot_info.hpp>
-#include <snapset/status.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -44,6 +42,9 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <snapset/provider_object.hpp>
+#include <snapset/snapshot_info.hpp>
+#include <snapset/status.hpp>
 #include <span>
 #include <string>
 #include <string_view>
@@ -232,6 +233,19 @@ class Provider {
   // with why. Offered only by a class that overrides it; without it the
   // host takes every volume you take as held.
   virtual Status CanHoldWrites(const Call&, const VolumeRef&) { return Status::Ok(); }
+
+  // Finding leftovers (provider.h 1.2 list_objects / remove_object): every
+  // object you made for snapset besides snapshots -- groups, fences,
+  // exposures, on everything you manage -- with the set or snapshot id its
+  // name carries. Override both to offer them (the SDK exports the pair
+  // only for a class that overrides ListObjects). RemoveObject gets an
+  // object as ListObjects gave it; one already gone is OK.
+  virtual Status ListObjects(const Call&, std::vector<ProviderObject>* /*out*/) {
+    return Status::NotImplemented("this provider does not list its objects");
+  }
+  virtual Status RemoveObject(const Call&, const ProviderObject&) {
+    return Status::NotImplemented("this provider does not remove its objects");
+  }
 
   // The set's state as the SDK tracks it (SNAPSET_STATE_IDLE if unknown).
   int32_t StateOf(std::string_view set_id) const {
@@ -612,6 +626,47 @@ struct detail_adapter {
                                         const snapset_volume* v) {
     return volume_event<&Provider::CanHoldWrites>("can_hold_writes", p, c, f, v);
   }
+  static snapset_status list_objects(snapset_provider* p, snapset_call* call, uint32_t flags,
+                                     snapset_object_sink sink, void* cookie) {
+    I* in = detail::From(p);
+    return detail::Guard(in->host, call, "list_objects", [&]() -> Status {
+      SNAPSET_RETURN_IF_ERROR(detail::CheckFlags("list_objects", flags, 0));
+      if (!sink) return Status::InvalidArgument("list_objects: sink is NULL");
+      std::vector<ProviderObject> all;
+      SNAPSET_RETURN_IF_ERROR(in->provider->ListObjects(Call(in->host, call), &all));
+      auto opt = [](const std::string& v) { return v.empty() ? nullptr : v.c_str(); };
+      for (const ProviderObject& o : all) {
+        snapset_provider_object c{};
+        c.struct_size = sizeof c;
+        c.kind = o.kind.c_str();
+        c.name = o.name.c_str();
+        c.location = o.location.c_str();
+        c.set_id = opt(o.set_id);
+        c.snapshot_id = opt(o.snapshot_id);
+        sink(cookie, &c);
+      }
+      return Status::Ok();
+    });
+  }
+
+  static snapset_status remove_object(snapset_provider* p, snapset_call* call, uint32_t flags,
+                                      const snapset_provider_object* object) {
+    I* in = detail::From(p);
+    return detail::Guard(in->host, call, "remove_object", [&]() -> Status {
+      SNAPSET_RETURN_IF_ERROR(detail::CheckFlags("remove_object", flags, 0));
+      if (!object || !SNAPSET_HAS_MEMBER(object, snapset_provider_object, snapshot_id))
+        return Status::InvalidArgument("remove_object: object is NULL or too small");
+      auto str = [](const char* v) { return v ? std::string(v) : std::string(); };
+      ProviderObject o{str(object->kind), str(object->name), str(object->location),
+                       str(object->set_id), str(object->snapshot_id)};
+      return in->provider->RemoveObject(Call(in->host, call), o);
+    });
+  }
+
+  static constexpr bool kListsObjects =
+      !std::is_same_v<decltype(&P::ListObjects),
+                      Status (Provider::*)(const Call&, std::vector<ProviderObject>*)>;
+
   static constexpr bool kCanHoldWrites =
       !std::is_same_v<decltype(&P::CanHoldWrites),
                       Status (Provider::*)(const Call&, const VolumeRef&)>;
@@ -644,6 +699,8 @@ struct detail_adapter {
         .hold_writes = kHoldsWrites ? &hold_writes : nullptr,
         .release_writes = kHoldsWrites ? &release_writes : nullptr,
         .can_hold_writes = kCanHoldWrites ? &can_hold_writes : nullptr,
+        .list_objects = kListsObjects ? &list_objects : nullptr,
+        .remove_object = kListsObjects ? &remove_object : nullptr,
     };
     return &ops;
   }

@@ -103,21 +103,45 @@ struct SnapshotEntry {
   std::string snapshot_device;
 };
 
+// What a failed abort left on one provider (abort-incomplete sets).
+struct SetLeftover {
+  std::string provider;
+  std::string provider_id;
+  std::string detail;  // the provider's answer: what remains, and where
+};
+
 struct SetEntry {
   std::string set_id;
-  std::string state;  // "creating", "complete", "aborted"
+  std::string state;  // "creating", "complete", "aborted", "abort-incomplete"
   int64_t created_ns = 0;
   uint32_t context = 0;
   std::string error;
-  std::vector<SnapshotEntry> snapshots;
+  std::vector<SnapshotEntry> snapshots;  // abort-incomplete: its plan
+  std::vector<SetLeftover> leftovers;    // abort-incomplete only
   TimelineData timeline;
 };
 
 // One difference between the catalog and a provider (list --verify).
 struct VerifyFinding {
-  std::string snapshot_id;
+  std::string snapshot_id;  // the snapshot concerned; "" for an object of a set
   std::string provider;
   std::string problem;  // "in the catalog but not on the provider", ...
+  // An orphan: something snapset made on a provider that no catalog entry
+  // explains (a snapshot of no set, a group or fence of a set that ended),
+  // which RemoveOrphans removes. Not an orphan: a snapshot the catalog has
+  // and the provider lost, or an object an abort-incomplete set still owns
+  // (every start retries that abort).
+  bool orphan = false;
+  std::string kind = "snapshot";  // or the provider's kind: "group", "fence", "exposure"
+  std::string name;               // an object's name where it lives ("" for a snapshot)
+  std::string location;           // where it lives, as the provider says ("array a1")
+  std::string set_id;             // the set it was made for, when known
+};
+
+// One orphan, and what removing it gave.
+struct OrphanRemoval {
+  VerifyFinding orphan;
+  Status status;  // OK when removed (or, in a dry run, when it would be tried)
 };
 
 class Requestor {
@@ -138,7 +162,13 @@ class Requestor {
   virtual Result<std::vector<SetEntry>> ListSets(bool include_failed = false) = 0;
   virtual Result<SetEntry> GetSet(const std::string& set_id) = 0;
   virtual Result<SnapshotEntry> GetSnapshot(const std::string& snapshot_id) = 0;
+  // Compares the catalog with what every provider holds. Lists providers
+  // first, then reads the catalog, so that a set being created meanwhile is
+  // never taken for an orphan.
   virtual Result<std::vector<VerifyFinding>> Verify() = 0;
+  // The orphans Verify finds, removed from their providers one by one
+  // (dry_run: only listed). An error for one does not stop the others.
+  virtual Result<std::vector<OrphanRemoval>> RemoveOrphans(bool dry_run) = 0;
 
   // Deletes on the provider, then from the catalog.
   virtual Status DeleteSnapshot(const std::string& snapshot_id) = 0;

@@ -9,8 +9,6 @@
 namespace snapset::iscsi {
 namespace {
 
-constexpr std::string_view kPrefix = "snapset-";
-
 bool LooksLikeUuid(std::string_view s) {
   if (s.size() != 36) return false;
   for (size_t i = 0; i < s.size(); ++i) {
@@ -30,24 +28,30 @@ bool SameMembers(const ArrayGroup& group, const std::vector<PartMember>& members
 }  // namespace
 
 std::string ReplicaName(std::string_view snapshot_id) {
-  return std::string(kPrefix) + std::string(snapshot_id);
+  return std::string(kNamePrefix) + std::string(snapshot_id);
 }
 
 std::optional<std::string> SnapshotIdOfReplica(std::string_view name) {
-  if (name.substr(0, kPrefix.size()) != kPrefix) return std::nullopt;
-  std::string_view id = name.substr(kPrefix.size());
+  return IdOfName(name, kNamePrefix);
+}
+
+std::optional<std::string> IdOfName(std::string_view name, std::string_view prefix) {
+  if (name.substr(0, prefix.size()) != prefix) return std::nullopt;
+  std::string_view id = name.substr(prefix.size());
   if (!LooksLikeUuid(id)) return std::nullopt;
   return std::string(id);
 }
 
 std::string GroupName(std::string_view set_id) {
-  return std::string(kPrefix) + std::string(set_id);
+  return std::string(kNamePrefix) + std::string(set_id);
 }
 
-std::string FenceName(std::string_view set_id) { return "snapset-fence-" + std::string(set_id); }
+std::string FenceName(std::string_view set_id) {
+  return std::string(kFenceNamePrefix) + std::string(set_id);
+}
 
 std::string ExposureName(std::string_view snapshot_id) {
-  return std::string(kPrefix) + std::string(snapshot_id);
+  return std::string(kNamePrefix) + std::string(snapshot_id);
 }
 
 ArraySetPart::ArraySetPart(std::string array, std::string set_id,
@@ -72,27 +76,41 @@ Status ArraySetPart::Add(PartMember member) {
 
 Status ArraySetPart::Prepare(const ArrayCall& policy) {
   std::lock_guard<std::mutex> lock(mu_);
-  SNAPSET_RETURN_IF_ERROR(dialect_->Warm(policy));
+  SNAPSET_RETURN_IF_ERROR(dialect_->Warm(policy).WithContext("array " + array_));
   Result<std::vector<ArrayGroup>> groups = dialect_->Groups(policy);
-  if (!groups.ok()) return groups.status();
+  if (!groups.ok()) return groups.status().WithContext("array " + array_);
   const std::string temporary = GroupName(set_id_);
+  // Our own group from an earlier attempt of this set is ours to use.
   for (const ArrayGroup& g : *groups) {
-    // Our own group from an earlier attempt of this set is ours to use;
-    // another set's temporary group is not (it goes when that set ends).
-    const bool other_sets = g.name.substr(0, kPrefix.size()) == kPrefix && g.name != temporary;
-    if (!other_sets && SameMembers(g, members_)) {
+    if (g.name == temporary && SameMembers(g, members_)) {
       group_ = g;
-      group_is_temporary_ = g.name == temporary;
-      break;
+      group_is_temporary_ = true;
     }
   }
+  // Else a group of our own, even when the user has one of exactly these
+  // volumes: an abort deletes ours, so a group snapshot request still
+  // running on the array then finds no group and makes nothing, whereas
+  // the user's group would let it make its replicas after the abort.
   if (!group_) {
     std::vector<std::string> ids;
     for (const PartMember& m : members_) ids.push_back(m.source.id);
     Result<ArrayGroup> made = dialect_->CreateGroup(temporary, ids, policy);
-    if (!made.ok()) return made.status().WithContext("array " + array_);
-    group_ = *made;
-    group_is_temporary_ = true;
+    if (made.ok()) {
+      group_ = *made;
+      group_is_temporary_ = true;
+    } else if (made.status().IsBadState()) {
+      // An array that puts a volume in one group only: the user's group of
+      // exactly these volumes, if there is one, is the only way. Another
+      // set's temporary group is not (it goes when that set ends).
+      for (const ArrayGroup& g : *groups) {
+        const bool other_sets = g.name.substr(0, kNamePrefix.size()) == kNamePrefix;
+        if (!other_sets && SameMembers(g, members_)) group_ = g;
+      }
+      if (!group_) return made.status().WithContext("array " + array_);
+      group_is_temporary_ = false;
+    } else {
+      return made.status().WithContext("array " + array_);
+    }
   }
   // The names, in the group's member order, built now: the window only
   // sends them.
@@ -129,14 +147,40 @@ Status ArraySetPart::Fence(const ArrayCall& policy) {
   request.timeout = std::max(std::chrono::milliseconds(1),
                              std::chrono::ceil<std::chrono::milliseconds>(
                                  policy.deadline - std::chrono::steady_clock::now()));
+  fence_requested_ = true;
   Result<ArrayFence> fence = dialect_->StartFence(request, policy);
-  if (!fence.ok()) return fence.status().WithContext("array " + array_);
-  fence_id_ = fence->id;
-  return Status::Ok();
+  if (fence.ok()) {
+    fence_id_ = fence->id;
+    return Status::Ok();
+  }
+  // Our own fence, made by a request whose reply was lost: it is up, and
+  // it is the set's (its name says so).
+  if (fence.status().Is(Code::kAlreadyExists)) {
+    if (std::optional<std::string> id = FenceUpByName(policy)) {
+      fence_id_ = *id;
+      return Status::Ok();
+    }
+  }
+  return fence.status().WithContext("array " + array_);
+}
+
+std::optional<std::string> ArraySetPart::FenceUpByName(const ArrayCall& policy) {
+  if (!dialect_->offers_fences()) return std::nullopt;
+  Result<std::vector<ArrayFence>> fences = dialect_->Fences(policy);
+  if (!fences.ok()) return std::nullopt;
+  for (const ArrayFence& f : *fences) {
+    if (f.name == FenceName(set_id_)) return f.id;
+  }
+  return std::nullopt;
 }
 
 Status ArraySetPart::LiftFence(const ArrayCall& policy) {
   std::lock_guard<std::mutex> lock(mu_);
+  // A fence request whose reply was lost may have made the fence: find it
+  // by name.
+  if (fence_id_.empty() && fence_requested_) {
+    if (std::optional<std::string> id = FenceUpByName(policy)) fence_id_ = *id;
+  }
   if (fence_id_.empty()) return Status::Ok();
   SNAPSET_RETURN_IF_ERROR(dialect_->LiftFence(fence_id_, policy).WithContext("array " + array_));
   fence_id_.clear();
@@ -173,18 +217,23 @@ Status ArraySetPart::Finish(const ArrayCall& policy) {
 Status ArraySetPart::Abort(const ArrayCall& policy) {
   std::lock_guard<std::mutex> lock(mu_);
   const std::string where = "array " + array_ + ": undoing set " + set_id_;
-  // A fence still up holds the set's writes: lift it first. It lifts itself
-  // at its timeout anyway, so a failure here does not stop the undoing.
+  // A fence still up holds the set's writes: lift it first, also one whose
+  // reply was lost (found by name). It lifts itself at its timeout anyway,
+  // so a failure here does not stop the undoing.
+  if (fence_id_.empty() && fence_requested_) {
+    if (std::optional<std::string> id = FenceUpByName(policy)) fence_id_ = *id;
+  }
   if (!fence_id_.empty() && dialect_->LiftFence(fence_id_, policy).ok()) fence_id_.clear();
   // A group snapshot still running as a task at the deadline would make its
   // replicas after the inventory below: wait for it first.
   SNAPSET_RETURN_IF_ERROR(dialect_->Settle(policy).WithContext(where));
   if (group_ && group_is_temporary_) {
-    SNAPSET_RETURN_IF_ERROR(dialect_->DeleteGroup(group_->id, policy).WithContext(where));
+    SNAPSET_RETURN_IF_ERROR(dialect_->DeleteGroup(group_->id, policy)
+                                .WithContext(where + ": removing group " + group_->name));
     group_.reset();
   } else if (!group_) {
     // Prepare may have created the group and lost the reply.
-    SNAPSET_RETURN_IF_ERROR(AbortUnknownSet(*dialect_, set_id_, policy));
+    SNAPSET_RETURN_IF_ERROR(AbortUnknownSet(*dialect_, set_id_, policy).WithContext(where));
   }
   std::set<std::string> ours;
   for (const PartMember& m : members_) ours.insert(ReplicaName(m.snapshot_id));
@@ -192,12 +241,14 @@ Status ArraySetPart::Abort(const ArrayCall& policy) {
   if (!inventory.ok()) return inventory.status().WithContext(where);
   for (const ArrayVolume& v : *inventory) {
     if (!v.is_snapshot() || ours.count(v.name) == 0) continue;
-    SNAPSET_RETURN_IF_ERROR(dialect_->DeleteSnapshot(v.id, policy).WithContext(where));
+    SNAPSET_RETURN_IF_ERROR(
+        dialect_->DeleteSnapshot(v.id, policy).WithContext(where + ": deleting replica " + v.name));
   }
   // And those the commit answered with, by id, in case the array named them
   // its own way (deletes are idempotent).
   for (const ArrayVolume& r : replicas_) {
-    SNAPSET_RETURN_IF_ERROR(dialect_->DeleteSnapshot(r.id, policy).WithContext(where));
+    SNAPSET_RETURN_IF_ERROR(
+        dialect_->DeleteSnapshot(r.id, policy).WithContext(where + ": deleting replica " + r.name));
   }
   replicas_.clear();
   return Status::Ok();
@@ -254,11 +305,24 @@ Status RunOnEveryPart(const std::vector<std::shared_ptr<ArraySetPart>>& parts,
 }
 
 Status AbortUnknownSet(ArrayDriver& dialect, std::string_view set_id, const ArrayCall& policy) {
+  // A fence a dead process left up lifts itself at its timeout; lifting it
+  // now gives the writes back sooner.
+  if (dialect.offers_fences()) {
+    Result<std::vector<ArrayFence>> fences = dialect.Fences(policy);
+    if (!fences.ok()) return fences.status();
+    for (const ArrayFence& f : *fences) {
+      if (f.name == FenceName(set_id))
+        SNAPSET_RETURN_IF_ERROR(
+            dialect.LiftFence(f.id, policy).WithContext("lifting fence " + f.name));
+    }
+  }
   Result<std::vector<ArrayGroup>> groups = dialect.Groups(policy);
   if (!groups.ok()) return groups.status();
   const std::string name = GroupName(set_id);
   for (const ArrayGroup& g : *groups) {
-    if (g.name == name) SNAPSET_RETURN_IF_ERROR(dialect.DeleteGroup(g.id, policy));
+    if (g.name == name)
+      SNAPSET_RETURN_IF_ERROR(
+          dialect.DeleteGroup(g.id, policy).WithContext("removing group " + g.name));
   }
   return Status::Ok();
 }

@@ -40,6 +40,11 @@ std::string GroupName(std::string_view set_id);
 std::string FenceName(std::string_view set_id);
 // "snapset-<snapshot id>": the connection exposing that snapshot.
 std::string ExposureName(std::string_view snapshot_id);
+// The id in a name made above, given its prefix ("snapset-",
+// "snapset-fence-"), or nullopt if the rest is not a UUID: not ours.
+std::optional<std::string> IdOfName(std::string_view name, std::string_view prefix);
+inline constexpr std::string_view kNamePrefix = "snapset-";
+inline constexpr std::string_view kFenceNamePrefix = "snapset-fence-";
 
 // One volume of the set on this array.
 struct PartMember {
@@ -60,8 +65,11 @@ class ArraySetPart {
   // the volume is in the part already.
   Status Add(PartMember member);
 
-  // end_prepare: logs in, then finds a consistency group whose members are
-  // exactly this part's volumes, or creates GroupName(set id) for them.
+  // end_prepare: logs in, then creates GroupName(set id) of this part's
+  // volumes (or finds it, from an earlier attempt). Only an array that
+  // refuses a second group for a volume (BAD_STATE) makes it use the
+  // user's group of exactly these volumes instead, which an abort cannot
+  // take away from a late group snapshot request.
   Status Prepare(const ArrayCall& policy);
   // pre_commit: log in and open the connection again if needed, so that the
   // window pays no handshake.
@@ -104,6 +112,10 @@ class ArraySetPart {
   std::vector<std::string> names_;     // replica names, in the group's member order
   std::vector<ArrayVolume> replicas_;  // set by Commit(), same order
   std::string fence_id_;               // set by Fence(), cleared by LiftFence()
+  bool fence_requested_ = false;       // Fence() sent a request, answered or not
+
+  // The id of the set's fence if the array lists it up. REQUIRES: mu_ held.
+  std::optional<std::string> FenceUpByName(const ArrayCall& policy);
 };
 
 // Runs fn on every part and returns the first error, with the others'

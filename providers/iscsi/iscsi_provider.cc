@@ -12,9 +12,10 @@
 //                        the reason names the array and the NAA
 //   begin_prepare        finds the volume's array; groups the set by array,
 //                        each part with a REST session of its own
-//   end_prepare          every array, in parallel: log in, find a
-//                        consistency group of exactly the set's volumes
-//                        there or create a temporary one
+//   end_prepare          every array, in parallel: log in, create a
+//                        temporary consistency group of the set's volumes
+//                        there (a user's group of exactly them only where
+//                        the array allows a volume in one group)
 //   pre_commit           warms every session (no log-in or TLS handshake
 //                        inside the window)
 //   can_hold_writes      "array-fence" where the array's driver has fences
@@ -29,6 +30,10 @@
 //                        running on the arrays, removes the temporary groups
 //                        and deletes every replica named for the set's
 //                        snapshots
+//   list_objects         groups, fences and connections named for a set or
+//                        snapshot, on every array: what `snapset orphans`
+//                        compares with the catalog; remove_object removes
+//                        one (only ever one named by snapset)
 //   expose               maps the replica to this host's initiator (one
 //                        connection per snapshot, named for it) and checks
 //                        on the wire, with libiscsi, that the LUN answers
@@ -287,7 +292,11 @@ class IscsiProvider : public Provider {
       return Status::VolumeNotSupported(std::string(volume.name()) +
                                         " is in no snapshot set being committed here");
     }
-    return part->Fence(ArrayCall{call.deadline(), /*retry=*/false, /*in_window=*/true});
+    // Given up on before the window ends, as the commit is, so that the
+    // answer naming the array reaches the host before its own timeout.
+    const steady_clock::time_point end = call.deadline();
+    return part->Fence(ArrayCall{end == steady_clock::time_point::max() ? end : end - kCommitMargin,
+                                 /*retry=*/false, /*in_window=*/true});
   }
 
   Status ReleaseWrites(const Call& call, const VolumeRef& volume) override {
@@ -447,6 +456,86 @@ class IscsiProvider : public Provider {
     return Status::Ok();
   }
 
+  // What sets left on the arrays besides replicas: temporary groups,
+  // fences, connections, each recognised by its name.
+  Status ListObjects(const Call& call, std::vector<ProviderObject>* out) override {
+    const ArrayCall policy{call.deadline(), true};
+    for (const auto& a : arrays_) {
+      std::lock_guard<std::mutex> lock(a->mu);
+      const std::string where = "array " + a->config.name;
+      Result<std::vector<ArrayGroup>> groups = a->dialect->Groups(policy);
+      if (!groups.ok()) return groups.status().WithContext(where);
+      for (const ArrayGroup& g : *groups) {
+        if (auto set_id = IdOfName(g.name, kNamePrefix))
+          out->push_back({"group", g.name, where, *set_id, ""});
+      }
+      if (a->dialect->offers_fences()) {
+        Result<std::vector<ArrayFence>> fences = a->dialect->Fences(policy);
+        if (!fences.ok()) return fences.status().WithContext(where);
+        for (const ArrayFence& f : *fences) {
+          if (auto set_id = IdOfName(f.name, kFenceNamePrefix))
+            out->push_back({"fence", f.name, where, *set_id, ""});
+        }
+      }
+      Result<std::vector<ArrayExposure>> exposures = a->dialect->Exposures(policy);
+      if (!exposures.ok()) return exposures.status().WithContext(where);
+      for (const ArrayExposure& e : *exposures) {
+        if (auto snapshot_id = IdOfName(e.name, kNamePrefix))
+          out->push_back({"exposure", e.name, where, "", *snapshot_id});
+      }
+    }
+    return Status::Ok();
+  }
+
+  Status RemoveObject(const Call& call, const ProviderObject& object) override {
+    const ArrayCall policy{call.deadline(), true};
+    ManagedArray* a = nullptr;
+    for (const auto& candidate : arrays_) {
+      if ("array " + candidate->config.name == object.location) a = candidate.get();
+    }
+    if (!a)
+      return Status::NotFound("no configured array is \"" + object.location +
+                              "\"; list the objects again");
+    // Only what snapset names: never a user's object, whatever is asked.
+    const bool ours = object.kind == "fence" ? IdOfName(object.name, kFenceNamePrefix).has_value()
+                                             : IdOfName(object.name, kNamePrefix).has_value();
+    if (!ours)
+      return Status::InvalidArgument(object.location + ": " + object.kind + " " + object.name +
+                                     " is not named by snapset; it is not removed");
+    const std::string what = object.location + ": removing " + object.kind + " " + object.name;
+    std::lock_guard<std::mutex> lock(a->mu);
+    if (object.kind == "group") {
+      Result<std::vector<ArrayGroup>> groups = a->dialect->Groups(policy);
+      if (!groups.ok()) return groups.status().WithContext(what);
+      for (const ArrayGroup& g : *groups) {
+        if (g.name == object.name)
+          SNAPSET_RETURN_IF_ERROR(a->dialect->DeleteGroup(g.id, policy).WithContext(what));
+      }
+      return Status::Ok();
+    }
+    if (object.kind == "fence") {
+      if (!a->dialect->offers_fences()) return Status::Ok();  // none can be up
+      Result<std::vector<ArrayFence>> fences = a->dialect->Fences(policy);
+      if (!fences.ok()) return fences.status().WithContext(what);
+      for (const ArrayFence& f : *fences) {
+        if (f.name == object.name)
+          SNAPSET_RETURN_IF_ERROR(a->dialect->LiftFence(f.id, policy).WithContext(what));
+      }
+      return Status::Ok();
+    }
+    if (object.kind == "exposure") {
+      Result<std::vector<ArrayExposure>> exposures = a->dialect->Exposures(policy);
+      if (!exposures.ok()) return exposures.status().WithContext(what);
+      for (const ArrayExposure& e : *exposures) {
+        if (e.name == object.name)
+          SNAPSET_RETURN_IF_ERROR(a->dialect->Unexpose(e.id, policy).WithContext(what));
+      }
+      return Status::Ok();
+    }
+    return Status::InvalidArgument(object.location + ": this provider makes no " + object.kind +
+                                   "; kinds are group, fence and exposure");
+  }
+
  private:
   // A new instance of the array's driver. Its log lines go to the host's
   // log, each distinct warning once (every set opens instances of its own).
@@ -577,6 +666,7 @@ class IscsiProvider : public Provider {
                     const std::vector<ArrayExposure>& exposures) {
     SnapshotInfo info;
     info.snapshot_id = snapshot_id;
+    info.creation_time_ns = replica.created_ns;  // as the array says; 0 if it does not
     info.attributes = kReplicaAttributes;
     info.snapshot_device = DeviceIdentity(replica);
     info.original_volume = "array " + a.config.name + " volume " + replica.source_id;

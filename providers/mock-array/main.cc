@@ -137,6 +137,10 @@ int main(int argc, char** argv) {
                  "commit; docs/mock-array.md)")
       ->check(CLI::IsMember({"swordfish", "twophase"}))
       ->capture_default_str();
+  bool exclusive_groups = false;
+  app.add_flag("--exclusive-groups", exclusive_groups,
+               "a volume may be in one consistency group only: a second group of it is "
+               "refused with 409 (as on arrays that nest volumes in one group)");
   app.add_flag("--async-operations", async_operations,
                "every state-changing operation runs as a task (202 + task monitor)");
   try {
@@ -209,6 +213,7 @@ int main(int argc, char** argv) {
   options.pool_capacity_bytes = pool_bytes;
   options.async_operations = async_operations;
   options.dialect = dialect;
+  options.exclusive_groups = exclusive_groups;
   // The twophase dialect's fences hold writes in a FUSE gate that tgtd
   // serves the LUNs through. One left mounted by a killed array is stale.
   std::unique_ptr<snapset::mock::WriteGate> gate;

@@ -211,6 +211,18 @@ Status MockArray::SnapshotAtOneInstant(
   return Status::Ok();
 }
 
+std::string MockArray::GroupHolding(const std::vector<int64_t>& members) {
+  if (!options_.exclusive_groups) return "";
+  Result<std::vector<GroupRecord>> groups = store_->Groups();
+  if (!groups.ok()) return "";  // the insert that follows reports the store's error
+  for (const GroupRecord& g : *groups) {
+    for (int64_t id : members) {
+      if (std::find(g.members.begin(), g.members.end(), id) != g.members.end()) return g.name;
+    }
+  }
+  return "";
+}
+
 Status MockArray::SnapshotMembers(const std::vector<VolumeRecord>& sources,
                                   const std::vector<std::string>& names,
                                   std::optional<Fault>* injected,

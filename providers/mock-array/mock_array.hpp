@@ -45,6 +45,10 @@ struct ArrayOptions {
   // The REST API served: "swordfish" (Redfish / Swordfish) or "twophase"
   // (routes_twophase.cc). /mock and its log-in are the same in both.
   std::string dialect = "swordfish";
+  // A volume belongs to one consistency group at most, as on arrays that
+  // nest a volume in a single group: a group of a volume already in one is
+  // refused (409).
+  bool exclusive_groups = false;
 };
 
 class MockArray {
@@ -86,6 +90,10 @@ class MockArray {
   // with a 404 (or 500) sent. REQUIRES: mu_ held.
   std::optional<ExposureRecord> FindConnection(const httplib::Request& req, httplib::Response& res);
 
+  // Under exclusive_groups: the name of a group that already holds one of
+  // `members` (volume ids), or "" when none does or groups may overlap.
+  // REQUIRES: mu_ held.
+  std::string GroupHolding(const std::vector<int64_t>& members);
   // The twophase dialect (routes_twophase.cc).
   struct Fence {
     std::string label;

@@ -169,6 +169,12 @@ void MockArray::RegisterGroupRoutes(httplib::Server& server) {
             }
             members.push_back(found->id);
           }
+          if (const std::string holder = GroupHolding(members); !holder.empty()) {
+            return SendError(res, 409, "ResourceInUse",
+                             "a member is already in consistency group " + holder +
+                                 ", and a volume of this array may be in one group only",
+                             {"Volumes"});
+          }
           Result<GroupRecord> g = store_->InsertGroup(doc["Name"].GetString(), members);
           if (!g.ok()) {
             if (g.status().code() == Code::kAlreadyExists) {

@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include <cctype>
+#include <cstdlib>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -12,6 +13,10 @@
 #include <vector>
 
 #include "providers/mock-array/mock_array.hpp"
+
+#include <rapidjson/document.h>
+
+#include <cstdlib>
 #include "providers/mock-array/redfish_json.hpp"
 
 namespace snapset::mock {
@@ -175,6 +180,26 @@ bool MockArray::RunsAsTask(const std::string& operation, const httplib::Request&
   if (req.method == "GET" || req.method == "HEAD") return false;
   if (operation.rfind("Session.", 0) == 0 || operation.rfind("Task", 0) == 0) return false;
   if (req.path.rfind("/redfish/v1/", 0) != 0) return false;
+  // A refusal the array can tell at once is answered at once, as arrays
+  // check a request before they accept it as a job: a group of a volume
+  // already in one, under --exclusive-groups.
+  if (operation == "ConsistencyGroup.Create" && options_.exclusive_groups) {
+    rapidjson::Document doc;
+    doc.Parse(req.body.c_str());
+    std::vector<int64_t> members;
+    if (!doc.HasParseError() && doc.IsObject() && doc.HasMember("Volumes") &&
+        doc["Volumes"].IsArray()) {
+      const std::string prefix = VolumesPath() + "/";
+      for (const auto& link : doc["Volumes"].GetArray()) {
+        if (!link.IsObject() || !link.HasMember("@odata.id") || !link["@odata.id"].IsString())
+          continue;
+        const std::string path = link["@odata.id"].GetString();
+        if (path.rfind(prefix, 0) == 0) members.push_back(std::atoll(path.c_str() + prefix.size()));
+      }
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!GroupHolding(members).empty()) return false;
+  }
   return tasks_.async_operations() || PrefersAsync(req);
 }
 

@@ -266,6 +266,8 @@ void MockArray::RegisterTwoPhaseRoutes(httplib::Server& server) {
               return SendTp(res, 404, "NOT_FOUND", "no lun lun-" + std::to_string(id));
             }
           }
+          if (const std::string holder = GroupHolding(members); !holder.empty())
+            return SendTp(res, 409, "IN_GROUP", "a lun is already in consistency group " + holder);
           Result<GroupRecord> g = store_->InsertGroup(label, members);
           if (!g.ok()) {
             if (g.status().code() == Code::kAlreadyExists)

@@ -300,9 +300,10 @@ BOOST_AUTO_TEST_CASE(bad_records_are_invalid_arguments_and_store_nothing) {
 }
 
 // Every state of a set x each of the two ending events.
+// Every state of a set x each of the three ending events.
 BOOST_AUTO_TEST_CASE(complete_and_abort_follow_the_set_state_machine) {
-  enum class Start { kMissing, kCreating, kComplete, kAborted };
-  enum class Event { kComplete, kAbort };
+  enum class Start { kMissing, kCreating, kComplete, kAborted, kAbortIncomplete };
+  enum class Event { kComplete, kAbort, kAbortIncomplete };
   struct Case {
     Start start;
     Event event;
@@ -312,13 +313,23 @@ BOOST_AUTO_TEST_CASE(complete_and_abort_follow_the_set_state_machine) {
   const Case cases[] = {
       {Start::kMissing, Event::kComplete, Code::kNotFound, SetState::kCreating},
       {Start::kMissing, Event::kAbort, Code::kNotFound, SetState::kCreating},
+      {Start::kMissing, Event::kAbortIncomplete, Code::kNotFound, SetState::kCreating},
       {Start::kCreating, Event::kComplete, Code::kOk, SetState::kComplete},
       {Start::kCreating, Event::kAbort, Code::kOk, SetState::kAborted},
+      {Start::kCreating, Event::kAbortIncomplete, Code::kOk, SetState::kAbortIncomplete},
       {Start::kComplete, Event::kComplete, Code::kBadState, SetState::kComplete},
       {Start::kComplete, Event::kAbort, Code::kBadState, SetState::kComplete},
+      {Start::kComplete, Event::kAbortIncomplete, Code::kBadState, SetState::kComplete},
       {Start::kAborted, Event::kComplete, Code::kBadState, SetState::kAborted},
       {Start::kAborted, Event::kAbort, Code::kOk, SetState::kAborted},  // idempotent
+      // An abort that ended cannot become incomplete again.
+      {Start::kAborted, Event::kAbortIncomplete, Code::kBadState, SetState::kAborted},
+      {Start::kAbortIncomplete, Event::kComplete, Code::kBadState, SetState::kAbortIncomplete},
+      {Start::kAbortIncomplete, Event::kAbort, Code::kOk, SetState::kAborted},  // a retry worked
+      {Start::kAbortIncomplete, Event::kAbortIncomplete, Code::kOk,
+       SetState::kAbortIncomplete},  // a retry failed again
   };
+  const std::vector<LeftoverRecord> left = {{"p-id", "array", "replica snapset-s on a1"}};
   int n = 0;
   for (const Case& k : cases) {
     BOOST_TEST_CONTEXT("case " << n++) {
@@ -330,9 +341,12 @@ BOOST_AUTO_TEST_CASE(complete_and_abort_follow_the_set_state_machine) {
       if (k.start == Start::kComplete)
         BOOST_TEST_REQUIRE(c->CompleteSet(id, {Snap("s", "/v")}, "{}").ok());
       if (k.start == Start::kAborted) BOOST_TEST_REQUIRE(c->AbortSet(id, "why", "{}").ok());
+      if (k.start == Start::kAbortIncomplete)
+        BOOST_TEST_REQUIRE(c->RecordAbortIncomplete(id, "why", left, "{}").ok());
 
       Status st = k.event == Event::kComplete ? c->CompleteSet(id, {Snap("s2", "/v")}, "{}")
-                                              : c->AbortSet(id, "again", "{}");
+                  : k.event == Event::kAbort  ? c->AbortSet(id, "again", "{}")
+                                              : c->RecordAbortIncomplete(id, "again", left, "{}");
       BOOST_TEST(int(st.code()) == int(k.expected), st.ToString());
       if (!st.ok()) {
         BOOST_TEST(Contains(st.message(), id));
@@ -345,6 +359,48 @@ BOOST_AUTO_TEST_CASE(complete_and_abort_follow_the_set_state_machine) {
       }
     }
   }
+}
+
+BOOST_AUTO_TEST_CASE(an_incomplete_abort_keeps_the_plan_and_what_remains_until_it_is_retried) {
+  TempDir dir;
+  auto c = OpenOrDie(dir.str());
+  BOOST_TEST_REQUIRE(c->BeginSet(NewSet("set-1", 1, {Snap("a", "/v"), Snap("b", "/w")})).ok());
+  const std::vector<LeftoverRecord> left = {
+      {"id-1", "array", "array a1: replica snapset-a is still there: 503"},
+      {"id-2", "software-cow", "snapset-cowd at /run/x.sock did not answer"}};
+  BOOST_TEST_REQUIRE(c->RecordAbortIncomplete("set-1", "commit failed", left, R"({"n":1})").ok());
+  BOOST_TEST(!c->RecordAbortIncomplete("set-1", "x", {}, "").ok());  // needs a leftover
+
+  auto got = c->GetSet("set-1");
+  BOOST_TEST_REQUIRE(got.ok());
+  BOOST_TEST(std::string(SetStateName(got->state)) == "abort-incomplete");
+  BOOST_TEST(got->error == "commit failed");
+  BOOST_TEST(SnapshotIds(got->snapshots) == (std::vector<std::string>{"a", "b"}),
+             boost::test_tools::per_element());
+  BOOST_TEST_REQUIRE(got->leftovers.size() == 2u);
+  BOOST_TEST(got->leftovers[0].provider_id == "id-1");
+  BOOST_TEST(got->leftovers[0].provider_name == "array");
+  BOOST_TEST(got->leftovers[1].detail == "snapset-cowd at /run/x.sock did not answer");
+  // Its snapshots are no user's: not listed, not managed.
+  BOOST_TEST(c->GetSnapshot("a").status().IsNotFound());
+  BOOST_TEST(c->DeleteSnapshot("a").IsBadState());
+  BOOST_TEST(SetIds(*c->ListSets()).empty());
+
+  // A retry that fails on one provider only replaces the leftovers.
+  BOOST_TEST_REQUIRE(c->RecordAbortIncomplete("set-1", "retry", {left[1]}, "").ok());
+  got = c->GetSet("set-1");
+  BOOST_TEST(got->error == "commit failed");
+  BOOST_TEST(got->timeline_json == R"({"n":1})");
+  BOOST_TEST_REQUIRE(got->leftovers.size() == 1u);
+  BOOST_TEST(got->leftovers[0].provider_name == "software-cow");
+
+  // The retry that works ends it.
+  BOOST_TEST_REQUIRE(c->AbortSet("set-1", "", "").ok());
+  got = c->GetSet("set-1");
+  BOOST_TEST(got->state == SetState::kAborted);
+  BOOST_TEST(got->error == "commit failed");
+  BOOST_TEST(got->snapshots.empty());
+  BOOST_TEST(got->leftovers.empty());
 }
 
 BOOST_AUTO_TEST_CASE(aborting_drops_the_snapshots_but_keeps_the_reason_and_timeline) {
@@ -410,7 +466,8 @@ BOOST_AUTO_TEST_CASE(list_sets_shows_complete_sets_newest_first_or_every_set_whe
   BOOST_TEST((*all)[5].error == "veto");
 }
 
-BOOST_AUTO_TEST_CASE(list_creating_returns_the_sets_left_creating_oldest_first) {
+BOOST_AUTO_TEST_CASE(
+    list_unfinished_returns_the_sets_left_creating_or_abort_incomplete_oldest_first) {
   TempDir dir;
   auto c = OpenOrDie(dir.str());
   BOOST_TEST_REQUIRE(c->BeginSet(NewSet("late", 300, {Snap("l1", "/v"), Snap("l2", "/w")})).ok());
@@ -418,17 +475,19 @@ BOOST_AUTO_TEST_CASE(list_creating_returns_the_sets_left_creating_oldest_first) 
   AddComplete(*c, "done", 200, {"/v"});
   BOOST_TEST_REQUIRE(c->BeginSet(NewSet("failed", 150, {Snap("f1", "/v")})).ok());
   BOOST_TEST_REQUIRE(c->AbortSet("failed", "veto", "{}").ok());
+  BOOST_TEST_REQUIRE(c->BeginSet(NewSet("stuck", 120, {Snap("s1", "/v")})).ok());
+  BOOST_TEST_REQUIRE(c->RecordAbortIncomplete("stuck", "veto", {{"i", "p", "d"}}, "{}").ok());
 
-  auto creating = c->ListCreating();
+  auto creating = c->ListUnfinished();
   BOOST_TEST_REQUIRE(creating.ok());
-  BOOST_TEST(SetIds(*creating) == (std::vector<std::string>{"early", "late"}),
+  BOOST_TEST(SetIds(*creating) == (std::vector<std::string>{"early", "stuck", "late"}),
              boost::test_tools::per_element());
   // What recovery needs to abort each planned snapshot on its provider.
-  const SnapshotRecord& s = (*creating)[1].snapshots.at(1);
+  const SnapshotRecord& s = (*creating)[2].snapshots.at(1);
   BOOST_TEST(s.snapshot_id == "l2");
   BOOST_TEST(s.volume == "/w");
   BOOST_TEST(s.provider_id == "11111111-1111-4111-8111-111111111111");
-  BOOST_TEST((*creating)[1].requestor_pid == 4242);
+  BOOST_TEST((*creating)[2].requestor_pid == 4242);
 }
 
 BOOST_AUTO_TEST_CASE(snapshots_of_a_volume_are_oldest_first_from_complete_sets_only) {
@@ -554,7 +613,7 @@ BOOST_AUTO_TEST_CASE(everything_survives_closing_and_reopening_the_catalog) {
   // WAL is a property of the file, seen by any other connection to it.
   RawDb raw = OpenRaw(path);
   BOOST_TEST(TextRaw(raw.get(), "PRAGMA journal_mode") == "wal");
-  BOOST_TEST(TextRaw(raw.get(), "PRAGMA user_version") == "1");
+  BOOST_TEST(TextRaw(raw.get(), "PRAGMA user_version") == "2");
 }
 
 BOOST_AUTO_TEST_CASE(two_catalogs_on_one_file_see_each_others_commits) {
@@ -670,14 +729,72 @@ BOOST_AUTO_TEST_CASE(a_catalog_of_another_schema_version_is_refused_with_what_to
   }
   {
     RawDb raw = OpenRaw(path);
-    ExecRaw(raw.get(), "PRAGMA user_version = 2");
+    ExecRaw(raw.get(), "PRAGMA user_version = 3");
   }
   auto c = Catalog::Open(dir.str());
   BOOST_TEST_REQUIRE(!c.ok());
   BOOST_TEST(c.status().Is(Code::kInternal), c.status().ToString());
   BOOST_TEST(Contains(c.status().message(), path));
-  BOOST_TEST(Contains(c.status().message(), "schema version 2"));
+  BOOST_TEST(Contains(c.status().message(), "schema version 3"));
   BOOST_TEST(Contains(c.status().message(), "snapset release that wrote it"));
+}
+
+// What snapset wrote before abort-incomplete existed.
+constexpr char kSchema1[] = R"sql(
+CREATE TABLE sets (
+  set_id        TEXT PRIMARY KEY NOT NULL,
+  state         TEXT NOT NULL CHECK (state IN ('creating', 'complete', 'aborted')),
+  created_ns    INTEGER NOT NULL,
+  context       INTEGER NOT NULL,
+  requestor_pid INTEGER NOT NULL,
+  error         TEXT NOT NULL,
+  timeline_json TEXT NOT NULL
+);
+CREATE INDEX sets_by_state ON sets (state, created_ns);
+CREATE TABLE snapshots (
+  snapshot_id     TEXT PRIMARY KEY NOT NULL,
+  set_id          TEXT NOT NULL REFERENCES sets (set_id) ON DELETE CASCADE,
+  ordinal         INTEGER NOT NULL,
+  volume          TEXT NOT NULL,
+  provider_id     TEXT NOT NULL,
+  provider_name   TEXT NOT NULL,
+  created_ns      INTEGER NOT NULL,
+  attributes      INTEGER NOT NULL,
+  exposed_as      TEXT NOT NULL,
+  snapshot_device TEXT NOT NULL,
+  UNIQUE (set_id, ordinal)
+);
+CREATE INDEX snapshots_by_volume ON snapshots (volume, created_ns);
+PRAGMA application_id = 1397641299;
+PRAGMA user_version = 1;
+INSERT INTO sets VALUES ('done', 'complete', 100, 0, 1, '', '{}');
+INSERT INTO sets VALUES ('running', 'creating', 200, 0, 1, '', '{}');
+INSERT INTO snapshots VALUES ('d1', 'done', 0, '/v', 'pid', 'p', 100, 0, '/dev/sdq', '');
+INSERT INTO snapshots VALUES ('r1', 'running', 0, '/v', 'pid', 'p', 200, 0, '', '');
+)sql";
+
+BOOST_AUTO_TEST_CASE(a_schema_1_catalog_is_migrated_in_place_with_every_set_kept) {
+  TempDir dir;
+  const std::string path = (dir.path() / "catalog.db").string();
+  {
+    RawDb raw = OpenRaw(path);
+    ExecRaw(raw.get(), kSchema1);
+  }
+  auto c = OpenOrDie(dir.str());
+  auto all = c->ListSets(true);
+  BOOST_TEST_REQUIRE(all.ok());
+  BOOST_TEST(SetIds(*all) == (std::vector<std::string>{"running", "done"}),
+             boost::test_tools::per_element());
+  BOOST_TEST((*all)[1].snapshots.at(0).exposed_as == "/dev/sdq");
+  BOOST_TEST((*all)[0].snapshots.at(0).snapshot_id == "r1");
+  // The new state is accepted, and the snapshots still follow their set.
+  BOOST_TEST_REQUIRE(c->RecordAbortIncomplete("running", "x", {{"i", "p", "d"}}, "{}").ok());
+  BOOST_TEST_REQUIRE(c->DeleteSet("done").ok());
+  BOOST_TEST(c->GetSnapshot("d1").status().IsNotFound());
+  RawDb raw = OpenRaw(path);
+  BOOST_TEST(TextRaw(raw.get(), "PRAGMA user_version") == "2");
+  BOOST_TEST(TextRaw(raw.get(), "SELECT count(*) FROM snapshots") == "1");
+  BOOST_TEST(TextRaw(raw.get(), "PRAGMA foreign_key_check") == "");
 }
 
 BOOST_AUTO_TEST_CASE(a_missing_state_directory_is_created_private_to_its_owner) {

@@ -182,7 +182,7 @@ pid_t StartCli(const World& w, const std::vector<std::string>& args) {
 SetRecord InterruptedSet(const World& w) {
   auto catalog = Catalog::Open(w.state());
   BOOST_TEST_REQUIRE(catalog.ok(), catalog.status().ToString());
-  auto creating = (*catalog)->ListCreating();
+  auto creating = (*catalog)->ListUnfinished();
   BOOST_TEST_REQUIRE(creating.ok(), creating.status().ToString());
   BOOST_TEST_REQUIRE(creating->size() == 1u, "the killed run left no set \"creating\"");
   return creating->front();
@@ -435,4 +435,139 @@ BOOST_AUTO_TEST_CASE(a_coordinator_killed_in_commit_on_ext4_is_thawed_and_recove
   BOOST_TEST_REQUIRE(again.status.ok(), again.status.ToString());
   ExpectConsistent(*r);
   BOOST_TEST(!test::IsFrozen(mnt));
+}
+
+// An abort that fails leaves the set "abort-incomplete" with its plan and
+// what the provider said, never "aborted"; every later start retries it on
+// the provider that failed, until nothing is left.
+BOOST_AUTO_TEST_CASE(a_failed_abort_is_recorded_and_retried_by_later_commands_until_it_works) {
+  World w;
+  const std::string fail_abort =
+      R"(, "fail": {"commit_snapshots": "unavailable", "abort_snapshots": "unavailable"})";
+  w.SetProvider("hw", "hardware", "name-prefix:cow:a", fail_abort);
+  w.SetProvider("sw", "software", "name-prefix:cow:b");
+  const std::string set_id = NewUuid();
+  {
+    auto r = w.Open();
+    SetRequest req;
+    req.volumes = {"cow:a1", "cow:b1"};
+    req.set_id = set_id;
+    SetResult result = r->CreateSet(req);
+    BOOST_TEST_REQUIRE(!result.status.ok());
+    BOOST_TEST(result.status.Is(Code::kUnavailable), result.status.ToString());
+    auto set = r->GetSet(set_id);
+    BOOST_TEST_REQUIRE(set.ok());
+    BOOST_TEST(set->state == "abort-incomplete");
+    BOOST_TEST_REQUIRE(set->leftovers.size() == 1u);
+    BOOST_TEST(set->leftovers[0].provider == "hw");
+    BOOST_TEST(set->leftovers[0].provider_id == w.ids.at("hw"));
+    BOOST_TEST(set->leftovers[0].detail.find("unavailable") != std::string::npos,
+               set->leftovers[0].detail);
+    BOOST_TEST(set->snapshots.size() == 2u);  // the plan, for the retry
+    // Deleting it would forget what remains: refused, saying why.
+    Status del = r->DeleteSet(set_id);
+    BOOST_TEST(del.IsBadState(), del.ToString());
+    BOOST_TEST(del.message().find("abort-incomplete") != std::string::npos, del.message());
+    // What the failed abort left is on the provider, and Verify says whose.
+    BOOST_TEST(ReadState(w.provider_state("hw")).pending.count(set_id) == 1u);
+    BOOST_TEST(ReadState(w.provider_state("sw")).pending.empty());
+  }
+
+  // Still failing: the next start retries, and the set stays incomplete.
+  {
+    auto r = w.Open();
+    BOOST_TEST(r->GetSet(set_id)->state == "abort-incomplete");
+    BOOST_TEST(ReadState(w.provider_state("hw")).pending.count(set_id) == 1u);
+  }
+
+  // The provider is mended: the next start finishes the abort.
+  w.SetProvider("hw", "hardware", "name-prefix:cow:a");
+  auto r = w.Open();
+  auto set = r->GetSet(set_id);
+  BOOST_TEST_REQUIRE(set.ok());
+  BOOST_TEST(set->state == "aborted");
+  BOOST_TEST(set->leftovers.empty());
+  BOOST_TEST(set->snapshots.empty());
+  // The cause stays the first failure, not the retry.
+  BOOST_TEST(set->error.find("commit_snapshots") != std::string::npos, set->error);
+  BOOST_TEST(ReadState(w.provider_state("hw")).pending.empty());
+  ExpectConsistent(*r);
+  BOOST_TEST(r->DeleteSet(set_id).ok());
+}
+
+// The same after a crash: the first start's recovery fails on one provider,
+// and records so; a later one finishes.
+BOOST_AUTO_TEST_CASE(a_crashed_set_whose_recovery_fails_stays_abort_incomplete_until_it_works) {
+  World w;
+  w.SetProvider("hw", "hardware", "name-prefix:cow:a", R"(, "crash_in": "commit_snapshots")");
+  w.SetProvider("sw", "software", "name-prefix:cow:b");
+  const std::string set_id = NewUuid();
+  pid_t cli = StartCli(w, {"create", "--set-id", set_id, "cow:a1", "cow:b1"});
+  int status = 0;
+  BOOST_TEST_REQUIRE(WaitFor(cli, std::chrono::seconds(60), &status), w.CliLog());
+  BOOST_TEST_REQUIRE((WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL), w.CliLog());
+
+  w.SetProvider(
+      "hw", "hardware", "name-prefix:cow:a",
+      R"(, "fail": {"abort_snapshots": "unavailable", "delete_snapshot": "unavailable"})");
+  {
+    auto r = w.Open();
+    auto set = r->GetSet(set_id);
+    BOOST_TEST_REQUIRE(set.ok());
+    BOOST_TEST(set->state == "abort-incomplete");
+    BOOST_TEST_REQUIRE(set->leftovers.size() == 1u);
+    BOOST_TEST(set->leftovers[0].provider == "hw");
+    BOOST_TEST(set->error.find("coordinator stopped") != std::string::npos, set->error);
+    // "sw" was undone on the first try; only "hw" is retried.
+    BOOST_TEST(ReadState(w.provider_state("sw")).pending.empty());
+    BOOST_TEST(ReadState(w.provider_state("sw")).complete.empty());
+  }
+  w.SetProvider("hw", "hardware", "name-prefix:cow:a");
+  auto r = w.Open();
+  BOOST_TEST(r->GetSet(set_id)->state == "aborted");
+  ProviderState hw = ReadState(w.provider_state("hw"));
+  BOOST_TEST(hw.pending.empty());
+  BOOST_TEST(hw.complete.empty());
+  ExpectConsistent(*r);
+}
+
+// Orphans: a provider's objects and snapshots that no catalog entry
+// explains are found, listed in a dry run, and removed; what an in-progress
+// or abort-incomplete set owns is left alone.
+BOOST_AUTO_TEST_CASE(orphans_are_found_listed_in_a_dry_run_and_removed) {
+  World w;
+  const std::string dead = NewUuid();
+  w.SetProvider("hw", "hardware", "name-prefix:cow:a",
+                R"(, "objects": [{"kind": "group", "name": "snapset-)" + dead +
+                    R"(", "location": "array x", "set_id": ")" + dead + R"("},
+                    {"kind": "exposure", "name": "snapset-s9", "location": "array x",
+                     "snapshot_id": "s9"}])");
+  auto r = w.Open();
+  SetRequest req;
+  req.volumes = {"cow:a1"};
+  SetResult made = r->CreateSet(req);
+  BOOST_TEST_REQUIRE(made.status.ok(), made.status.ToString());
+
+  auto findings = r->Verify();
+  BOOST_TEST_REQUIRE(findings.ok(), findings.status().ToString());
+  BOOST_TEST_REQUIRE(findings->size() == 2u);
+  for (const auto& f : *findings) {
+    BOOST_TEST(f.orphan);
+    BOOST_TEST(f.provider == "hw");
+    BOOST_TEST(f.location == "array x");
+  }
+
+  auto dry = r->RemoveOrphans(true);
+  BOOST_TEST_REQUIRE(dry.ok(), dry.status().ToString());
+  BOOST_TEST(dry->size() == 2u);
+  BOOST_TEST(r->Verify()->size() == 2u);  // a dry run removes nothing
+
+  auto removed = r->RemoveOrphans(false);
+  BOOST_TEST_REQUIRE(removed.ok(), removed.status().ToString());
+  BOOST_TEST_REQUIRE(removed->size() == 2u);
+  for (const auto& o : *removed) BOOST_TEST(o.status.ok(), o.status.ToString());
+  BOOST_TEST(r->Verify()->empty());
+  // The user's set is untouched.
+  BOOST_TEST(r->GetSet(made.set_id)->state == "complete");
+  BOOST_TEST(ReadState(w.provider_state("hw")).CompleteOf(made.set_id).size() == 1u);
 }

@@ -15,6 +15,10 @@
 //   "expose_as": "iscsi://127.0.0.1:3260/iqn.x:{id}/0"   what expose_snapshot
 //                              returns, {id} replaced by the snapshot id
 //                              (default "scripted://{id}")
+//   "objects": [{"kind": "group", "name": "...", "location": "...",
+//                "set_id": "...", "snapshot_id": "..."}]
+//                              what list_objects reports (memory only);
+//                              remove_object takes one away
 //   "crash_in": "<event>"      after doing its work in that event, the
 //                              provider kills its own process with SIGKILL:
 //                              the coordinator it runs in dies at that point
@@ -193,6 +197,17 @@ class ScriptedProvider : public snapset::Provider {
       crash_in_ = it->value.GetString();
     if (auto it = doc.FindMember("expose_as"); it != doc.MemberEnd() && it->value.IsString())
       expose_as_ = it->value.GetString();
+    if (auto it = doc.FindMember("objects"); it != doc.MemberEnd() && it->value.IsArray()) {
+      for (const auto& o : it->value.GetArray()) {
+        auto text = [&](const char* key) {
+          auto m = o.FindMember(key);
+          return m != o.MemberEnd() && m->value.IsString() ? std::string(m->value.GetString())
+                                                           : std::string();
+        };
+        objects_.push_back(
+            {text("kind"), text("name"), text("location"), text("set_id"), text("snapshot_id")});
+      }
+    }
     if (auto it = doc.FindMember("state_dir"); it != doc.MemberEnd()) {
       if (!it->value.IsString() || it->value.GetStringLength() == 0 ||
           it->value.GetString()[0] != '/')
@@ -341,6 +356,20 @@ class ScriptedProvider : public snapset::Provider {
   Status UnexposeSnapshot(const Call&, std::string_view) override {
     return Script("unexpose_snapshot");
   }
+  Status ListObjects(const Call&, std::vector<snapset::ProviderObject>* out) override {
+    SNAPSET_RETURN_IF_ERROR(Script("list_objects"));
+    std::lock_guard<std::mutex> lock(mu_);
+    *out = objects_;
+    return Status::Ok();
+  }
+  Status RemoveObject(const Call&, const snapset::ProviderObject& o) override {
+    SNAPSET_RETURN_IF_ERROR(Script("remove_object"));
+    std::lock_guard<std::mutex> lock(mu_);
+    std::erase_if(objects_, [&](const snapset::ProviderObject& mine) {
+      return mine.kind == o.kind && mine.name == o.name && mine.location == o.location;
+    });
+    return Status::Ok();
+  }
 
 #ifdef SCRIPTED_HOLDS_WRITES
   // Built as libscripted_gate_provider.so: a write gate per volume, as the
@@ -483,6 +512,7 @@ class ScriptedProvider : public snapset::Provider {
   std::map<std::string, int> delay_;
   std::string crash_in_;
   std::string expose_as_ = "scripted://{id}";
+  std::vector<snapset::ProviderObject> objects_;  // "objects"; guarded by mu_
   std::filesystem::path state_dir_;  // empty: memory only
 
   std::mutex mu_;

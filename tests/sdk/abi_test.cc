@@ -131,6 +131,61 @@ BOOST_AUTO_TEST_CASE(negotiation_rejects_a_table_too_short_to_hold_on_load) {
   BOOST_TEST(Contains(s.message(), "struct_size 8"), s.message());
 }
 
+BOOST_AUTO_TEST_CASE(negotiation_wants_list_objects_and_remove_object_together) {
+  void* dl = ::dlopen(Lib("raw_abi_current").c_str(), RTLD_NOW | RTLD_LOCAL);
+  BOOST_TEST_REQUIRE(dl);
+  auto entry =
+      reinterpret_cast<snapset_provider_entry_fn>(::dlsym(dl, SNAPSET_PROVIDER_ENTRY_SYMBOL));
+  BOOST_TEST_REQUIRE(entry);
+  snapset_provider_ops half = *entry();
+  half.struct_size = sizeof half;
+  half.list_objects = [](snapset_provider*, snapset_call*, uint32_t, snapset_object_sink,
+                         void*) -> snapset_status { return SNAPSET_OK; };
+  half.remove_object = nullptr;
+  snapset_provider_ops out;
+  Status s = NegotiateAbi(&half, "libhalf.so", &out);
+  BOOST_TEST(s.Is(Code::kConfig));
+  BOOST_TEST(Contains(s.message(), "libhalf.so"), s.message());
+  BOOST_TEST(Contains(s.message(), "both, or neither"), s.message());
+  ::dlclose(dl);
+}
+
+BOOST_AUTO_TEST_CASE(an_sdk_provider_lists_and_removes_its_objects_through_the_abi) {
+  auto l = Load(Lib("scripted_provider"),
+                R"({"supports": ["*"], "objects": [
+                    {"kind": "group", "name": "snapset-g", "location": "array a", "set_id": "s"},
+                    {"kind": "exposure", "name": "snapset-e", "location": "array a",
+                     "snapshot_id": "x"}]})");
+  BOOST_TEST_REQUIRE(l.instance.ok(), l.instance.status().ToString());
+  auto& p = *l.instance;
+  BOOST_TEST(p->lists_objects());
+  auto objects = p->ListObjects();
+  BOOST_TEST_REQUIRE(objects.ok(), objects.status().ToString());
+  BOOST_TEST_REQUIRE(objects->size() == 2u);
+  const ProviderObject& g = (*objects)[0];
+  BOOST_TEST(g.kind == "group");
+  BOOST_TEST(g.name == "snapset-g");
+  BOOST_TEST(g.location == "array a");
+  BOOST_TEST(g.set_id == "s");
+  BOOST_TEST(g.snapshot_id.empty());  // NULL on the wire
+  BOOST_TEST((*objects)[1].snapshot_id == "x");
+  BOOST_TEST(p->RemoveObject(g).ok());
+  BOOST_TEST(p->ListObjects()->size() == 1u);
+  BOOST_TEST(p->RemoveObject(g).ok());  // gone already: OK
+  CallOptions flagged;
+  flagged.flags = 0x4;
+  BOOST_TEST(p->ListObjects(flagged).status().IsInvalidArgument());
+}
+
+BOOST_AUTO_TEST_CASE(a_plugin_without_list_objects_has_no_objects_to_show) {
+  // raw_abi_current is a 1.0-style C table: list_objects is NULL.
+  auto l = Load(Lib("raw_abi_current"));
+  BOOST_TEST_REQUIRE(l.instance.ok(), l.instance.status().ToString());
+  BOOST_TEST(!(*l.instance)->lists_objects());
+  BOOST_TEST((*l.instance)->ListObjects().status().Is(Code::kNotImplemented));
+  BOOST_TEST((*l.instance)->RemoveObject({"group", "g", "here", "", ""}).Is(Code::kNotImplemented));
+}
+
 BOOST_AUTO_TEST_CASE(negotiation_rejects_a_table_without_required_events) {
   snapset_provider_ops ops{};
   ops.abi_version = SNAPSET_ABI_VERSION;
