@@ -215,6 +215,10 @@ class TwoPhaseDriver final : public snapset::ArrayDriver {
                                              Strings(w, "luns", r.volume_ids);
                                              w.Key("timeout_ms");
                                              w.Uint64(uint64_t(r.timeout.count()));
+                                             if (r.expires_realtime_ns > 0) {  // host 1.1
+                                               w.Key("expires_at_unix_ms");
+                                               w.Uint64(uint64_t(r.expires_realtime_ns / 1000000));
+                                             }
                                            }),
                                            call, 201);
     if (!doc.ok()) return doc.status();

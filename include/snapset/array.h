@@ -106,7 +106,7 @@ extern "C" {
 /* ---------------------------------------------------------------- versions */
 
 #define SNAPSET_ARRAY_ABI_VERSION_MAJOR 1
-#define SNAPSET_ARRAY_ABI_VERSION_MINOR 0
+#define SNAPSET_ARRAY_ABI_VERSION_MINOR 1
 #define SNAPSET_ARRAY_ABI_VERSION \
   SNAPSET_ABI_MAKE_VERSION(SNAPSET_ARRAY_ABI_VERSION_MAJOR, SNAPSET_ARRAY_ABI_VERSION_MINOR)
 
@@ -235,6 +235,13 @@ typedef struct snapset_array_fence_request {
   const char *name;
   uint32_t timeout_ms; /* > 0: the array lifts the fence this long after it starts */
   uint32_t reserved;
+  /* 1.1: the same end as a time, CLOCK_REALTIME nanoseconds since the epoch
+   * (0: not given): no write may be held past it, also when the request
+   * reaches the array late. A driver whose array takes an absolute end
+   * sends this one; else it sends timeout_ms, less the time the request
+   * waited, and answers HOLD_WRITES_TIMEOUT, with no fence made, when the
+   * end has passed before the request could be sent. */
+  int64_t expires_realtime_ns;
 } snapset_array_fence_request;
 
 /* A fence that is up. */
@@ -387,7 +394,8 @@ typedef struct snapset_array_driver_ops {
  * storage duration; never NULL. Must not do I/O. */
 typedef const snapset_array_driver_ops *(*snapset_array_driver_entry_fn)(void);
 
-/* Sizes pinned for array ABI 1.0 on LP64. A change here breaks every driver. */
+/* Sizes pinned for array ABI 1.1 on LP64 (1.0's fence request ended before
+ * expires_realtime_ns). A change here breaks every driver. */
 #if defined(__LP64__)
 SNAPSET_STATIC_ASSERT(sizeof(snapset_array_call) == 16, "snapset_array_call 1.0 layout");
 SNAPSET_STATIC_ASSERT(sizeof(snapset_array_host) == 32, "snapset_array_host 1.0 layout");
@@ -399,8 +407,10 @@ SNAPSET_STATIC_ASSERT(sizeof(snapset_array_expose_request) == 56,
                       "snapset_array_expose_request 1.0 layout");
 SNAPSET_STATIC_ASSERT(sizeof(snapset_array_exposure) == 64,
                       "snapset_array_exposure 1.0 layout");
-SNAPSET_STATIC_ASSERT(sizeof(snapset_array_fence_request) == 32,
-                      "snapset_array_fence_request 1.0 layout");
+SNAPSET_STATIC_ASSERT(sizeof(snapset_array_fence_request) == 40,
+                      "snapset_array_fence_request 1.1 layout");
+SNAPSET_STATIC_ASSERT(offsetof(snapset_array_fence_request, expires_realtime_ns) == 32,
+                      "1.1 members of the fence request follow every 1.0 member");
 SNAPSET_STATIC_ASSERT(sizeof(snapset_array_fence) == 40, "snapset_array_fence 1.0 layout");
 SNAPSET_STATIC_ASSERT(sizeof(snapset_array_counters) == 24,
                       "snapset_array_counters 1.0 layout");

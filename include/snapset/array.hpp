@@ -120,6 +120,10 @@ struct FenceRequest {
   std::vector<std::string> volume_ids;
   std::string name;
   std::chrono::milliseconds timeout{0};  // the array lifts the fence after this
+  // The same end as a time (CLOCK_REALTIME ns; 0: not given, as from a
+  // host of array ABI 1.0): no write may be held past it, also when the
+  // request reaches the array late (array.h expires_realtime_ns).
+  int64_t expires_realtime_ns = 0;
 };
 
 struct ArrayFence {
@@ -544,7 +548,8 @@ struct Adapter {
                                     snapset_array_fence_sink sink, void* cookie) {
     return Run("start_fence", a, c, f, [&](ArrayDriver& d, const ArrayCall& call) -> Status {
       if (Status s = CheckStruct("start_fence", r, r ? r->struct_size : 0,
-                                 sizeof(snapset_array_fence_request), "the request");
+                                 offsetof(snapset_array_fence_request, expires_realtime_ns),
+                                 "the request");
           !s.ok())
         return s;
       if (Status s = NeedArg("start_fence", (const void*)sink, "sink"); !s.ok()) return s;
@@ -553,6 +558,8 @@ struct Adapter {
       request.volume_ids = Strings(r->volume_ids, r->volume_count);
       request.name = std::string(Str(r->name));
       request.timeout = std::chrono::milliseconds(r->timeout_ms);
+      if (SNAPSET_HAS_MEMBER(r, snapset_array_fence_request, expires_realtime_ns))
+        request.expires_realtime_ns = r->expires_realtime_ns;
       Result<ArrayFence> out = d.StartFence(request, call);
       if (!out.ok()) return out.status();
       SendFence(sink, cookie, *out);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <exception>
 #include <set>
 #include <thread>
@@ -147,6 +148,11 @@ Status ArraySetPart::Fence(const ArrayCall& policy) {
   request.timeout = std::max(std::chrono::milliseconds(1),
                              std::chrono::ceil<std::chrono::milliseconds>(
                                  policy.deadline - std::chrono::steady_clock::now()));
+  // And as a time, which a request reaching the array late cannot stretch.
+  request.expires_realtime_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(
+          (std::chrono::system_clock::now() + request.timeout).time_since_epoch())
+          .count();
   fence_requested_ = true;
   Result<ArrayFence> fence = dialect_->StartFence(request, policy);
   if (fence.ok()) {

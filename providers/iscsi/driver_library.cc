@@ -307,6 +307,7 @@ class LoadedDriver final : public ArrayDriver {
     r.volume_ids = ids.data();
     r.name = request.name.c_str();
     r.timeout_ms = uint32_t(std::min<int64_t>(request.timeout.count(), UINT32_MAX));
+    r.expires_realtime_ns = request.expires_realtime_ns;
     std::vector<ArrayFence> out;
     HostCall c(call);
     Status s =

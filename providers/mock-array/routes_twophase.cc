@@ -296,7 +296,8 @@ void MockArray::RegisterTwoPhaseRoutes(httplib::Server& server) {
   Route(server, "POST", "Fence.Create", api + "/fences",
         [this](const httplib::Request& req, httplib::Response& res) {
           rapidjson::Document doc;
-          if (!ParseBody(req, res, doc, {"label", "luns", "timeout_ms"})) return;
+          if (!ParseBody(req, res, doc, {"label", "luns", "timeout_ms", "expires_at_unix_ms"}))
+            return;
           const std::string label = Label(doc);
           if (!ValidName(label))
             return SendTp(res, 400, "BAD_FIELD", "label: 1 to 64 of [A-Za-z0-9._-]");
@@ -305,6 +306,19 @@ void MockArray::RegisterTwoPhaseRoutes(httplib::Server& server) {
           if (!doc.HasMember("timeout_ms") || !doc["timeout_ms"].IsUint() ||
               doc["timeout_ms"].GetUint() == 0 || doc["timeout_ms"].GetUint() > kMaxFenceMs) {
             return SendTp(res, 400, "BAD_FIELD", "timeout_ms: 1 to 60000");
+          }
+          // Optional: the fence's end as a time, which a request that
+          // reaches the array late cannot stretch.
+          std::chrono::milliseconds hold(doc["timeout_ms"].GetUint());
+          if (doc.HasMember("expires_at_unix_ms")) {
+            if (!doc["expires_at_unix_ms"].IsUint64())
+              return SendTp(res, 400, "BAD_FIELD", "expires_at_unix_ms: milliseconds since 1970");
+            const auto left = std::chrono::milliseconds(doc["expires_at_unix_ms"].GetUint64()) -
+                              std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  std::chrono::system_clock::now().time_since_epoch());
+            if (left.count() <= 0)
+              return SendTp(res, 409, "EXPIRED", "the fence's end has passed; nothing is fenced");
+            hold = std::min(hold, left);
           }
           if (!gate_) return SendTp(res, 501, "NOT_SUPPORTED", "this array has no write gate");
           std::lock_guard<std::mutex> lock(mu_);
@@ -319,8 +333,7 @@ void MockArray::RegisterTwoPhaseRoutes(httplib::Server& server) {
           }
           std::vector<std::string> files;
           for (int64_t id : luns) files.push_back(std::to_string(id) + ".img");
-          const auto until =
-              WriteGate::Clock::now() + std::chrono::milliseconds(doc["timeout_ms"].GetUint());
+          const auto until = WriteGate::Clock::now() + hold;
           Fence f{label, luns, gate_->Hold(files, until), until};
           const std::string id = "fence-" + std::to_string(f.hold);
           fences_[id] = f;
