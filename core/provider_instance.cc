@@ -329,9 +329,7 @@ Result<std::vector<ProviderObject>> ProviderInstance::ListObjects(const CallOpti
   CallState call(o);
   auto sink = [](void* cookie, const snapset_provider_object* p) {
     if (!p || !SNAPSET_HAS_MEMBER(p, snapset_provider_object, snapshot_id)) return;
-    auto str = [](const char* v) { return v ? std::string(v) : std::string(); };
-    static_cast<std::vector<ProviderObject>*>(cookie)->push_back(
-        {str(p->kind), str(p->name), str(p->location), str(p->set_id), str(p->snapshot_id)});
+    static_cast<std::vector<ProviderObject>*>(cookie)->push_back(ProviderObjectFromAbi(*p));
   };
   Status s = ToStatus("list_objects",
                       ops_.list_objects(instance_, ToCall(&call), o.flags, sink, &out), call);
@@ -342,14 +340,7 @@ Result<std::vector<ProviderObject>> ProviderInstance::ListObjects(const CallOpti
 Status ProviderInstance::RemoveObject(const ProviderObject& object, const CallOptions& o) {
   if (!lists_objects())
     return Status::NotImplemented("provider " + reg_.name + " does not remove its objects");
-  auto opt = [](const std::string& v) { return v.empty() ? nullptr : v.c_str(); };
-  snapset_provider_object c{};
-  c.struct_size = sizeof c;
-  c.kind = object.kind.c_str();
-  c.name = object.name.c_str();
-  c.location = object.location.c_str();
-  c.set_id = opt(object.set_id);
-  c.snapshot_id = opt(object.snapshot_id);
+  const snapset_provider_object c = ProviderObjectToAbi(object);
   CallState call(o);
   return ToStatus("remove_object", ops_.remove_object(instance_, ToCall(&call), o.flags, &c), call);
 }

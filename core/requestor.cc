@@ -188,9 +188,7 @@ class RequestorImpl : public Requestor {
     std::vector<OrphanRemoval> out;
     for (const auto& f : orphans) {
       OrphanRemoval r{f, Status::Ok()};
-      ProviderInstance* p = nullptr;
-      for (const auto& candidate : registry_->providers())
-        if (candidate->name() == f.provider) p = candidate.get();
+      ProviderInstance* p = registry_->FindByName(f.provider);
       if (!p) {
         r.status = Status::NotFound("provider " + f.provider + " is no longer registered");
       } else if (!dry_run) {

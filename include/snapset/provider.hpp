@@ -634,15 +634,8 @@ struct detail_adapter {
       if (!sink) return Status::InvalidArgument("list_objects: sink is NULL");
       std::vector<ProviderObject> all;
       SNAPSET_RETURN_IF_ERROR(in->provider->ListObjects(Call(in->host, call), &all));
-      auto opt = [](const std::string& v) { return v.empty() ? nullptr : v.c_str(); };
       for (const ProviderObject& o : all) {
-        snapset_provider_object c{};
-        c.struct_size = sizeof c;
-        c.kind = o.kind.c_str();
-        c.name = o.name.c_str();
-        c.location = o.location.c_str();
-        c.set_id = opt(o.set_id);
-        c.snapshot_id = opt(o.snapshot_id);
+        const snapset_provider_object c = ProviderObjectToAbi(o);
         sink(cookie, &c);
       }
       return Status::Ok();
@@ -656,10 +649,7 @@ struct detail_adapter {
       SNAPSET_RETURN_IF_ERROR(detail::CheckFlags("remove_object", flags, 0));
       if (!object || !SNAPSET_HAS_MEMBER(object, snapset_provider_object, snapshot_id))
         return Status::InvalidArgument("remove_object: object is NULL or too small");
-      auto str = [](const char* v) { return v ? std::string(v) : std::string(); };
-      ProviderObject o{str(object->kind), str(object->name), str(object->location),
-                       str(object->set_id), str(object->snapshot_id)};
-      return in->provider->RemoveObject(Call(in->host, call), o);
+      return in->provider->RemoveObject(Call(in->host, call), ProviderObjectFromAbi(*object));
     });
   }
 

@@ -6,6 +6,8 @@
 #ifndef SNAPSET_PROVIDER_OBJECT_HPP
 #define SNAPSET_PROVIDER_OBJECT_HPP
 
+#include <snapset/provider.h>
+
 #include <string>
 
 namespace snapset {
@@ -18,6 +20,27 @@ struct ProviderObject {
   std::string set_id;       // the set its name says it was made for
   std::string snapshot_id;  // the snapshot its name says it was made for
 };
+
+// The C form of `o`, pointing into `o` (valid while `o` lives and is not
+// changed); empty ids become NULL.
+inline snapset_provider_object ProviderObjectToAbi(const ProviderObject& o) {
+  auto opt = [](const std::string& v) { return v.empty() ? nullptr : v.c_str(); };
+  snapset_provider_object c{};
+  c.struct_size = sizeof c;
+  c.kind = o.kind.c_str();
+  c.name = o.name.c_str();
+  c.location = o.location.c_str();
+  c.set_id = opt(o.set_id);
+  c.snapshot_id = opt(o.snapshot_id);
+  return c;
+}
+
+// A copy of the C form; NULL members become empty strings. REQUIRES: `c`
+// holds every member (its struct_size covers snapshot_id).
+inline ProviderObject ProviderObjectFromAbi(const snapset_provider_object& c) {
+  auto str = [](const char* v) { return v ? std::string(v) : std::string(); };
+  return {str(c.kind), str(c.name), str(c.location), str(c.set_id), str(c.snapshot_id)};
+}
 
 }  // namespace snapset
 
