@@ -1,0 +1,6 @@
+// SPDX-License-Identifier: Apache-2.0
+// STUB: replaced by the cow fixture.
+#include "conformance/fixture.hpp"
+namespace snapset::conformance {
+std::unique_ptr<Fixture> MakeCowFixture(const FixtureOptions&) { return nullptr; }
+}  // namespace snapset::conformance
