@@ -65,6 +65,8 @@ struct WorkDir {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "--internal-crash-worker")
+    return RunCrashWorker(argc, argv);
   CLI::App app{
       "snapset-conformance: proves a snapset provider or array driver right, through its C "
       "ABI, on real volumes.\nSee docs/qa-guide.md."};

@@ -74,9 +74,9 @@ void CaseContext::Open() {
   Expect(host_->Load(setup_.provider_config), "on_load");
 }
 
-void CaseContext::Reload() {
+void CaseContext::Reload(HostFlavour flavour) {
   host_->Unload();
-  Expect(host_->Load(setup_.provider_config), "on_load after on_unload");
+  Expect(host_->Load(setup_.provider_config, flavour), "on_load after on_unload");
 }
 
 const snapset_volume* CaseContext::volume(int i) const { return abi_.at(i)->get(); }
@@ -127,23 +127,16 @@ std::string CaseContext::NewUuid() {
 
 // ---------------------------------------------------------------- holds
 
-struct CaseContext::Holds {
-  PluginHost* host = nullptr;
-  std::vector<std::unique_ptr<WriteHold>> freezes;
-  std::vector<const snapset_volume*> provider_held;
-  std::mutex mu;
-  bool released = false;
-
+void CaseContext::Holds::Release() {
+  std::lock_guard<std::mutex> lock(mu);
+  if (released) return;
+  released = true;
   // Bottom-up: the provider's holds, then the filesystems above them.
-  void Release() {
-    std::lock_guard<std::mutex> lock(mu);
-    if (released) return;
-    released = true;
-    for (const snapset_volume* v : provider_held) (void)host->ReleaseWrites(v);
-    for (auto& f : freezes) (void)f->Release();
-  }
-  ~Holds() { Release(); }
-};
+  for (const snapset_volume* v : provider_held) (void)host->ReleaseWrites(v);
+  for (auto& f : freezes) (void)f->Release();
+}
+
+CaseContext::Holds::~Holds() { Release(); }
 
 std::unique_ptr<CaseContext::Holds> CaseContext::HoldWrites(const std::vector<int>& volumes,
                                                             bool* all_held) {

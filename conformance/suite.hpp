@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <set>
 #include <string>
@@ -27,6 +28,7 @@
 #include "conformance/plugin_host.hpp"
 #include "core/volume.hpp"
 #include "core/volume_abi.hpp"
+#include "core/write_hold.hpp"
 
 namespace snapset::conformance {
 
@@ -97,7 +99,8 @@ class CaseContext {
   // Opens the library and loads an instance (the runner does it before each
   // case); Reload unloads and loads a new one, as after a restart.
   void Open();
-  void Reload();
+  void Reload(HostFlavour flavour = HostFlavour::kCurrent);
+  const FixtureSetup& setup() const { return setup_; }
 
   int volume_count() const { return int(resolved_.size()); }
   const snapset_volume* volume(int i) const;
@@ -135,8 +138,20 @@ class CaseContext {
   // Empty when nothing new is left; else one line per leftover.
   std::vector<std::string> NewResidue();
 
-  // Hold and release, exposed for the window cases.
-  struct Holds;
+  // The writes held for a commit window: FIFREEZE of the filesystems, the
+  // provider's holds. Release (bottom-up) is idempotent and thread-safe;
+  // the destructor releases.
+  struct Holds {
+    PluginHost* host = nullptr;
+    std::vector<std::unique_ptr<WriteHold>> freezes;
+    std::vector<const snapset_volume*> provider_held;
+    std::mutex mu;
+    bool released = false;
+    void Release();
+    ~Holds();
+  };
+  // Holds the writes of `volumes` top-down; *all_held false when some
+  // cannot be held. Fails the case when a hold fails.
   std::unique_ptr<Holds> HoldWrites(const std::vector<int>& volumes, bool* all_held);
 
  private:
