@@ -69,6 +69,17 @@ void EntryAndVersion(CaseContext& ctx) {
     Fail("list_objects and remove_object must both be set or both be NULL");
   if ((ops.expose_snapshot == nullptr) != (ops.unexpose_snapshot == nullptr))
     Fail("expose_snapshot and unexpose_snapshot must both be set or both be NULL");
+  // The evidence, and what the capability cases will skip.
+  std::string offered, absent;
+  for (const char* cap : {capability::kExpose, capability::kRevert, capability::kHoldWrites,
+                          capability::kFences, capability::kObjects, capability::kChangedBlocks}) {
+    std::string& list = ctx.HasCapability(cap) ? offered : absent;
+    list += (list.empty() ? "" : ", ") + std::string(cap);
+  }
+  throw CaseEnd{Verdict::kPass, "ABI " + Version(h.plugin_abi_version()) + ", table of " +
+                                    std::to_string(h.plugin_struct_size()) + " bytes; offers " +
+                                    (offered.empty() ? "none" : offered) +
+                                    "; not offered: " + (absent.empty() ? "none" : absent)};
 }
 
 // The provider works with a host table of another minor version.
@@ -250,8 +261,10 @@ void GarbageInput(CaseContext& ctx) {
     const std::string shown =
         id.size() > 20 ? id.substr(0, 8) + "... (" + std::to_string(id.size()) + " bytes)"
                        : "\"" + id + "\"";
-    Answer b = h.BeginPrepare(CaseContext::NewUuid(), id, ctx.volume(0));
+    const std::string set_id = CaseContext::NewUuid();
+    Answer b = h.BeginPrepare(set_id, id, ctx.volume(0));
     if (b.ok()) bad.push_back("begin_prepare_snapshot took snapshot id " + shown);
+    (void)h.SetEvent(Event::kAbort, set_id);
     SnapshotInfo info;
     Answer p = h.Properties(id, &info);
     if (p.ok()) bad.push_back("get_snapshot_properties found snapshot id " + shown);

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // Crash: a host process taking a set is killed with SIGKILL at random
-// moments of the set's life; a new instance (as the coordinator's next
-// start) aborts the set, or deletes it if it was complete, and nothing is
-// left, in list_snapshots or on the storage.
+// moments of the set's life; a new instance recovers as the coordinator's
+// next start does -- abort_snapshots, then delete_snapshot of each of the
+// set's snapshot ids -- and nothing is left, in list_snapshots or on the
+// storage.
 //
 // The host that dies is a fresh process: this binary run again with
 // --internal-crash-worker (RunCrashWorker), so it shares nothing with the
@@ -104,10 +105,13 @@ void KillAtRandomMoments(CaseContext& ctx) {
   for (int k = 0; k < kKills; ++k) {
     // Process start-up and on_load come first; spread over them and the set.
     const int delay_ms = 20 + int(ctx.rng()() % uint64_t(set_ms * 1.5 + 200));
+    // The host records the set's ids before it prepares (snapset's catalog
+    // does), so its recovery knows them.
     const std::string set_id = CaseContext::NewUuid();
-    const pid_t pid =
-        StartWorker({SelfPath(), "--internal-crash-worker", ctx.setup().provider_library,
-                     config_path, set_id, ctx.resolved(0).name, ctx.resolved(1).name});
+    const std::vector<std::string> ids = {CaseContext::NewUuid(), CaseContext::NewUuid()};
+    const pid_t pid = StartWorker({SelfPath(), "--internal-crash-worker",
+                                   ctx.setup().provider_library, config_path, set_id, ids[0],
+                                   ids[1], ctx.resolved(0).name, ctx.resolved(1).name});
     if (pid < 0) Fail(std::string("cannot fork: ") + std::strerror(errno));
     std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
     ::kill(pid, SIGKILL);
@@ -119,20 +123,19 @@ void KillAtRandomMoments(CaseContext& ctx) {
            std::to_string(WEXITSTATUS(status)) + "): it could not drive a set");
     Thaw(ctx.resolved(0));
     Thaw(ctx.resolved(1));
-    // The next host: a new instance aborts what the dead one left.
+    // The next host, as snapset's recovery does: a new instance aborts the
+    // set, then deletes each of its snapshots by id (NOT_FOUND: never made,
+    // or undone by the abort).
     ctx.Reload();
     Answer abort = ctx.host().SetEvent(Event::kAbort, set_id);
-    if (abort.code == SNAPSET_E_BAD_STATE) {
-      // The set was complete when the host died: the host deletes it.
-      for (const auto& s : ctx.Listed(set_id)) {
-        Answer d = ctx.host().Delete(s.snapshot_id);
-        if (!d.ok())
-          Fail("after a kill at " + std::to_string(delay_ms) + " ms, deleting snapshot " +
-               s.snapshot_id + " of the complete set failed: " + d.Describe());
-      }
-    } else if (!abort.ok()) {
+    if (!abort.ok() && abort.code != SNAPSET_E_BAD_STATE)
       Fail("after a kill at " + std::to_string(delay_ms) +
            " ms, a new instance's abort_snapshots failed: " + abort.Describe());
+    for (const std::string& id : ids) {
+      Answer d = ctx.host().Delete(id);
+      if (!d.ok() && d.code != SNAPSET_E_NOT_FOUND)
+        Fail("after a kill at " + std::to_string(delay_ms) + " ms, deleting snapshot " + id +
+             " failed: " + d.Describe());
     }
     if (auto left = ctx.NewResidue(); !left.empty())
       Fail("after a kill at " + std::to_string(delay_ms) +
@@ -154,14 +157,14 @@ const CaseRegistrar registrar({
 }  // namespace
 
 int RunCrashWorker(int argc, char** argv) {
-  // --internal-crash-worker LIBRARY CONFIG_FILE SET_ID VOLUME VOLUME
-  if (argc != 7) return 2;
+  // --internal-crash-worker LIBRARY CONFIG_FILE SET_ID SNAPSHOT_ID SNAPSHOT_ID VOLUME VOLUME
+  if (argc != 9) return 2;
   std::ifstream in(argv[3]);
   std::stringstream config;
   config << in.rdbuf();
   FixtureSetup setup{argv[2], config.str(), "worker"};
   std::vector<Volume> volumes;
-  for (int i = 5; i < 7; ++i) {
+  for (int i = 7; i < 9; ++i) {
     auto v = ResolveVolume(argv[i]);
     if (!v.ok()) return 3;
     volumes.push_back(std::move(*v));
@@ -174,6 +177,12 @@ int RunCrashWorker(int argc, char** argv) {
     SetRun set;
     set.set_id = argv[4];
     set.volumes = {0, 1};
+    for (int i = 0; i < 2; ++i) {
+      Answer a = ctx.host().BeginPrepare(set.set_id, argv[5 + i], ctx.volume(i));
+      if (!a.ok()) Fail("begin_prepare_snapshot failed: " + a.Describe());
+      set.snapshot_ids.push_back(argv[5 + i]);
+    }
+    set.state = SNAPSET_STATE_PREPARING;
     ctx.DriveTo(set, SNAPSET_STATE_COMPLETE);
   } catch (const CaseEnd& e) {
     std::cerr << e.reason << "\n";

@@ -91,11 +91,30 @@ void Properties(CaseContext& ctx) {
 void ListAfterReload(CaseContext& ctx) {
   SetRun set = ctx.CreateSet({0, 1});
   ctx.Reload();
-  ExpectListed(ctx, set, "after on_unload and a new on_load");
+  // Found by snapshot id first: a provider that keeps the snapshots but
+  // forgets their set is told so apart.
+  std::vector<SnapshotInfo> all;
+  if (Answer a = ctx.host().List(&all); !a.ok()) Fail("list_snapshots failed: " + a.Describe());
+  std::string lost_set;
+  for (const std::string& id : set.snapshot_ids) {
+    const SnapshotInfo* found = nullptr;
+    for (const auto& s : all)
+      if (s.snapshot_id == id) found = &s;
+    if (!found) {
+      ctx.DeleteSet(set);
+      Fail("after on_unload and a new on_load, list_snapshots does not show snapshot " + id);
+    }
+    if (found->set_id != set.set_id) lost_set = found->set_id;
+  }
   SnapshotInfo p;
   Answer a = ctx.host().Properties(set.snapshot_ids[0], &p);
-  if (!a.ok()) Fail("after a reload, get_snapshot_properties fails: " + a.Describe());
   ctx.DeleteSet(set);
+  if (!a.ok()) Fail("after a reload, get_snapshot_properties fails: " + a.Describe());
+  if (!lost_set.empty() || p.set_id != set.set_id)
+    Warn("after a reload the snapshots are listed, but with set id \"" + lost_set +
+         "\" instead of " + set.set_id +
+         ": the provider does not keep a snapshot's set, so a "
+         "host must keep it (snapset's catalog does)");
 }
 
 void SameSnapshotId(CaseContext& ctx) {

@@ -46,6 +46,9 @@ struct FixtureSetup {
   std::string provider_library;  // the .so to test
   std::string provider_config;   // the registration's "config" as JSON text
   std::string provider_name;     // for reports
+  // The iSCSI initiator name the LUNs are mapped to, with which the suite
+  // resolves iscsi:// volumes ("" : the host's own, core/iscsi_identity.hpp).
+  std::string initiator_iqn;
 };
 
 class Fixture {

@@ -174,6 +174,10 @@ int main(int argc, char** argv) {
     return kExitFixture;
   }
   if (!library.empty()) setup->provider_library = fs::absolute(library).string();
+  // Resolution here and in the crash worker logs in as the fixture's
+  // initiator, the name its LUNs are mapped to.
+  if (!setup->initiator_iqn.empty())
+    ::setenv("SNAPSET_INITIATOR_IQN", setup->initiator_iqn.c_str(), 1);
   std::vector<snapset::Volume> volumes;
   for (const std::string& name : (*fixture)->volumes()) {
     auto v = snapset::ResolveVolume(name);

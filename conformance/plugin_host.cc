@@ -290,6 +290,13 @@ Answer PluginHost::Unexpose(const std::string& snapshot_id, const CallSettings& 
   });
 }
 
+Answer PluginHost::Revert(const std::string& snapshot_id, const CallSettings& s) {
+  if (!ops_.revert_to_snapshot) return Answer{SNAPSET_E_NOT_IMPLEMENTED, "not offered", 0};
+  return Run("revert_to_snapshot", s, [&](snapset_call* c) {
+    return ops_.revert_to_snapshot(instance_, c, s.flags, snapshot_id.c_str());
+  });
+}
+
 Answer PluginHost::CanHoldWrites(const snapset_volume* v, const CallSettings& s) {
   if (!ops_.hold_writes) return Answer{SNAPSET_E_NOT_IMPLEMENTED, "not offered", 0};
   if (!ops_.can_hold_writes) return Answer{};  // 1.0: every volume it takes

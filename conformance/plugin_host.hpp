@@ -106,6 +106,7 @@ class PluginHost {
   Answer Expose(const std::string& snapshot_id, std::string* exposed_as,
                 const CallSettings& s = {});
   Answer Unexpose(const std::string& snapshot_id, const CallSettings& s = {});
+  Answer Revert(const std::string& snapshot_id, const CallSettings& s = {});
   Answer CanHoldWrites(const snapset_volume* v, const CallSettings& s = {});
   Answer HoldWrites(const snapset_volume* v, const CallSettings& s = {});
   Answer ReleaseWrites(const snapset_volume* v, const CallSettings& s = {});

@@ -44,8 +44,8 @@ std::vector<CaseOutcome> RunCases(Fixture& fixture, const FixtureSetup& setup,
 std::vector<const CaseDef*> SelectCases(const std::string& filter);
 
 // The host process crash.kill-host kills: `snapset-conformance
-// --internal-crash-worker LIBRARY CONFIG_FILE SET_ID VOLUME VOLUME` takes one
-// set and waits to be killed (cases_crash.cc).
+// --internal-crash-worker LIBRARY CONFIG_FILE SET_ID SNAPSHOT_ID SNAPSHOT_ID
+// VOLUME VOLUME` takes one set and waits to be killed (cases_crash.cc).
 int RunCrashWorker(int argc, char** argv);
 
 }  // namespace snapset::conformance
