@@ -104,6 +104,20 @@ std::string BuiltinDriverDir() {
   return dir + "/../array-drivers";
 }
 
+// 8-4-4-4-12 hex digits: the ids the host sends, and the only ones that may
+// become names on an array (snapset-<id>).
+bool IsUuid(std::string_view s) {
+  if (s.size() != 36) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    const bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+    if (dash ? c != '-'
+             : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
+      return false;
+  }
+  return true;
+}
+
 // What every replica of this provider is.
 constexpr uint32_t kReplicaAttributes =
     SNAPSET_ATTR_PERSISTENT | SNAPSET_ATTR_HARDWARE_ASSISTED | SNAPSET_ATTR_READ_ONLY;
@@ -189,6 +203,17 @@ class IscsiProvider : public Provider {
 
   Status BeginPrepareSnapshot(const Call&, std::string_view set_id, std::string_view snapshot_id,
                               const VolumeRef& volume, uint32_t) override {
+    for (std::string_view id : {set_id, snapshot_id}) {
+      if (!IsUuid(id))
+        return Status::InvalidArgument("\"" + std::string(id.substr(0, 64)) +
+                                       "\" is not a UUID; set and snapshot ids name "
+                                       "objects on the array (snapset-<id>)");
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (known_.count(std::string(snapshot_id)))
+        return Status::AlreadyExists("snapshot " + std::string(snapshot_id) + " exists already");
+    }
     Result<VolumeMatch> match = Match(volume);
     if (!match.ok()) return match.status();
     std::shared_ptr<SetState> set = Set(set_id, /*create=*/true);
@@ -326,6 +351,10 @@ class IscsiProvider : public Provider {
     SNAPSET_RETURN_IF_ERROR(
         RunOnEveryPart(set->Parts(), [&](ArraySetPart& p) { return p.Abort(policy); }));
     Forget(set_id);
+    // Aborted after post-commit: its replicas are gone, and so is what this
+    // process knew of them.
+    std::lock_guard<std::mutex> lock(mu_);
+    std::erase_if(known_, [&](const auto& k) { return k.second.set_id == set_id; });
     return Status::Ok();
   }
 
