@@ -260,6 +260,7 @@ class MockArrayFixture : public Fixture {
     setup.provider_config =
         "{\"initiator_iqn\":" + Quote(kHostInitiator) + ",\"arrays\":[" + arrays + "]}";
     setup.provider_name = "iscsi/" + dialect_;
+    setup.initiator_iqn = kHostInitiator;
     return setup;
   }
 
@@ -332,21 +333,28 @@ class MockArrayFixture : public Fixture {
   std::vector<std::string> fault_operations() const override {
     // The operations the provider sends in each phase, on the arrays
     // (providers/iscsi/iscsi_provider.cc, array_set_part.cc, and the
-    // dialect's driver): end_prepare lists the groups and makes the set's
-    // temporary one; the window (hold_writes, commit) fences (twophase),
-    // snapshots the group and polls its job; post_commit removes the group;
-    // delete_snapshot removes the replica.
+    // dialect's driver): end_prepare logs in (each set has sessions of its
+    // own), lists the groups and makes the set's temporary one; the window (hold_writes, commit)
+    // fences (twophase), snapshots the group and polls its job; post_commit removes the group;
+    // delete_snapshot looks for the replica in the inventory and removes
+    // it.
     if (dialect_ == "twophase") {
-      return {"prepare:ConsistencyGroup.List",
+      return {"prepare:Session.Create",
+              "prepare:ConsistencyGroup.List",
               "prepare:ConsistencyGroup.Create",
               "commit:Fence.Create",
               "commit:ConsistencyGroup.Snapshot",
               "commit:Job.Get",
               "post-commit:ConsistencyGroup.Delete",
+              "delete:Snapshot.List",
               "delete:Snapshot.Delete"};
     }
-    return {"prepare:ConsistencyGroup.List", "prepare:ConsistencyGroup.Create",
-            "commit:ConsistencyGroup.CreateReplicaTarget", "post-commit:ConsistencyGroup.Delete",
+    return {"prepare:Session.Create",
+            "prepare:ConsistencyGroup.List",
+            "prepare:ConsistencyGroup.Create",
+            "commit:ConsistencyGroup.CreateReplicaTarget",
+            "post-commit:ConsistencyGroup.Delete",
+            "delete:Volume.List",
             "delete:Volume.RemoveReplicaRelationship"};
   }
 
