@@ -131,7 +131,7 @@ void WriteOrderUnderLoad(CaseContext& ctx) {
   const uint64_t writes = load.done - first;
   notes = std::to_string(kRounds) + " sets of " + std::to_string(m) + " volumes under " +
           std::to_string(writes) + " rounds of writes: each a prefix of the writes, skew at most " +
-          std::to_string(max_skew) + " step";
+          std::to_string(max_skew) + (max_skew == 1 ? " step" : " steps");
   if (writes < uint64_t(kRounds))
     Warn(notes + "; the writer made too little progress for this to prove much");
   // A pass carries its evidence in the report.
