@@ -261,6 +261,7 @@ class MockArrayFixture : public Fixture {
         "{\"initiator_iqn\":" + Quote(kHostInitiator) + ",\"arrays\":[" + arrays + "]}";
     setup.provider_name = "iscsi/" + dialect_;
     setup.initiator_iqn = kHostInitiator;
+    setup.initiator_iqn = kHostInitiator;
     return setup;
   }
 
