@@ -93,8 +93,8 @@ class Matrix {
     }
     if (violations_.empty()) return;
     std::string text = std::to_string(violations_.size()) + " of " +
-                       std::to_string(ops_.size() * std::size(kKinds)) + " fault cells in phase " +
-                       phase_ + " went wrong:";
+                       std::to_string(ops_.size() * std::size(kKinds) - not_applicable_) +
+                       " fault cells in phase " + phase_ + " went wrong:";
     for (const std::string& v : violations_) text += "\n  " + v;
     Fail(text);
   }
@@ -161,7 +161,11 @@ class Matrix {
 
   bool Inject() {
     Status s = ctx_.fixture().InjectFault(op_, kind_, int(kFaultDelay.count()));
-    if (!s.ok()) Violation("arming the fault failed: " + s.ToString());
+    if (s.Is(Code::kNotImplemented)) {
+      ++not_applicable_;  // this storage cannot fail this operation this way
+    } else if (!s.ok()) {
+      Violation("arming the fault failed: " + s.ToString());
+    }
     return s.ok();
   }
 
@@ -210,12 +214,17 @@ class Matrix {
       failed = ctx_.host().SetEvent(Event::kCommit, set.id, in_window);
       *step = "commit_snapshots";
     }
+    // After a failed step the release is the array's too: one the fault
+    // stalls (a hung member copy holds a twophase array's lock) cannot lift
+    // its fence now, and need not, since the fence lifts itself at the
+    // window's end; the residue check below still finds one left up.
+    const bool stalled = !failed.ok() && (kind_ == "hang" || kind_ == "delay");
     for (const snapset_volume* vol : asked) {
-      Answer r = ctx_.host().ReleaseWrites(vol, Within(kGenerous));
+      Answer r = ctx_.host().ReleaseWrites(vol, Within(stalled ? kFaultDeadline : kGenerous));
       if (!r.ok() && failed.ok()) {
         failed = r;
         *step = "release_writes";
-      } else if (!r.ok()) {
+      } else if (!r.ok() && !stalled) {
         Violation("release_writes after a failed " + *step + " failed: " + r.Describe());
       }
     }
@@ -347,6 +356,7 @@ class Matrix {
   std::string op_, kind_, cell_;
   std::vector<std::string> violations_;
   std::set<std::string> reported_;
+  size_t not_applicable_ = 0;  // cells whose fault the fixture cannot arm
 };
 
 void Faults(CaseContext& ctx, const std::string& phase) {
