@@ -17,10 +17,16 @@ std::string Version(uint32_t v) {
 }
 
 // Appends "what: answer" to `bad` unless the answer is INVALID_ARGUMENT
-// with a message.
+// with a message. An OK fails the case at once: the call took effect, and
+// the set is no longer where the case thinks it is.
 void ExpectRejected(const Answer& a, const std::string& what, std::vector<std::string>* bad) {
   if (a.code == SNAPSET_E_INVALID_ARGUMENT && !a.message.empty()) return;
   bad->push_back(what + " gave " + (a.ok() ? std::string("OK") : a.Describe()));
+  if (a.ok()) {
+    std::string text;
+    for (const auto& b : *bad) text += (text.empty() ? "" : "; ") + b;
+    Fail("unknown flag bits must give INVALID_ARGUMENT with a message: " + text);
+  }
 }
 
 std::string Join(const std::vector<std::string>& items) {

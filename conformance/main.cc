@@ -161,6 +161,9 @@ int main(int argc, char** argv) {
   }
   fixture_options.work_dir = work.path;
   auto fixture = MakeFixture(fixture_options);
+  if (fixture.ok() && !*fixture)
+    fixture = snapset::Status::NotImplemented("the " + fixture_options.name +
+                                              " fixture is not built into this suite");
   if (!fixture.ok()) {
     std::cerr << "snapset-conformance: " << fixture.status().message() << "\n";
     return fixture.status().code() == snapset::Code::kInvalidArgument ? kExitUsage : kExitFixture;

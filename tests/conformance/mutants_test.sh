@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+#
+# Mutation proof for snapset-conformance: the suite passes the good shim
+# (mutant_none, mutant_iscsi_none: the same source with no defect) and
+# fails each deliberately broken provider in the case that catches its
+# defect. Usage: mutants_test.sh SNAPSET_CONFORMANCE MUTANT_DIR
+set -euo pipefail
+
+suite=$1
+dir=$2
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "conformance_mutants needs root (loop devices, mounts, iSCSI targets)" >&2
+  [[ "${CI:-}" == "true" ]] && exit 1
+  exit 77
+fi
+
+# mutant | fixture | the case that must fail ("-": none may fail) | extra arguments
+cases=(
+  "none|loop|-|"
+  "iscsi_none|mock-swordfish|-|"
+  "ignores_unknown_flags|loop|abi.unknown-flags|"
+  "leaks_abort_prepared|loop|abort.in-prepared|"
+  "leaks_abort_committed|loop|abort.in-committed|"
+  "aborts_on_bad_order|loop|order.bad-state-matrix|"
+  "copy_after_release|loop|consistency.write-order-under-load|"
+  "members_apart|mock-swordfish|consistency.write-order-under-load|"
+  "slow_commit|loop|window.commit-latency|--commit-fail-ms 1500"
+  "forgets_after_reload|loop|lifecycle.list-after-reload|"
+  "delete_not_idempotent|loop|idempotency.delete-twice|"
+  "wrong_code|loop|idempotency.same-snapshot-id|"
+  "logs_secret|loop|secrets.not-logged|--secret hunter2-conformance --filter ^(lifecycle.one-volume|secrets.not-logged)$"
+  "ignores_deadline|loop|window.deadline-and-cancel|"
+  "leaks_after_fault|mock-swordfish|faults.*|--filter ^faults\."
+)
+
+failures=0
+printf '%-24s %-16s %-36s %4s  %s\n' mutant fixture "expected to fail" time result
+for row in "${cases[@]}"; do
+  IFS='|' read -r name fixture expected extra <<<"$row"
+  args=(--fixture "$fixture" --library "$dir/libmutant_$name.so" -q --json "$work/$name.json")
+  if [[ -n "$extra" ]]; then
+    read -r -a more <<<"$extra"
+    args+=("${more[@]}")
+  elif [[ "$expected" != "-" ]]; then
+    args+=(--filter "^${expected//./\\.}\$")
+  fi
+  start=$SECONDS
+  set +e
+  "$suite" "${args[@]}" >"$work/$name.out" 2>&1
+  status=$?
+  set -e
+  took=$((SECONDS - start))
+  verdict=$(python3 - "$work/$name.json" "$expected" "$status" <<'PY'
+import json, re, sys
+path, expected, status = sys.argv[1], sys.argv[2], int(sys.argv[3])
+try:
+    report = json.load(open(path))
+except Exception as e:
+    print(f"BAD: no report (exit {status})"); sys.exit()
+failed = [c for c in report["cases"] if c["verdict"] == "fail"]
+if expected == "-":
+    if status == 0 and not failed:
+        print(f"ok: {report['totals']['pass']} passed, none failed")
+    else:
+        print("BAD: the good provider failed " + "; ".join(c["name"] + ": " + c["reason"] for c in failed) + f" (exit {status})")
+    sys.exit()
+pattern = re.compile("^" + expected.replace(".", r"\.").replace("*", ".*") + "$")
+hit = [c for c in failed if pattern.match(c["name"])]
+if status == 1 and hit:
+    print("ok: " + hit[0]["name"] + " failed: " + hit[0]["reason"][:110])
+else:
+    print(f"BAD: {expected} did not fail (exit {status}; failed: " + ", ".join(c["name"] for c in failed) + ")")
+PY
+)
+  printf '%-24s %-16s %-36s %3ss  %s\n' "$name" "$fixture" "$expected" "$took" "$verdict"
+  if [[ "$verdict" != ok:* ]]; then
+    failures=$((failures + 1))
+    sed 's/^/    /' "$work/$name.out" | tail -20
+  fi
+done
+
+if ((failures)); then
+  echo "FAIL: $failures of ${#cases[@]} rows went wrong"
+  exit 1
+fi
+echo "PASS: the suite passes the good providers and fails every mutant in its case"
