@@ -119,6 +119,9 @@ class Matrix {
       // client needs, so a garbled one is not read (the abort or the next
       // delete below still has to leave nothing).
       if (kind_ == "garbage" && Deletes()) return;
+      // A delete is idempotent: one whose reply was lost may be sent again
+      // (and find the object gone).
+      if (kind_ == "drop" && Deletes()) return;
       Violation(step + " answered OK: the fault must fail it");
       return;
     }
@@ -194,7 +197,8 @@ class Matrix {
   // provider holds, commit, release every hold asked for (also one that
   // failed: its fence may be up although its reply was lost). Returns the
   // first failure of hold, commit or release, *step naming it.
-  Answer Window(const Set& set, milliseconds window, std::string* step) {
+  Answer Window(const Set& set, milliseconds window, std::string* step,
+                milliseconds release_within = kGenerous) {
     CallSettings in_window;
     in_window.deadline = Clock::now() + window;
     std::vector<const snapset_volume*> asked;
@@ -220,14 +224,15 @@ class Matrix {
     // window's end; the residue check below still finds one left up.
     const bool stalled = !failed.ok() && (kind_ == "hang" || kind_ == "delay");
     for (const snapset_volume* vol : asked) {
-      Answer r = ctx_.host().ReleaseWrites(vol, Within(stalled ? kFaultDeadline : kGenerous));
+      Answer r = ctx_.host().ReleaseWrites(vol, Within(stalled ? kFaultDeadline : release_within));
       if (!r.ok() && failed.ok()) {
         failed = r;
         *step = "release_writes";
-      } else if (!r.ok() && !stalled) {
+      } else if (!r.ok() && !stalled && *step != "release_writes") {
         Violation("release_writes after a failed " + *step + " failed: " + r.Describe());
       }
     }
+    if (failed.ok()) *step = "the window (hold_writes, commit_snapshots, release_writes)";
     return failed;
   }
 
@@ -287,7 +292,9 @@ class Matrix {
         Inject()) {
       const auto at = Clock::now();
       std::string step;
-      Answer a = Window(set, kFaultDeadline, &step);
+      // The release has the fault's deadline too: it is the fault's step
+      // when the fault is on lifting a fence.
+      Answer a = Window(set, kFaultDeadline, &step, kFaultDeadline);
       ExpectFailed(step, a, step != "release_writes", kFaultDeadline);
       Disarm(at);
     }

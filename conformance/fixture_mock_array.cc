@@ -347,6 +347,7 @@ class MockArrayFixture : public Fixture {
               "commit:ConsistencyGroup.Snapshot",
               "commit:Job.Get",
               "commit:ConsistencyGroup.CopyMember",
+              "commit:Fence.Delete",
               "post-commit:ConsistencyGroup.Delete",
               "delete:Snapshot.List",
               "delete:Snapshot.Delete"};
