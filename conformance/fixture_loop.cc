@@ -97,10 +97,15 @@ class LoopFixture : public Fixture {
     for (int i = 0; i < count; ++i) {
       const std::string backing = pool_ + "/vol-" + std::to_string(i) + ".img";
       SNAPSET_RETURN_IF_ERROR(MakeSparseFile(backing, kVolumeBytes));
+      // No lazy initialisation: a background thread writing inode tables
+      // would slow every freeze of the run.
       auto loop = Run({"losetup", "--find", "--show", backing});
       if (!loop.ok()) return loop.status();
       devices_.push_back(Trim(*loop));
-      if (auto r = Run({"mkfs.ext4", "-q", "-F", devices_.back()}); !r.ok()) return r.status();
+      if (auto r = Run({"mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0",
+                        devices_.back()});
+          !r.ok())
+        return r.status();
       const std::string mount = dir_ + "/vol-" + std::to_string(i);
       fs::create_directories(mount);
       if (auto r = Run({"mount", "-t", "ext4", devices_.back(), mount}); !r.ok()) return r.status();
