@@ -90,7 +90,7 @@ class CowFixture : public Fixture {
   ~CowFixture() override { Stop(); }
 
   std::string Describe() const override {
-    return std::to_string(names_.size()) + " software-cow volumes of " +
+    return std::to_string(count_) + " software-cow volumes of " +
            std::to_string(kVolumeBytes >> 20) + " MiB served by a private snapset-cowd";
   }
 
@@ -102,6 +102,7 @@ class CowFixture : public Fixture {
     auto daemon = BundledPath(Bundled::kCowDaemon);
     if (!daemon.ok()) return daemon.status();
     owner_ = ::getpid();
+    count_ = count;
     std::error_code ec;
     fs::create_directories(mount_, ec);
     if (ec) return Status::Unavailable("cannot create " + mount_ + ": " + ec.message());
@@ -263,6 +264,7 @@ class CowFixture : public Fixture {
   const std::string dir_, state_, mount_, socket_, log_;
   pid_t owner_ = 0;
   pid_t pid_ = -1;
+  int count_ = 0;
   std::vector<std::string> names_, origins_, volumes_;
 };
 
