@@ -92,7 +92,7 @@ void EntryAndVersion(CaseContext& ctx) {
 void OtherHost(CaseContext& ctx, HostFlavour flavour) {
   ctx.Reload(flavour);
   SetRun set = ctx.CreateSet({0});
-  if (ctx.Listed(set.set_id).size() != 1)
+  if (ctx.Listed(set).size() != 1)
     Fail("list_snapshots does not show the snapshot made with this host table");
   ctx.DeleteSet(set);
 }

@@ -15,7 +15,7 @@ void AbortIn(CaseContext& ctx, int32_t state) {
   ctx.DriveTo(set, state);
   Answer a = ctx.host().SetEvent(Event::kAbort, set.set_id);
   if (!a.ok()) Fail("abort_snapshots failed: " + a.Describe());
-  if (auto listed = ctx.Listed(set.set_id); !listed.empty())
+  if (auto listed = ctx.Listed(set); !listed.empty())
     Fail("after abort_snapshots, list_snapshots still shows " + std::to_string(listed.size()) +
          " snapshots of the set");
   for (const std::string& id : set.snapshot_ids) {
@@ -46,7 +46,7 @@ void NewSetAfterAbort(CaseContext& ctx) {
   Answer a = ctx.host().SetEvent(Event::kAbort, aborted.set_id);
   if (!a.ok()) Fail("abort_snapshots failed: " + a.Describe());
   SetRun next = ctx.CreateSet({0, 1});
-  if (ctx.Listed(next.set_id).size() != 2)
+  if (ctx.Listed(next).size() != 2)
     Fail("a set taken after an abort on the same volumes is not listed whole");
   ctx.DeleteSet(next);
 }

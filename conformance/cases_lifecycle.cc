@@ -24,7 +24,7 @@ std::vector<int> FirstVolumes(int n) {
 
 // The set's snapshots are listed with the right set, source and state.
 void ExpectListed(CaseContext& ctx, const SetRun& set, const std::string& when) {
-  auto listed = ctx.Listed(set.set_id);
+  auto listed = ctx.Listed(set);
   if (listed.size() != set.snapshot_ids.size())
     Fail(when + ": list_snapshots shows " + std::to_string(listed.size()) + " snapshots of set " +
          set.set_id + ", expected " + std::to_string(set.snapshot_ids.size()));
@@ -47,7 +47,7 @@ void Lifecycle(CaseContext& ctx, int volumes) {
   SetRun set = ctx.CreateSet(FirstVolumes(volumes));
   ExpectListed(ctx, set, "after post_final_commit");
   ctx.DeleteSet(set);
-  if (!ctx.Listed(set.set_id).empty())
+  if (!ctx.Listed(set).empty())
     Fail("list_snapshots still shows snapshots of set " + set.set_id + " after deleting them");
 }
 
@@ -66,7 +66,8 @@ void Properties(CaseContext& ctx) {
     if (p.snapshot_id != set.snapshot_ids[i])
       Fail("get_snapshot_properties of " + set.snapshot_ids[i] + " gave snapshot " + p.snapshot_id);
     if (p.set_id != set.set_id)
-      Fail("snapshot " + p.snapshot_id + " names set " + p.set_id + ", not " + set.set_id);
+      Fail("snapshot " + p.snapshot_id + " names set \"" + p.set_id + "\", not " + set.set_id +
+           ", in the instance that made it");
     if (p.original_volume != ctx.resolved(set.volumes[i]).name)
       Fail("snapshot " + p.snapshot_id + " names source \"" + p.original_volume + "\", not " +
            ctx.resolved(set.volumes[i]).name);
@@ -126,7 +127,7 @@ void SameSnapshotId(CaseContext& ctx) {
   if (a.code != SNAPSET_E_ALREADY_EXISTS || a.message.empty())
     Fail("begin_prepare_snapshot with the id of an existing snapshot gave " +
          (a.ok() ? std::string("OK") : a.Describe()) + ", expected ALREADY_EXISTS with a message");
-  if (ctx.Listed(first.set_id).size() != 1)
+  if (ctx.Listed(first).size() != 1)
     Fail("the existing snapshot " + reused + " is gone after its id was reused");
   // Twice in one set.
   const std::string set_id = CaseContext::NewUuid(), id = CaseContext::NewUuid();
@@ -167,7 +168,7 @@ void SameSetIdTenTimes(CaseContext& ctx) {
       (void)ctx.host().SetEvent(Event::kAbort, set.set_id);
     }
   }
-  const auto listed = ctx.Listed(set.set_id);
+  const auto listed = ctx.Listed(set);
   ctx.DeleteSet(set);
   if (listed.size() != 1)
     Fail("set " + set.set_id + " holds " + std::to_string(listed.size()) +

@@ -139,16 +139,15 @@ void Matrix(CaseContext& ctx) {
     }
     // Nothing changed: the set goes on from where it was.
     if (state == SNAPSET_STATE_ABORTED) {
-      if (!ctx.Listed(set.set_id).empty())
-        bad.push_back("an aborted set is listed after the probes");
+      if (!ctx.Listed(set).empty()) bad.push_back("an aborted set is listed after the probes");
       continue;
     }
     if (state == SNAPSET_STATE_IDLE) continue;
     if (state != SNAPSET_STATE_COMPLETE) ctx.DriveTo(set, SNAPSET_STATE_COMPLETE);
-    if (ctx.Listed(set.set_id).size() != 1)
+    if (ctx.Listed(set).size() != 1)
       bad.push_back("the set probed in " + std::string(StateName(state)) +
                     " is not listed once complete");
-    for (const auto& s : ctx.Listed(set.set_id)) (void)ctx.host().Delete(s.snapshot_id);
+    for (const auto& s : ctx.Listed(set)) (void)ctx.host().Delete(s.snapshot_id);
   }
   if (!bad.empty()) {
     std::string text = std::to_string(bad.size()) + " of " + std::to_string(pairs) +

@@ -92,9 +92,15 @@ CaseOutcome RunInChild(const CaseDef& def, Fixture& fixture, const FixtureSetup&
       if (left.size() > 8) text += "; and " + std::to_string(left.size() - 8) + " more";
       Fail(text);
     }
+    if (!ctx.notes().empty()) Warn(ctx.notes().front());
   } catch (const CaseEnd& end) {
     o.verdict = end.verdict;
     o.reason = end.reason;
+    // A pass with its evidence, and notes: a warning that keeps both.
+    if (end.verdict == Verdict::kPass && !ctx.notes().empty()) {
+      o.verdict = Verdict::kWarn;
+      o.reason = ctx.notes().front() + (end.reason.empty() ? "" : "; " + end.reason);
+    }
   } catch (const std::exception& e) {
     o.verdict = Verdict::kFail;
     o.reason = std::string("the suite stopped on an error: ") + e.what();

@@ -269,6 +269,28 @@ std::vector<SnapshotInfo> CaseContext::Listed(const std::string& set_id) {
   return out;
 }
 
+std::vector<SnapshotInfo> CaseContext::Listed(const SetRun& set) {
+  std::vector<SnapshotInfo> all;
+  Expect(host_->List(&all), "list_snapshots");
+  std::vector<SnapshotInfo> out;
+  for (auto& s : all) {
+    const bool mine = std::find(set.snapshot_ids.begin(), set.snapshot_ids.end(), s.snapshot_id) !=
+                      set.snapshot_ids.end();
+    if (s.set_id != set.set_id && !mine) continue;
+    if (s.set_id != set.set_id)
+      Note("snapshots are listed with set id \"" + s.set_id +
+           "\", not the set they were made in: "
+           "the provider does not keep a snapshot's set, so a host must (snapset's catalog does)");
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+void CaseContext::Note(const std::string& warning) {
+  std::lock_guard<std::mutex> lock(notes_mu_);
+  if (std::find(notes_.begin(), notes_.end(), warning) == notes_.end()) notes_.push_back(warning);
+}
+
 // ---------------------------------------------------------------- residue
 
 void CaseContext::TakeResidueBaseline() {

@@ -132,6 +132,15 @@ class CaseContext {
 
   // The snapshots list_snapshots shows for `set_id`.
   std::vector<SnapshotInfo> Listed(const std::string& set_id);
+  // The snapshots of `set`: those listed with its set id or one of its
+  // snapshot ids. One listed with another set id (a provider that does not
+  // keep a snapshot's set) is kept, and noted as a warning.
+  std::vector<SnapshotInfo> Listed(const SetRun& set);
+
+  // A warning that does not end the case: a passing case with notes is
+  // reported as "warn" with them.
+  void Note(const std::string& warning);
+  const std::vector<std::string>& notes() const { return notes_; }
 
   // What the case leaves must equal what was there before it.
   void TakeResidueBaseline();
@@ -163,6 +172,8 @@ class CaseContext {
   std::vector<std::unique_ptr<Volume>> resolved_;
   std::vector<std::unique_ptr<VolumeAbiView>> abi_;
   std::vector<std::string> baseline_snapshots_, baseline_residue_;
+  std::mutex notes_mu_;
+  std::vector<std::string> notes_;
 };
 
 struct CaseDef {
