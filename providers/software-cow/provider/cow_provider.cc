@@ -21,8 +21,6 @@
 //
 // config: {"socket": "/run/snapset/cowd.sock", "timeout_ms": 30000}
 // (both optional).
-#include <snapset/provider.hpp>
-
 #include <rapidjson/document.h>
 
 #include <algorithm>
@@ -32,6 +30,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <snapset/provider.hpp>
 #include <string>
 #include <vector>
 
@@ -78,6 +77,16 @@ struct PendingSet {
   std::map<std::string, std::string> cow_of;
 };
 
+// 8-4-4-4-12 hex digits, the form of the ids the host sends.
+bool IsUuid(std::string_view s) {
+  if (s.size() != 36) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+    if (dash ? s[i] != '-' : !std::isxdigit(static_cast<unsigned char>(s[i]))) return false;
+  }
+  return true;
+}
+
 class CowProvider : public snapset::Provider {
  public:
   using Provider::Provider;
@@ -122,9 +131,24 @@ class CowProvider : public snapset::Provider {
 
   Status BeginPrepareSnapshot(const Call&, std::string_view set_id, std::string_view snapshot_id,
                               const VolumeRef& volume, uint32_t context) override {
+    for (std::string_view id : {set_id, snapshot_id}) {
+      if (!IsUuid(id))
+        return Status::InvalidArgument("software-cow: \"" + std::string(id.substr(0, 64)) +
+                                       "\" is not a UUID; snapshot ids name the daemon's "
+                                       "snapshots");
+    }
     auto name = CowNameOf(volume);
     if (!name.ok()) return name.status();
+    // A reused id would make two snapshots of one name.
+    if (Find(snapshot_id).ok())
+      return Status::AlreadyExists("software-cow: snapshot " + std::string(snapshot_id) +
+                                   " exists already");
     std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [id, other] : sets_)
+      for (const auto& p : other->snapshots)
+        if (p.snapshot_id == snapshot_id)
+          return Status::AlreadyExists("software-cow: snapshot id " + std::string(snapshot_id) +
+                                       " is already used in set " + id);
     auto& set = sets_[std::string(set_id)];
     if (!set) set = std::make_shared<PendingSet>();
     auto& connection = set->connections[*name];
@@ -160,12 +184,15 @@ class CowProvider : public snapset::Provider {
     if (!set) return Status::BadState("software-cow: set " + std::string(set_id) + " is unknown");
     for (auto& p : set->snapshots) {
       if (call.cancelled() || call.remaining().count() == 0)
-        return Status::HoldWritesTimeout("software-cow: the commit window closed before cow:" +
-                                         p.cow_name + " was snapshotted");
+        return Status::HoldWritesTimeout(
+            "software-cow: the commit window closed before cow:" + p.cow_name + " was snapshotted");
       auto made = set->connections.at(p.cow_name)->CreateSnapshot(p.cow_name, p.snapshot_id);
-      if (!made.ok()) return made.status().WithContext("software-cow: snapshot of cow:" + p.cow_name);
+      if (!made.ok())
+        return made.status().WithContext("software-cow: snapshot of cow:" + p.cow_name);
       p.created = true;
       p.created_ns = made->created_unix_ns;
+      std::lock_guard<std::mutex> lock(mu_);
+      set_of_[p.snapshot_id] = std::string(set_id);
     }
     return Status::Ok();
   }
@@ -186,6 +213,8 @@ class CowProvider : public snapset::Provider {
       Status s = (*client)->DeleteSnapshot(p.cow_name, p.snapshot_id);
       if (!s.ok() && !s.IsNotFound()) return s;
       p.created = false;
+      std::lock_guard<std::mutex> lock(mu_);
+      set_of_.erase(p.snapshot_id);
     }
     std::lock_guard<std::mutex> lock(mu_);
     sets_.erase(std::string(set_id));
@@ -214,7 +243,10 @@ class CowProvider : public snapset::Provider {
     if (!where.ok()) return where.status();
     auto client = Connect();
     if (!client.ok()) return client.status();
-    return (*client)->DeleteSnapshot(where->first, std::string(snapshot_id));
+    SNAPSET_RETURN_IF_ERROR((*client)->DeleteSnapshot(where->first, std::string(snapshot_id)));
+    std::lock_guard<std::mutex> lock(mu_);
+    set_of_.erase(std::string(snapshot_id));
+    return Status::Ok();
   }
 
   Status ListSnapshots(const Call&, std::vector<SnapshotInfo>* out) override {
@@ -225,7 +257,7 @@ class CowProvider : public snapset::Provider {
     for (const auto& v : *volumes) {
       auto snapshots = (*client)->ListSnapshots(v.name);
       if (!snapshots.ok()) return snapshots.status();
-      for (const auto& s : *snapshots) out->push_back(Info(v.name, s));
+      for (const auto& s : *snapshots) out->push_back(Info(v.name, s, SetOf(s.id)));
     }
     return Status::Ok();
   }
@@ -234,7 +266,7 @@ class CowProvider : public snapset::Provider {
                                SnapshotInfo* out) override {
     auto where = Find(snapshot_id);
     if (!where.ok()) return where.status();
-    *out = Info(where->first, where->second);
+    *out = Info(where->first, where->second, SetOf(std::string(snapshot_id)));
     return Status::Ok();
   }
 
@@ -244,9 +276,8 @@ class CowProvider : public snapset::Provider {
     auto where = Find(snapshot_id);
     if (!where.ok()) return where.status();
     if (!where->second.valid)
-      return Status::BadState("software-cow: snapshot " + std::string(snapshot_id) +
-                              " of cow:" + where->first +
-                              " cannot be read: " + where->second.invalid_reason);
+      return Status::BadState("software-cow: snapshot " + std::string(snapshot_id) + " of cow:" +
+                              where->first + " cannot be read: " + where->second.invalid_reason);
     *exposed_as = where->second.path;
     return Status::Ok();
   }
@@ -263,7 +294,9 @@ class CowProvider : public snapset::Provider {
   }
 
  private:
-  Result<std::unique_ptr<CowdClient>> Connect() const { return CowdClient::Connect(socket_, timeout_); }
+  Result<std::unique_ptr<CowdClient>> Connect() const {
+    return CowdClient::Connect(socket_, timeout_);
+  }
 
   // The cow volume NAME behind `volume`, or VolumeNotSupported saying why not.
   Result<std::string> CowNameOf(const VolumeRef& volume) {
@@ -293,7 +326,8 @@ class CowProvider : public snapset::Provider {
       return Status::VolumeNotSupported(device + " is over " + backing +
                                         ", which is not a snapset-cowd origin (" + prefix +
                                         "NAME/origin)");
-    std::string name = backing.substr(prefix.size(), backing.size() - prefix.size() - suffix.size());
+    std::string name =
+        backing.substr(prefix.size(), backing.size() - prefix.size() - suffix.size());
     if (name.find('/') != std::string::npos)
       return Status::VolumeNotSupported(device + " is over " + backing +
                                         ", which is not a snapset-cowd origin");
@@ -345,9 +379,19 @@ class CowProvider : public snapset::Provider {
     return Status::NotFound("software-cow: no cow volume has snapshot " + std::string(snapshot_id));
   }
 
-  static SnapshotInfo Info(const std::string& volume, const snapset::cow::CowSnapshot& s) {
+  // The set a snapshot this process made was made in. The daemon does not
+  // record sets: after a restart, only the host's catalog knows them.
+  std::string SetOf(const std::string& snapshot_id) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = set_of_.find(snapshot_id);
+    return it == set_of_.end() ? std::string() : it->second;
+  }
+
+  static SnapshotInfo Info(const std::string& volume, const snapset::cow::CowSnapshot& s,
+                           std::string set_id) {
     SnapshotInfo info;
     info.snapshot_id = s.id;
+    info.set_id = std::move(set_id);
     info.original_volume = "cow:" + volume;
     info.creation_time_ns = s.created_unix_ns;
     info.attributes = SNAPSET_ATTR_READ_ONLY | SNAPSET_ATTR_PERSISTENT;
@@ -361,6 +405,7 @@ class CowProvider : public snapset::Provider {
   std::mutex mu_;
   std::string mount_;
   std::map<std::string, std::shared_ptr<PendingSet>> sets_;  // sets in flight
+  std::map<std::string, std::string> set_of_;                // snapshot id -> set id
 };
 
 }  // namespace
