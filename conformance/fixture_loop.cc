@@ -73,8 +73,11 @@ class LoopFixture : public Fixture {
 
   Result<FixtureSetup> Start(int count) override {
     count_ = count;
+    owner_ = ::getpid();
     if (::geteuid() != 0)
       return Status::Unavailable("the loop fixture needs root (losetup, mount)");
+    if (::access("/dev/loop-control", F_OK) != 0)
+      return Status::Unavailable("the loop fixture needs /dev/loop-control (the loop driver)");
     for (const char* tool : {"losetup", "mkfs.xfs", "mkfs.ext4", "debugfs", "mount", "umount"}) {
       if (!HaveProgram(tool))
         return Status::Unavailable(std::string("the loop fixture needs ") + tool +
@@ -176,17 +179,40 @@ class LoopFixture : public Fixture {
     for (const auto& e : fs::directory_iterator(snapshots_, ec))
       out.push_back("file " + e.path().string());
     if (ec) return Status::Unavailable("cannot read " + snapshots_ + ": " + ec.message());
+    // Loop devices attached to a snapshot's image (an exposure left
+    // attached): they keep the image, and the pool, busy.
+    auto loops = Run({"losetup", "--list", "--noheadings", "--output", "NAME,BACK-FILE"});
+    if (!loops.ok()) return loops.status();
+    std::istringstream lines(*loops);
+    std::string device, back;
+    while (lines >> device && std::getline(lines >> std::ws, back)) {
+      if (back.starts_with(snapshots_ + "/")) out.push_back("loop " + device + " " + back);
+    }
     return out;
   }
   bool residue_visible() const override { return true; }
 
   void Stop() override {
+    // Only the process that made the volumes undoes them: a case's forked
+    // process destroying its copy of the fixture must leave them alone.
+    if (owner_ != ::getpid()) return;
     // A crashed case may have left a freeze: thaw before unmounting.
     for (const auto& m : volumes_) {
       (void)RunCommand({"fsfreeze", "-u", m});
       (void)RunCommand({"umount", "-l", m});
     }
     for (const auto& d : devices_) (void)RunCommand({"losetup", "-d", d});
+    // A snapshot image a case left attached keeps the pool busy.
+    if (pool_mounted_) {
+      CommandResult loops =
+          RunCommand({"losetup", "--list", "--noheadings", "--output", "NAME,BACK-FILE"},
+                     std::chrono::seconds(60));
+      std::istringstream lines(loops.output);
+      std::string device, back;
+      while (lines >> device && std::getline(lines >> std::ws, back)) {
+        if (back.starts_with(snapshots_ + "/")) (void)RunCommand({"losetup", "-d", device});
+      }
+    }
     if (pool_mounted_) (void)RunCommand({"umount", "-l", pool_});
     if (!pool_device_.empty()) (void)RunCommand({"losetup", "-d", pool_device_});
     volumes_.clear();
@@ -200,6 +226,7 @@ class LoopFixture : public Fixture {
 
   std::string dir_, pool_, pool_device_, snapshots_;
   bool pool_mounted_ = false;
+  pid_t owner_ = 0;
   int count_ = 0;
   std::vector<std::string> devices_, volumes_;
 };
