@@ -68,11 +68,12 @@ bool FuseMounted(const std::string& dir) {
 }
 
 // waitpid with a deadline; true once reaped.
-bool Reap(pid_t pid, std::chrono::milliseconds limit) {
+bool Reap(pid_t pid, std::chrono::milliseconds limit, int* exit_status = nullptr) {
   const auto until = std::chrono::steady_clock::now() + limit;
   for (;;) {
     int status = 0;
     const pid_t r = ::waitpid(pid, &status, WNOHANG);
+    if (r == pid && exit_status) *exit_status = status;
     if (r == pid || (r < 0 && errno == ECHILD)) return true;
     if (std::chrono::steady_clock::now() >= until) return false;
     std::this_thread::sleep_for(5ms);
@@ -255,10 +256,18 @@ class CowFixture : public Fixture {
       text.append(buf, size_t(n));
     }
     ::close(out[0]);
-    if (text.find("\"ready\":true") == std::string::npos)
-      return Status::Unavailable(program + " did not report ready within 30 s; stdout: " + text +
-                                 "\nits log (" + log_ + "):\n" + ReadFile(log_));
-    return Status::Ok();
+    if (text.find("\"ready\":true") != std::string::npos) return Status::Ok();
+    std::string what = "did not report ready within 30 s";
+    int status = 0;
+    if (Reap(pid_, 1s, &status)) {
+      what = "exited (" +
+             (WIFEXITED(status) ? "status " + std::to_string(WEXITSTATUS(status))
+                                : "signal " + std::to_string(WTERMSIG(status))) +
+             ") before it reported ready";
+      pid_ = -1;
+    }
+    return Status::Unavailable(program + " " + what + "; stdout: " + text + "\nits log (" + log_ +
+                               "):\n" + ReadFile(log_));
   }
 
   const std::string dir_, state_, mount_, socket_, log_;
