@@ -465,11 +465,12 @@ class CommandFixture : public Fixture {
     if (!Has("write_exposed"))
       return Status::NotImplemented("the command fixture " + spec_.file +
                                     " has no \"write_exposed\" command");
-    auto out = Run("write_exposed", index, {"SNAPSET_CONFORMANCE_EXPOSED=" + exposed_as},
-                   /*nonzero_is_error=*/false);
+    int exit_code = -1;
+    auto out =
+        Run("write_exposed", index, {"SNAPSET_CONFORMANCE_EXPOSED=" + exposed_as}, &exit_code);
     if (!out.ok()) return out.status();
-    if (last_exit_ == 0) return Status::Ok();  // it could write: a defect
-    return Status::BadState("write_exposed exited " + std::to_string(last_exit_) +
+    if (exit_code == 0) return Status::Ok();  // it could write: a defect
+    return Status::BadState("write_exposed exited " + std::to_string(exit_code) +
                             ": the exposure is read-only");
   }
 
@@ -523,9 +524,11 @@ class CommandFixture : public Fixture {
   }
 
   // Runs command `key` for volume `index` (-1: none); its stdout. A nonzero
-  // exit is an error naming the command, its exit code and its stderr.
+  // exit is an error naming the command, its exit code and its stderr,
+  // unless the caller takes the exit code (`exit_code`). Safe to call from
+  // several threads (the load cases write to all volumes at once).
   Result<std::string> Run(const std::string& key, int index, const std::vector<std::string>& extra,
-                          bool nonzero_is_error = true) {
+                          int* exit_code = nullptr) {
     const std::vector<std::string>& argv = spec_.commands.at(key);
     std::vector<std::string> env;
     static const std::string kOurs = "SNAPSET_CONFORMANCE_";
@@ -541,14 +544,14 @@ class CommandFixture : public Fixture {
     }
     env.insert(env.end(), extra.begin(), extra.end());
     Outcome o = Spawn(argv, env, spec_.dir, spec_.timeout);
-    last_exit_ = o.exit_code;
+    if (exit_code) *exit_code = o.exit_code;
     const std::string what = "command fixture: \"" + key + "\" (" + CommandLine(argv) + ")" +
                              (index >= 0 ? " for volume " + std::to_string(index) : "");
     if (o.timed_out)
       return Status::Unavailable(what + " did not finish within " +
                                  std::to_string(spec_.timeout.count()) + " s and was killed" +
                                  (o.err.empty() ? "" : "; stderr: " + TrimEnd(o.err)));
-    if (o.exit_code < 0 || (nonzero_is_error && o.exit_code != 0))
+    if (o.exit_code < 0 || (!exit_code && o.exit_code != 0))
       return Status::Unavailable(what + " failed (exit " + std::to_string(o.exit_code) + ")" +
                                  (o.err.empty() ? "" : "; stderr: " + TrimEnd(o.err)));
     return o.out;
@@ -558,7 +561,6 @@ class CommandFixture : public Fixture {
   const std::string work_dir_;
   pid_t owner_ = 0;
   int count_ = 0;
-  int last_exit_ = -1;
   std::vector<std::string> volumes_;
 };
 
