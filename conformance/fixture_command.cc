@@ -328,9 +328,15 @@ Result<Spec> ParseSpec(const std::string& file, const std::string& work_dir) {
   rapidjson::Document doc;
   doc.Parse<rapidjson::kParseCommentsFlag | rapidjson::kParseTrailingCommasFlag>(text->data(),
                                                                                  text->size());
-  if (doc.HasParseError())
-    return Bad(spec.file, "malformed JSON at byte " + std::to_string(doc.GetErrorOffset()) + ": " +
+  if (doc.HasParseError()) {
+    const size_t at = std::min(doc.GetErrorOffset(), text->size());
+    const size_t line = size_t(std::count(text->begin(), text->begin() + long(at), '\n')) + 1;
+    const size_t line_start = at == 0 ? 0 : text->find_last_of('\n', at - 1) + 1;  // npos+1 = 0
+    const size_t column = at - line_start + 1;
+    return Bad(spec.file, "malformed JSON at line " + std::to_string(line) + ", column " +
+                              std::to_string(column) + ": " +
                               rapidjson::GetParseError_En(doc.GetParseError()));
+  }
   if (!doc.IsObject()) return Bad(spec.file, "must be a JSON object");
 
   for (auto m = doc.MemberBegin(); m != doc.MemberEnd(); ++m) {
