@@ -30,19 +30,19 @@ namespace {
 
 enum Defect {
   kNone = 0,
-  kIgnoresUnknownFlags = 1,    // accepts flag bits it does not know
-  kLeaksAbortPrepared = 2,     // an abort once prepared undoes nothing
-  kAbortsOnBadOrder = 3,       // abort() on an out-of-order event
-  kCopyAfterRelease = 4,       // cuts in post-commit, after the hold is released
-  kSlowCommit = 5,             // commit sleeps 2 s (honouring cancellation)
-  kForgetsAfterReload = 6,     // lists only what this instance made
-  kDeleteNotIdempotent = 7,    // a second delete answers OK
-  kWrongCode = 8,              // a reused snapshot id gives INTERNAL
-  kLogsSecret = 9,             // logs a password at load
-  kIgnoresDeadline = 10,       // a commit near its deadline overruns it
-  kLeaksAbortCommitted = 11,   // an abort after the cut undoes nothing
-  kMembersApart = 12,          // cuts each member 300 ms after the previous
-  kLeaksAfterFault = 13,       // after a failed call, abort undoes nothing
+  kIgnoresUnknownFlags = 1,   // accepts flag bits it does not know
+  kLeaksAbortPrepared = 2,    // an abort once prepared undoes nothing
+  kAbortsOnBadOrder = 3,      // abort() on an out-of-order event
+  kCopyAfterRelease = 4,      // cuts in post-commit, after the hold is released
+  kSlowCommit = 5,            // commit sleeps 2 s (honouring cancellation)
+  kForgetsAfterReload = 6,    // lists only what this instance made
+  kDeleteNotIdempotent = 7,   // a second delete answers OK
+  kWrongCode = 8,             // a reused snapshot id gives INTERNAL
+  kLogsSecret = 9,            // logs a password at load
+  kIgnoresDeadline = 10,      // a commit near its deadline overruns it
+  kLeaksAbortCommitted = 11,  // an abort after the cut undoes nothing
+  kMembersApart = 12,         // cuts each member 300 ms after the previous
+  kLeaksAfterFault = 13,      // after a failed call, abort undoes nothing
 };
 constexpr int kDefect = MUTANT_DEFECT;
 
@@ -122,7 +122,8 @@ snapset_status OnLoad(const snapset_host* host, snapset_call* call, uint32_t fla
     return rc;
   }
   if (kDefect == kLogsSecret)
-    host->log(host->context, SNAPSET_LOG_INFO, "mutant: connecting with password hunter2-conformance");
+    host->log(host->context, SNAPSET_LOG_INFO,
+              "mutant: connecting with password hunter2-conformance");
   *out = p;
   return SNAPSET_OK;
 }
@@ -150,8 +151,8 @@ snapset_status BeginPrepare(snapset_provider* p, snapset_call* call, uint32_t fl
     }
     inner = InnerId(set_id, set.inner.size());
   }
-  snapset_status rc =
-      p->ops->begin_prepare_snapshot(p->inner, call, Flags(flags), inner.c_str(), snapshot_id, v, context);
+  snapset_status rc = p->ops->begin_prepare_snapshot(p->inner, call, Flags(flags), inner.c_str(),
+                                                     snapshot_id, v, context);
   std::lock_guard<std::mutex> lock(p->mu);
   OuterSet& set = p->sets[set_id];
   if (rc == SNAPSET_OK) {
@@ -188,8 +189,10 @@ snapset_status ForEachInner(snapset_provider* p, snapset_call* call, uint32_t fl
     if (fn) rc = fn(p->inner, call, Flags(flags), inner[i].c_str());
   }
   std::lock_guard<std::mutex> lock(p->mu);
-  if (rc == SNAPSET_OK) p->sets[set_id].state = to;
-  else p->sets[set_id].failed = true;
+  if (rc == SNAPSET_OK)
+    p->sets[set_id].state = to;
+  else
+    p->sets[set_id].failed = true;
   return Checked(rc);
 }
 
@@ -213,7 +216,8 @@ snapset_status Commit(snapset_provider* p, snapset_call* c, uint32_t f, const ch
   if (kDefect == kIgnoresDeadline) {
     const int64_t deadline = p->host->deadline_ns(c);
     if (deadline != INT64_MAX && deadline - NowMonotonicNs() < 2000000000)
-      std::this_thread::sleep_for(std::chrono::nanoseconds(deadline - NowMonotonicNs() + 500000000));
+      std::this_thread::sleep_for(
+          std::chrono::nanoseconds(deadline - NowMonotonicNs() + 500000000));
   }
   // Not cut here: post-commit cuts, after the host released the writes.
   SetFn fn = kDefect == kCopyAfterRelease ? nullptr : p->ops->commit_snapshots;
@@ -242,8 +246,8 @@ snapset_status PreFinal(snapset_provider* p, snapset_call* c, uint32_t f, const 
                       SNAPSET_STATE_POSTCOMMITTED);
 }
 snapset_status PostFinal(snapset_provider* p, snapset_call* c, uint32_t f, const char* s) {
-  return ForEachInner(p, c, f, s, p->ops->post_final_commit_snapshots,
-                      SNAPSET_STATE_POSTCOMMITTED, SNAPSET_STATE_COMPLETE);
+  return ForEachInner(p, c, f, s, p->ops->post_final_commit_snapshots, SNAPSET_STATE_POSTCOMMITTED,
+                      SNAPSET_STATE_COMPLETE);
 }
 
 snapset_status Abort(snapset_provider* p, snapset_call* c, uint32_t flags, const char* set_id) {
@@ -267,8 +271,8 @@ snapset_status Abort(snapset_provider* p, snapset_call* c, uint32_t flags, const
       }
       const bool leak =
           (kDefect == kLeaksAbortPrepared && set.state == SNAPSET_STATE_PREPARED) ||
-          (kDefect == kLeaksAbortCommitted && (set.state == SNAPSET_STATE_COMMITTED ||
-                                               set.state == SNAPSET_STATE_POSTCOMMITTED)) ||
+          (kDefect == kLeaksAbortCommitted &&
+           (set.state == SNAPSET_STATE_COMMITTED || set.state == SNAPSET_STATE_POSTCOMMITTED)) ||
           (kDefect == kLeaksAfterFault && set.failed);
       inner = set.inner;
       set.state = SNAPSET_STATE_ABORTED;
