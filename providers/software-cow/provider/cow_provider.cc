@@ -21,6 +21,8 @@
 //
 // config: {"socket": "/run/snapset/cowd.sock", "timeout_ms": 30000}
 // (both optional).
+#include <snapset/provider.hpp>
+
 #include <rapidjson/document.h>
 
 #include <algorithm>
@@ -30,7 +32,6 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <snapset/provider.hpp>
 #include <string>
 #include <vector>
 
@@ -191,14 +192,16 @@ class CowProvider : public snapset::Provider {
         return made.status().WithContext("software-cow: snapshot of cow:" + p.cow_name);
       p.created = true;
       p.created_ns = made->created_unix_ns;
-      std::lock_guard<std::mutex> lock(mu_);
-      set_of_[p.snapshot_id] = std::string(set_id);
     }
     return Status::Ok();
   }
 
   Status PostFinalCommitSnapshots(const Call&, std::string_view set_id) override {
     std::lock_guard<std::mutex> lock(mu_);
+    // Remembered here, not in the window: commit takes no lock.
+    if (auto it = sets_.find(std::string(set_id)); it != sets_.end())
+      for (const auto& p : it->second->snapshots)
+        if (p.created) set_of_[p.snapshot_id] = std::string(set_id);
     sets_.erase(std::string(set_id));  // closes the set's connections
     return Status::Ok();
   }
