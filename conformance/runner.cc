@@ -172,6 +172,9 @@ CaseOutcome RunOne(const CaseDef& def, Fixture& fixture, const FixtureSetup& set
     if (left <= 0 || g_interrupted) {
       timed_out = !g_interrupted;
       ::kill(pid, SIGKILL);
+      // A thread of the killed case blocked on a frozen filesystem keeps
+      // it from dying: thaw first, or waitpid below never returns.
+      ThawFixtureFilesystems(volumes);
       break;
     }
     pollfd p{fds[0], POLLIN, 0};
