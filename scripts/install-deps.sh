@@ -13,6 +13,8 @@ PACKAGES=(
   # system tools the tests and demo drive for real
   tgt libiscsi-bin fuse3 e2fsprogs xfsprogs btrfs-progs util-linux kmod openssl iproute2
   curl jq
+  # the conformance mutants test reads the suite's JSON reports (tests/conformance)
+  python3
   # peers the benchmarks measure against (bench/)
   fio qemu-utils
   # the real-kernel test bed (scripts/vm/testbed.sh): the guest runs this
