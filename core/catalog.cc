@@ -58,6 +58,23 @@ CREATE TABLE leftovers (
 PRAGMA user_version = 2;
 )sql";
 
+// What schema 3 adds: the writers of a complete set, each with its
+// metadata document and backup blob (JSON text), in the order they took
+// part.
+constexpr char kSchema3Additions[] = R"sql(
+CREATE TABLE set_writers (
+  set_id           TEXT NOT NULL REFERENCES sets (set_id) ON DELETE CASCADE,
+  ordinal          INTEGER NOT NULL,
+  name             TEXT NOT NULL,
+  kind             TEXT NOT NULL,
+  state            TEXT NOT NULL,
+  metadata_json    TEXT NOT NULL,
+  backup_blob_json TEXT NOT NULL,
+  UNIQUE (set_id, ordinal)
+);
+PRAGMA user_version = 3;
+)sql";
+
 std::string FreshSchema() {
   return SetsTable("sets") + R"sql(
 CREATE TABLE snapshots (
@@ -75,7 +92,7 @@ CREATE TABLE snapshots (
 );
 CREATE INDEX snapshots_by_volume ON snapshots (volume, created_ns);
 PRAGMA application_id = 1397641299;
-)sql" + kSchema2Additions;
+)sql" + kSchema2Additions + kSchema3Additions;
 }
 
 // Schema 1 -> 2: the new state needs a new CHECK, which SQLite gives only by
@@ -95,7 +112,7 @@ ALTER TABLE sets_v2 RENAME TO sets;
 // 'SNPS': marks the file as a snapset catalog, so a foreign SQLite database
 // is told apart from a catalog of another schema version.
 constexpr int64_t kApplicationId = 0x534E5053;
-constexpr int64_t kSchemaVersion = 2;
+constexpr int64_t kSchemaVersion = 3;
 constexpr int kBusyTimeoutMs = 5000;
 
 constexpr char kSetColumns[] =
@@ -370,6 +387,21 @@ Result<std::vector<SetRecord>> LoadSets(const Op& op, const std::string& where,
     sets[it->second].leftovers.push_back(
         {Text(left->get(), 1), Text(left->get(), 2), Text(left->get(), 3)});
   }
+  Result<Stmt> writers = op.QueryWith(
+      "SELECT w.set_id, w.name, w.kind, w.state, w.metadata_json, w.backup_blob_json "
+      "FROM set_writers w JOIN sets ON sets.set_id = w.set_id WHERE " +
+          where + " ORDER BY w.set_id, w.ordinal",
+      args);
+  if (!writers.ok()) return writers.status();
+  for (;;) {
+    Result<bool> row = op.Step(writers->get());
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    sqlite3_stmt* s = writers->get();
+    auto it = index.find(Text(s, 0));
+    if (it == index.end()) continue;
+    sets[it->second].writers.push_back({Text(s, 1), Text(s, 2), Text(s, 3), Text(s, 4), Text(s, 5)});
+  }
   SNAPSET_RETURN_IF_ERROR(txn.Commit());
   return sets;
 }
@@ -483,8 +515,8 @@ bool IsFresh(const Identity& id) {
 Status CheckIdentity(const Op& op, const Identity& id) {
   if (IsFresh(id)) return Status::Ok();
   if (id.application_id == kApplicationId) {
-    // Schema 1 is migrated by Initialize.
-    if (id.user_version == kSchemaVersion || id.user_version == 1) return Status::Ok();
+    // Schemas 1 and 2 are migrated by Initialize.
+    if (id.user_version >= 1 && id.user_version <= kSchemaVersion) return Status::Ok();
     return Status::Internal(op.path() + " is a snapset catalog of schema version " +
                             std::to_string(id.user_version) + ", but this snapset reads " +
                             "version " + std::to_string(kSchemaVersion) +
@@ -560,6 +592,8 @@ Status Initialize(const Op& op) {
     SNAPSET_RETURN_IF_ERROR(CheckIdentity(op, *now));
     if (IsFresh(*now)) SNAPSET_RETURN_IF_ERROR(op.Exec(FreshSchema().c_str()));
     if (now->user_version == 1) SNAPSET_RETURN_IF_ERROR(op.Exec(Migration1To2().c_str()));
+    if (now->user_version == 1 || now->user_version == 2)
+      SNAPSET_RETURN_IF_ERROR(op.Exec(kSchema3Additions));
     SNAPSET_RETURN_IF_ERROR(txn.Commit());
   }
 
@@ -635,7 +669,8 @@ Status Catalog::BeginSet(const SetRecord& set) {
 
 Status Catalog::CompleteSet(const std::string& set_id,
                             const std::vector<SnapshotRecord>& snapshots,
-                            const std::string& timeline_json) {
+                            const std::string& timeline_json,
+                            const std::vector<WriterRecord>& writers) {
   std::lock_guard<std::mutex> lock(mu_);
   Op op(db_, path_, "complete set " + set_id);
   if (snapshots.empty())
@@ -654,6 +689,17 @@ Status Catalog::CompleteSet(const std::string& set_id,
   Result<int> done = op.Run("DELETE FROM snapshots WHERE set_id = ?1", set_id);
   if (!done.ok()) return done.status();
   SNAPSET_RETURN_IF_ERROR(InsertSnapshots(op, set_id, *created_ns, snapshots));
+  done = op.Run("DELETE FROM set_writers WHERE set_id = ?1", set_id);
+  if (!done.ok()) return done.status();
+  for (size_t i = 0; i < writers.size(); ++i) {
+    const WriterRecord& w = writers[i];
+    done = op.Run(
+        "INSERT INTO set_writers (set_id, ordinal, name, kind, state, metadata_json, "
+        "backup_blob_json) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        set_id, int64_t(i), w.name, w.kind, w.state, w.metadata_json,
+        w.backup_blob_json.empty() ? std::string("{}") : w.backup_blob_json);
+    if (!done.ok()) return done.status();
+  }
   done = op.Run("UPDATE sets SET state = ?2, timeline_json = ?3 WHERE set_id = ?1", set_id,
                 std::string(SetStateName(SetState::kComplete)), timeline_json);
   if (!done.ok()) return done.status();

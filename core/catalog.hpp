@@ -62,6 +62,15 @@ struct LeftoverRecord {
   std::string detail;  // the provider's answer: what remains, and where
 };
 
+// A writer that took part in a complete set.
+struct WriterRecord {
+  std::string name;
+  std::string kind;   // "process", "express", "hook"
+  std::string state;  // its state at the end: "waiting-for-backup-complete"
+  std::string metadata_json;     // its metadata document; "" for hooks
+  std::string backup_blob_json;  // its backup documents, "{}" for none
+};
+
 struct SetRecord {
   std::string set_id;
   SetState state = SetState::kCreating;
@@ -72,6 +81,7 @@ struct SetRecord {
   std::string timeline_json;
   std::vector<SnapshotRecord> snapshots;
   std::vector<LeftoverRecord> leftovers;  // abort-incomplete only
+  std::vector<WriterRecord> writers;      // complete sets
 };
 
 class Catalog {
@@ -99,8 +109,10 @@ class Catalog {
   // NotFound / BadState (not creating) / InvalidArgument (no snapshots, or
   // as in BeginSet) / AlreadyExists (a snapshot id of another set); on any
   // error the set stays creating with its plan.
+  // `writers` are the set's writers, kept in the given order.
   Status CompleteSet(const std::string& set_id, const std::vector<SnapshotRecord>& snapshots,
-                     const std::string& timeline_json);
+                     const std::string& timeline_json,
+                     const std::vector<WriterRecord>& writers = {});
   // Marks a creating or abort-incomplete set aborted, drops its snapshots
   // and leftovers, keeps the reason and timeline. NotFound / BadState
   // (complete). Aborting an aborted set is OK (abort is idempotent): its

@@ -208,14 +208,17 @@ struct SpawnConfig {
   SpawnConfig& operator=(const SpawnConfig&) = delete;
 };
 
-// Runs `hook phase` until it exits or `deadline`. `budget` describes the
-// time it had, for the timeout message.
-Status RunHook(const std::string& hook, const char* phase, const std::string& set_id,
-               const std::vector<std::string>& volumes, Clock::time_point deadline,
-               const std::string& budget) {
+}  // namespace
+
+Status RunWriterCommand(const std::vector<std::string>& command, const std::string& who,
+                        const char* phase, const std::string& set_id,
+                        const std::vector<std::string>& volumes, Clock::time_point deadline,
+                        const std::string& budget) {
+  if (command.empty()) return Status::InvalidArgument(who + " has an empty command");
+  const std::string& hook = command.front();
   int pipe_fds[2];
   if (::pipe2(pipe_fds, O_CLOEXEC) != 0)
-    return Status::Internal("cannot create a pipe for writer hook " + hook + ": " + Errno(errno));
+    return Status::Internal("cannot create a pipe for " + who + ": " + Errno(errno));
   UniqueFd read_end(pipe_fds[0]), write_end(pipe_fds[1]);
 
   SpawnConfig cfg;
@@ -241,8 +244,10 @@ Status RunHook(const std::string& hook, const char* phase, const std::string& se
   posix_spawnattr_setsigmask(&cfg.attr, &empty);
   posix_spawnattr_setsigdefault(&cfg.attr, &all);
 
-  std::string arg0 = hook, arg1 = phase;
-  char* argv[] = {arg0.data(), arg1.data(), nullptr};
+  std::vector<std::string> args = command;
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
   std::vector<std::string> env = HookEnvironment(set_id, volumes, phase);
   std::vector<char*> envp;
   envp.reserve(env.size() + 1);
@@ -250,9 +255,9 @@ Status RunHook(const std::string& hook, const char* phase, const std::string& se
   envp.push_back(nullptr);
 
   pid_t pid = -1;
-  int err = ::posix_spawn(&pid, hook.c_str(), &cfg.actions, &cfg.attr, argv, envp.data());
+  int err = ::posix_spawn(&pid, hook.c_str(), &cfg.actions, &cfg.attr, argv.data(), envp.data());
   if (err != 0) {
-    std::string msg = "cannot run writer hook " + hook + ": " + Errno(err);
+    std::string msg = "cannot run " + who + ": " + Errno(err);
     if (err == ENOEXEC) msg += " (a script must start with a #! line, e.g. #!/bin/sh)";
     return Status(Code::kWriterFailed, msg);
   }
@@ -267,7 +272,7 @@ Status RunHook(const std::string& hook, const char* phase, const std::string& se
     if (wait_error != 0) {
       // ECHILD: someone else reaped it (SIGCHLD ignored, or a waitpid(-1)
       // elsewhere), so its exit status is lost.
-      return Status::Internal("cannot wait for writer hook " + hook + ": " + Errno(wait_error));
+      return Status::Internal("cannot wait for " + who + ": " + Errno(wait_error));
     }
     // The group first; the pid too, in case the hook moved to a new group.
     ::kill(-pid, SIGKILL);
@@ -287,30 +292,33 @@ Status RunHook(const std::string& hook, const char* phase, const std::string& se
     if (out_fd >= 0) ReadAvailable(out_fd, &out, kMaxOutput);
     std::string output = out.ForMessage();
     return Status(Code::kWriterTimeout,
-                  "writer hook " + hook + " did not finish " + phase + " within " + budget +
+                  who + " did not finish " + phase + " within " + budget +
                       "; killed" + (output.empty() ? "" : ". Its output" + output));
   }
   if (out_fd >= 0) ReadAvailable(out_fd, &out, kMaxDrainAfterExit);
 
   if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0) return Status::Ok();
   if (WIFEXITED(wstatus)) {
-    return Status(Code::kWriterFailed, "writer hook " + hook + " failed with exit status " +
+    return Status(Code::kWriterFailed, who + " failed with exit status " +
                                            std::to_string(WEXITSTATUS(wstatus)) +
                                            out.ForMessage());
   }
   const int sig = WTERMSIG(wstatus);
   const char* abbrev = sigabbrev_np(sig);
   return Status(Code::kWriterFailed,
-                "writer hook " + hook + " was killed by signal " + std::to_string(sig) +
+                who + " was killed by signal " + std::to_string(sig) +
                     (abbrev ? std::string(" (SIG") + abbrev + ")" : "") + out.ForMessage());
 }
+
+namespace {
 
 Status RunPhase(const std::string& hook, const char* phase, const std::string& set_id,
                 const std::vector<std::string>& volumes, Clock::time_point deadline,
                 const std::string& budget, Timeline* timeline) {
   const std::string lane = Lane(hook);
   if (timeline) timeline->Begin(lane, phase);
-  Status s = RunHook(hook, phase, set_id, volumes, deadline, budget);
+  Status s = RunWriterCommand({hook, phase}, "writer hook " + hook, phase, set_id, volumes,
+                              deadline, budget);
   if (timeline) timeline->End(lane, phase, s);
   return s;
 }
@@ -339,6 +347,8 @@ Result<HookWriters> HookWriters::Discover(const std::string& config_dir) {
     // Hidden files and editor backups are not hooks: running "10-db~" next
     // to "10-db" would freeze the database twice with an old script.
     if (name.empty() || name.front() == '.' || name.back() == '~') continue;
+    // NAME.json declares an express writer (core/express_writer.hpp).
+    if (name.size() > 5 && name.ends_with(".json")) continue;
     names.push_back(std::move(name));
   }
   if (ec) return Status::Config("cannot read " + dir.string() + ": " + ec.message());

@@ -1,6 +1,7 @@
 // Hook writers: the first, simplest kind of writer (issue 3, point 7).
 //
-// Every executable regular file in <config-dir>/writers.d is a hook (a
+// Every executable regular file in <config-dir>/writers.d (but NAME.json,
+// which declares an express writer) is a hook (a
 // symlink to one counts, named after the link; names starting with '.' and
 // editor backups ending in '~' are ignored), run in file-name order with one
 // argument, "freeze" before the set's writes are held and "thaw" after they
@@ -37,6 +38,16 @@
 #include "core/timeline.hpp"
 
 namespace snapset {
+
+// Runs one writer command (`command[0]` is an absolute path, no shell) for
+// `phase` with the hooks' conventions above: environment, own process
+// group, output captured, killed at `deadline`. `who` names it in errors
+// ("writer hook /etc/snapset/writers.d/10-db"); `budget` describes the time
+// it had. Errors: WriterFailed, WriterTimeout, Internal as for Freeze().
+Status RunWriterCommand(const std::vector<std::string>& command, const std::string& who,
+                        const char* phase, const std::string& set_id,
+                        const std::vector<std::string>& volumes,
+                        std::chrono::steady_clock::time_point deadline, const std::string& budget);
 
 class HookWriters {
  public:

@@ -16,6 +16,7 @@
 #include "core/host_log.hpp"
 #include "core/provider_registry.hpp"
 #include "core/set_creation.hpp"
+#include "writer/writer_protocol.hpp"
 #include "core/thaw_guard.hpp"
 
 namespace snapset {
@@ -37,6 +38,13 @@ SetEntry ToEntry(const SetRecord& r) {
   for (const auto& s : r.snapshots) e.snapshots.push_back(ToEntry(s));
   for (const auto& l : r.leftovers)
     e.leftovers.push_back({l.provider_name, l.provider_id, l.detail});
+  for (const auto& w : r.writers) {
+    SetWriterEntry we{w.name, w.kind, w.state, w.metadata_json, {}};
+    // Written by this coordinator from a parsed reply: always an object.
+    if (auto blob = writer_protocol::BlobFromJson(w.backup_blob_json); blob.ok())
+      we.backup_blob = std::move(*blob);
+    e.writers.push_back(std::move(we));
+  }
   if (auto t = TimelineData::FromJson(r.timeline_json); t.ok()) e.timeline = std::move(*t);
   return e;
 }
@@ -58,6 +66,7 @@ class RequestorImpl : public Requestor {
     env_.catalog = catalog_.get();
     env_.config_dir = options.config_dir;
     env_.state_dir = options.state_dir;
+    env_.run_dir = options.run_dir;
     env_.thaw_guard = options.thaw_guard.empty() ? DefaultThawGuardPath() : options.thaw_guard;
     env_.requestor_pid = ::getpid();
   }

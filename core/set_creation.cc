@@ -21,7 +21,7 @@
 #include <thread>
 
 #include "core/bounded_calls.hpp"
-#include "core/hook_writers.hpp"
+#include "core/component_volumes.hpp"
 #include "core/mount_table.hpp"
 #include "core/provider_registration.hpp"
 #include "core/thaw_guard.hpp"
@@ -29,6 +29,7 @@
 #include "core/volume_locks.hpp"
 #include "core/volume_resolver.hpp"
 #include "core/write_hold.hpp"
+#include "core/writer_set.hpp"
 #include "priority/broker.hpp"
 
 namespace snapset {
@@ -357,8 +358,8 @@ class SetCreation {
   std::set<ProviderInstance*> saw_set_;  // providers that got begin_prepare
 
   std::unique_ptr<VolumeLocks> locks_;
-  std::unique_ptr<HookWriters> writers_;
-  bool writers_frozen_ = false;
+  std::unique_ptr<WriterSet> writers_;
+  std::map<std::string, std::vector<std::string>> components_;  // writer -> selected
   std::unique_ptr<ThawGuard> guard_;
   std::unique_ptr<HoldSet> holds_;
   Clock::time_point window_deadline_;  // read by the providers' holds
@@ -368,13 +369,25 @@ class SetCreation {
 };
 
 Status SetCreation::Validate() {
-  if (request_.volumes.empty())
-    return Status::InvalidArgument("a snapshot set needs at least one volume");
+  const bool by_component = !request_.writers.empty() || !request_.components.empty();
+  if (request_.volumes.empty() && !by_component)
+    return Status::InvalidArgument(
+        "a snapshot set needs at least one volume (or --writer/--component to take the volumes "
+        "of a writer's components)");
+  if (by_component && !request_.with_writers)
+    return Status::InvalidArgument(
+        "--writer and --component select writers' components, so the writers must run; drop "
+        "--no-writers");
   if (request_.window.count() <= 0 || request_.window > kMaxCommitWindow)
     return Status::InvalidArgument(
         "the commit window is " + std::to_string(request_.window.count()) +
         " ms; it must be from 1 to " + std::to_string(kMaxCommitWindow.count()) +
         " ms (writes are never held longer than 10 s)");
+  if (request_.writer_window.count() <= 0 || request_.writer_window > kMaxWriterWindow)
+    return Status::InvalidArgument(
+        "the writer window is " + std::to_string(request_.writer_window.count()) +
+        " ms; it must be from 1 to " + std::to_string(kMaxWriterWindow.count()) +
+        " ms (writers are never held frozen longer than 60 s)");
   if (request_.volumes.size() > request_.max_volumes)
     return Status(Code::kMaxVolumes, "the set has " + std::to_string(request_.volumes.size()) +
                                          " volumes; the limit is " +
@@ -447,8 +460,37 @@ Status SetCreation::Plan() {
   if (!mounts.ok()) return mounts.status();
   ResolverOptions resolver;
   resolver.mounts = &*mounts;  // read once, not once per volume
+  if (request_.with_writers) {
+    WriterSetOptions o;
+    o.config_dir = env_.config_dir;
+    o.run_dir = env_.run_dir;
+    o.window = request_.writer_window;
+    o.event_timeout = request_.writer_window;
+    auto writers = WriterSet::Discover(o, timeline_);
+    if (!writers.ok()) return writers.status();
+    writers_ = std::move(*writers);
+  }
+  std::vector<ComponentFile> component_files;
+  if (!request_.writers.empty() || !request_.components.empty()) {
+    const auto metadata = writers_->metadata();
+    auto selected = SelectComponents(metadata, request_.writers, request_.components);
+    if (!selected.ok()) return selected.status();
+    auto files = ComponentFiles(metadata, *selected, *mounts);
+    if (!files.ok()) return files.status();
+    component_files = std::move(*files);
+    for (const auto& s : *selected) components_[s.writer].push_back(s.logical_path);
+  }
+  std::vector<std::string> names = request_.volumes;
+  if (names.empty())
+    for (const auto& f : component_files)
+      if (std::find(names.begin(), names.end(), f.mount_point) == names.end())
+        names.push_back(f.mount_point);
+  if (names.size() > request_.max_volumes)
+    return Status(Code::kMaxVolumes, "the components' files are on " +
+                                         std::to_string(names.size()) + " volumes; the limit is " +
+                                         std::to_string(request_.max_volumes));
   std::set<std::string> seen;
-  for (const auto& name : request_.volumes) {
+  for (const auto& name : names) {
     auto v = ResolveVolume(name, resolver);
     if (!v.ok()) return v.status();
     if (!seen.insert(v->name).second)
@@ -462,6 +504,19 @@ Status SetCreation::Plan() {
       return Status::InvalidArgument("volumes " + v.name + " and " + v.lower +
                                      " are one stack (" + v.name + " is a filesystem on " +
                                      v.lower + "); name one of them: either holds both");
+  // A selected component must be whole in the set: a file on a volume
+  // outside it would be missing from the backup.
+  for (const auto& f : component_files) {
+    auto v = ResolveVolume(f.mount_point, resolver);
+    if (!v.ok()) return v.status().WithContext("the volume of " + f.path);
+    bool in_set = seen.count(v->name) > 0;
+    for (const auto& member : volumes_) in_set = in_set || member.lower == v->name;
+    if (!in_set)
+      return Status::InvalidArgument(
+          "component " + f.component.writer + ":" + f.component.logical_path + " has file " +
+          f.path + " on volume " + v->name + ", which is not in the set; add " + v->name +
+          " to the set, or do not select the component");
+  }
   for (const auto& [volume, provider] : request_.pins) {
     auto v = ResolveVolume(volume, resolver);
     if (!v.ok()) return v.status().WithContext("provider pin " + provider + "=" + volume);
@@ -491,11 +546,6 @@ Status SetCreation::Plan() {
       if (!hold.ok()) return hold.status().WithContext(v.name);
       holds_->Add(std::move(*hold));
     }
-  }
-  if (request_.with_writers) {
-    auto hooks = HookWriters::Discover(env_.config_dir);
-    if (!hooks.ok()) return hooks.status();
-    writers_ = std::make_unique<HookWriters>(std::move(*hooks));
   }
   return Status::Ok();
 }
@@ -695,10 +745,7 @@ Status SetCreation::DeleteSnapshotsOn(ProviderInstance* p) {
 void SetCreation::Abort(const Status& why) {
   timeline_->Instant("set", "abort", why.ToString());
   if (holds_) (void)holds_->ReleaseAll("set aborted");
-  if (writers_ && writers_frozen_) {
-    (void)writers_->Thaw(timeline_.get());
-    writers_frozen_ = false;
-  }
+  if (writers_) writers_->Abort();
   std::vector<ProviderInstance*> order(saw_set_.begin(), saw_set_.end());
   std::sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->name() < b->name(); });
   AbortOn(order);
@@ -740,7 +787,9 @@ Status SetCreation::RecordComplete() {
     }
   }
   timeline_->Instant("set", "complete");
-  return env_.catalog->CompleteSet(set_id_, records, timeline_->ToJson());
+  std::vector<WriterRecord> writers;
+  if (writers_) writers = writers_->Records();
+  return env_.catalog->CompleteSet(set_id_, records, timeline_->ToJson(), writers);
 }
 
 SetResult SetCreation::Run(const std::function<void(const std::vector<PlannedVolume>&)>& on_plan) {
@@ -788,6 +837,13 @@ SetResult SetCreation::Run(const std::function<void(const std::vector<PlannedVol
     holds_->set_guard(guard_.get());
   }
 
+  if (writers_ && !writers_->empty()) {
+    timeline_->Begin("set", "writers prepare-backup");
+    Status s = writers_->PrepareBackup(set_id_, names, components_);
+    timeline_->End("set", "writers prepare-backup", s);
+    if (!s.ok()) return finish(s);
+  }
+
   timeline_->Begin("set", "prepare");
   Status s = Prepare();
   timeline_->End("set", "prepare", s);
@@ -799,9 +855,12 @@ SetResult SetCreation::Run(const std::function<void(const std::vector<PlannedVol
         holds_->Add(std::make_unique<GateHold>(g.provider, volumes_[v], &window_deadline_));
 
   if (writers_ && !writers_->empty()) {
+    timeline_->Begin("set", "writers prepare-snapshot");
+    s = writers_->PrepareSnapshot();
+    timeline_->End("set", "writers prepare-snapshot", s);
+    if (!s.ok()) return finish(s);
     timeline_->Begin("set", "writers freeze");
-    s = writers_->Freeze(set_id_, names, timeline_.get(), request_.writer_window);
-    writers_frozen_ = s.ok();
+    s = writers_->Freeze();
     timeline_->End("set", "writers freeze", s);
     if (!s.ok()) return finish(s);
   }
@@ -817,10 +876,10 @@ SetResult SetCreation::Run(const std::function<void(const std::vector<PlannedVol
                Clock::now() + request_.provider_timeout);
   if (!s.ok()) return finish(s);
 
-  if (writers_frozen_) {
+  if (writers_ && !writers_->empty()) {
+    // Thaw, then each writer's state: any failure fails the set.
     timeline_->Begin("set", "writers thaw");
-    s = writers_->Thaw(timeline_.get());
-    writers_frozen_ = false;
+    s = writers_->Thaw();
     timeline_->End("set", "writers thaw", s);
     if (!s.ok()) return finish(s);
   }
@@ -831,6 +890,12 @@ SetResult SetCreation::Run(const std::function<void(const std::vector<PlannedVol
   s = RunPhase("post_final_commit_snapshots", &ProviderInstance::PostFinalCommitSnapshots,
                Clock::now() + request_.provider_timeout);
   if (!s.ok()) return finish(s);
+  if (writers_ && !writers_->empty()) {
+    timeline_->Begin("set", "writers post-snapshot");
+    s = writers_->PostSnapshot();
+    timeline_->End("set", "writers post-snapshot", s);
+    if (!s.ok()) return finish(s);
+  }
 
   s = RecordComplete();
   if (!s.ok()) {
@@ -839,6 +904,7 @@ SetResult SetCreation::Run(const std::function<void(const std::vector<PlannedVol
     for (const auto& snap : result_.snapshots)
       if (auto* p = env_.registry->FindById(snap.provider_id)) (void)p->DeleteSnapshot(snap.snapshot_id);
     (void)env_.catalog->DeleteSet(set_id_);
+    if (writers_) writers_->Abort();  // they were told the set was cut
     result_.status = s.WithContext("recording the set in the catalog");
     result_.snapshots.clear();
     result_.plan = planned_;

@@ -41,6 +41,7 @@ struct CreationEnv {
   Catalog* catalog = nullptr;
   std::string config_dir;
   std::string state_dir;
+  std::string run_dir;  // <run_dir>/writers/*.sock: the writer processes
   std::string thaw_guard;  // guard binary
   pid_t requestor_pid = 0;
 };

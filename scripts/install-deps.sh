@@ -10,11 +10,16 @@ PACKAGES=(
   # libraries (DESIGN §2)
   libiscsi-dev libcurl4-openssl-dev rapidjson-dev libboost-test-dev
   libcpp-httplib-dev libssl-dev libsqlite3-dev libfuse3-dev libcli11-dev zlib1g-dev
+  # the bundled PostgreSQL writer's client library (writer/postgresql)
+  libpq-dev
   # system tools the tests and demo drive for real
   tgt libiscsi-bin fuse3 e2fsprogs xfsprogs btrfs-progs util-linux kmod openssl iproute2
   curl jq
   # the conformance mutants test reads the suite's JSON reports (tests/conformance)
   python3
+  # the real databases the writers' tests start (tests/writer): PostgreSQL's
+  # server, pgbench and pg_amcheck; the SQLite library is above
+  postgresql-15 postgresql-client-15
   # peers the benchmarks measure against (bench/)
   fio qemu-utils
   # the real-kernel test bed (scripts/vm/testbed.sh): the guest runs this
@@ -52,4 +57,11 @@ for unit in tgt iscsid open-iscsi; do
     systemctl stop "$unit" || true
   fi
 done
+# Likewise the cluster Debian's postgresql package may create and start:
+# the writers' tests start their own servers in temporary directories.
+if command -v pg_lsclusters >/dev/null 2>&1; then
+  pg_lsclusters --no-header 2>/dev/null | while read -r version cluster _port status _rest; do
+    if [ "$status" = online ]; then pg_ctlcluster "$version" "$cluster" stop || true; fi
+  done
+fi
 echo "install-deps: done"

@@ -21,6 +21,7 @@ namespace snapset::cli {
 struct GlobalOptions {
   std::string config_dir;
   std::string state_dir;
+  std::string run_dir;
   bool json = false;
   int verbose = 0;  // -v: info, -vv: debug (provider log lines on stderr)
 };
@@ -70,8 +71,10 @@ int RunVolumesShow(CliContext& ctx, const std::vector<std::string>& volumes);
 
 struct CreateArgs {
   std::vector<std::string> volumes, pins, excludes;
+  std::vector<std::string> writers, components;
   bool persistent = false, auto_release = false, no_writers = false;
   int window_ms = 10000;
+  int writer_window_ms = 60000;
   size_t max_volumes = 64;
   std::string set_id;
 };
@@ -84,7 +87,7 @@ struct DeleteArgs {
 };
 int RunCreate(CliContext& ctx, const CreateArgs& args);
 int RunList(CliContext& ctx, const ListArgs& args);
-int RunShow(CliContext& ctx, const std::string& id, bool timeline);
+int RunShow(CliContext& ctx, const std::string& id, bool timeline, bool writers);
 // snapset orphans [--remove]
 int RunOrphans(CliContext& ctx, bool remove);
 int RunDelete(CliContext& ctx, const DeleteArgs& args);
@@ -96,6 +99,8 @@ struct ExposeArgs {
 };
 int RunExpose(CliContext& ctx, const ExposeArgs& args);
 int RunUnexpose(CliContext& ctx, const std::string& id);
+// snapset writers list
+int RunWritersList(CliContext& ctx);
 
 struct CowArgs {
   enum Command { kCreate, kList, kDelete, kStats } command = kList;

@@ -7,6 +7,7 @@
 #include <ctime>
 #include <iostream>
 #include <optional>
+#include <sstream>
 
 #include "core/mount_table.hpp"
 #include "core/run_command.hpp"
@@ -16,6 +17,7 @@
 #include "tools/iscsi_attach.hpp"
 #include "tools/table.hpp"
 #include "tools/timeline_chart.hpp"
+#include "writer/writer_protocol.hpp"
 
 namespace snapset::cli {
 
@@ -218,6 +220,7 @@ Result<Requestor*> CliContext::OpenRequestor() {
     RequestorOptions o;
     o.config_dir = options_.config_dir;
     o.state_dir = options_.state_dir;
+    o.run_dir = options_.run_dir;
     o.log_level = options_.verbose >= 2   ? SNAPSET_LOG_DEBUG
                   : options_.verbose == 1 ? SNAPSET_LOG_INFO
                                           : SNAPSET_LOG_WARNING;
@@ -233,6 +236,8 @@ int RunCreate(CliContext& ctx, const CreateArgs& args) {
   if (!r.ok()) return ctx.Fail(r.status());
   SetRequest req;
   req.volumes = args.volumes;
+  req.writers = args.writers;
+  req.components = args.components;
   for (const auto& pin : args.pins) {
     auto eq = pin.find('=');
     if (eq == std::string::npos || eq == 0 || eq + 1 == pin.size())
@@ -244,6 +249,7 @@ int RunCreate(CliContext& ctx, const CreateArgs& args) {
   req.auto_release = args.auto_release;
   req.with_writers = !args.no_writers;
   req.window = std::chrono::milliseconds(args.window_ms);
+  req.writer_window = std::chrono::milliseconds(args.writer_window_ms);
   req.max_volumes = args.max_volumes;
   req.set_id = args.set_id;
 
@@ -366,7 +372,66 @@ int RunList(CliContext& ctx, const ListArgs& args) {
   return 0;
 }
 
-int RunShow(CliContext& ctx, const std::string& id, bool timeline) {
+namespace {
+
+Value WritersJson(const std::vector<SetWriterEntry>& writers, rapidjson::Document::AllocatorType& a) {
+  Value arr(rapidjson::kArrayType);
+  for (const auto& w : writers) {
+    Value o(rapidjson::kObjectType);
+    o.AddMember("name", Str(w.name, a), a);
+    o.AddMember("kind", Str(w.kind, a), a);
+    o.AddMember("state", Str(w.state, a), a);
+    rapidjson::Document md(&a);
+    if (!w.metadata_json.empty() && !md.Parse(w.metadata_json.c_str()).HasParseError())
+      o.AddMember("metadata", Value(md, a), a);
+    else
+      o.AddMember("metadata", Value(), a);
+    Value blob(rapidjson::kObjectType);
+    for (const auto& [k, v] : w.backup_blob) blob.AddMember(Str(k, a), Str(v, a), a);
+    o.AddMember("backup_blob", blob, a);
+    arr.PushBack(o, a);
+  }
+  return arr;
+}
+
+void PrintWriters(const std::vector<SetWriterEntry>& writers) {
+  if (writers.empty()) {
+    std::cout << "\n  no writers took part in this set\n";
+    return;
+  }
+  for (const auto& w : writers) {
+    std::cout << "\n  writer " << w.name << " (" << w.kind << "), " << w.state << "\n";
+    if (!w.metadata_json.empty()) {
+      auto md = writer_protocol::MetadataFromJson(w.metadata_json);
+      if (md.ok()) {
+        if (!md->instance.empty()) std::cout << "    instance  " << md->instance << "\n";
+        std::cout << "    restore   " << md->restore_method << "\n";
+        for (const auto& c : md->components) {
+          std::cout << "    component " << c.logical_path << (c.selectable ? "" : " (not selectable)")
+                    << "\n";
+          auto groups = [](const char* what, const std::vector<writer::FileGroup>& gs) {
+            for (const auto& g : gs)
+              std::cout << "      " << what << " " << g.path << "/" << g.filespec
+                        << (g.recursive ? " (recursive)" : "") << "\n";
+          };
+          groups("files    ", c.files);
+          groups("database ", c.database_files);
+          groups("log      ", c.log_files);
+          groups("excluded ", c.exclusions);
+        }
+      }
+    }
+    for (const auto& [name, text] : w.backup_blob) {
+      std::cout << "    backup document " << name << ":\n";
+      std::istringstream lines(text);
+      for (std::string line; std::getline(lines, line);) std::cout << "      | " << line << "\n";
+    }
+  }
+}
+
+}  // namespace
+
+int RunShow(CliContext& ctx, const std::string& id, bool timeline, bool writers) {
   auto r = ctx.OpenRequestor();
   if (!r.ok()) return ctx.Fail(r.status());
   std::string set_id = id;
@@ -393,6 +458,7 @@ int RunShow(CliContext& ctx, const std::string& id, bool timeline) {
     for (const auto& sn : set->snapshots) snaps.PushBack(SnapshotJson(sn, a), a);
     s.AddMember("snapshots", snaps, a);
     s.AddMember("leftovers", LeftoversJson(set->leftovers, a), a);
+    if (writers) s.AddMember("writers", WritersJson(set->writers, a), a);
     if (timeline) s.AddMember("timeline", TimelineJson(set->timeline, a), a);
     doc.AddMember("set", s, a);
     ctx.PrintJson(doc);
@@ -422,6 +488,7 @@ int RunShow(CliContext& ctx, const std::string& id, bool timeline) {
     for (const auto& s : set->snapshots) t.Add({s.snapshot_id, s.volume, s.provider});
     t.Print(std::cout, "  ");
   }
+  if (writers) PrintWriters(set->writers);
   if (timeline) {
     std::cout << "\n";
     DrawTimeline(set->timeline, std::cout);

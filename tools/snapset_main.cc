@@ -45,6 +45,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--state-dir", g.state_dir, "state directory (env SNAPSET_STATE_DIR)")
       ->capture_default_str();
+  g.run_dir = EnvOr("SNAPSET_RUN_DIR", "/run/snapset");
+  app.add_option("--run-dir", g.run_dir,
+                 "run directory: writers/*.sock are the writer processes (env SNAPSET_RUN_DIR)")
+      ->capture_default_str();
   app.add_flag("--json", g.json, "print machine-readable JSON instead of tables");
   app.add_flag("-v,--verbose", g.verbose, "show provider log lines (-vv for debug)");
   std::string initiator_iqn;
@@ -78,15 +82,22 @@ int main(int argc, char** argv) {
   auto* create = app.add_subcommand(
       "create", "snapshot a set of volumes at one instant, all or none (prints the plan first)");
   create->add_option("VOLUME", create_args.volumes,
-                     "mount point or path, block device, iscsi://host:port/iqn/lun, cow:NAME")
-      ->required();
+                     "mount point or path, block device, iscsi://host:port/iqn/lun, cow:NAME");
+  create->add_option("--writer", create_args.writers,
+                     "take the volumes of every component of writer NAME (repeatable)");
+  create->add_option("--component", create_args.components,
+                     "take the volumes of component PATH, or WRITER:PATH (repeatable)");
   create->add_option("--provider", create_args.pins, "pin provider NAME to VOLUME (NAME=VOLUME)");
   create->add_option("--exclude", create_args.excludes, "never use provider NAME");
   create->add_flag("--persistent", create_args.persistent,
                    "keep the snapshots after snapset exits (the default)");
   create->add_flag("--auto-release", create_args.auto_release,
                    "delete the snapshots when this snapset process ends");
-  create->add_flag("--no-writers", create_args.no_writers, "do not run writers (writers.d hooks)");
+  create->add_flag("--no-writers", create_args.no_writers,
+                   "do not run writers (writer processes, writers.d)");
+  create->add_option("--writer-window-ms", create_args.writer_window_ms,
+                     "writer window: longest time writers stay frozen, 1..60000 ms")
+      ->capture_default_str();
   create->add_option("--window-ms", create_args.window_ms,
                      "commit window: longest time writes are held, 1..10000 ms")
       ->capture_default_str();
@@ -118,6 +129,9 @@ int main(int argc, char** argv) {
   auto* show_set = app.add_subcommand("show", "show a snapshot or a set");
   show_set->add_option("ID", show_id, "snapshot id or set id")->required();
   show_set->add_flag("--timeline", show_timeline, "draw the set's timeline (raw events with --json)");
+  bool show_writers = false;
+  show_set->add_flag("--writers", show_writers,
+                     "the writers of the set: metadata, components, backup documents");
 
   DeleteArgs delete_args;
   auto* del = app.add_subcommand("delete", "delete a snapshot, a set, or a volume's oldest snapshot");
@@ -146,6 +160,11 @@ int main(int argc, char** argv) {
 
   CowArgs cow_args;
   cow_args.socket = EnvOr("SNAPSET_COWD_SOCKET", snapset::cow::kDefaultSocket);
+  auto* writers = app.add_subcommand("writers", "applications that take part in sets");
+  writers->require_subcommand(1);
+  auto* writers_list = writers->add_subcommand(
+      "list", "writer processes (run directory) and writers.d: state and last error");
+
   auto* cow = app.add_subcommand("cow", "software copy-on-write volumes (served by snapset-cowd)");
   cow->require_subcommand(1);
   cow->add_option("--socket", cow_args.socket,
@@ -197,13 +216,23 @@ int main(int argc, char** argv) {
   if (*list) return RunProvidersList(ctx);
   if (*explain) return RunProvidersExplain(ctx, volumes, pins, excludes);
   if (*show) return RunVolumesShow(ctx, show_volumes);
-  if (*create) return RunCreate(ctx, create_args);
+  if (*create) {
+    if (create_args.volumes.empty() && create_args.writers.empty() &&
+        create_args.components.empty()) {
+      std::cerr << "snapset: usage error: create needs at least one VOLUME, or --writer or "
+                   "--component to take the volumes of writers' components\n\n"
+                << create->help();
+      return kExitUsage;
+    }
+    return RunCreate(ctx, create_args);
+  }
   if (*list_sets) return RunList(ctx, list_args);
   if (*orphans) return RunOrphans(ctx, remove_orphans);
-  if (*show_set) return RunShow(ctx, show_id, show_timeline);
+  if (*show_set) return RunShow(ctx, show_id, show_timeline, show_writers);
   if (*del) return RunDelete(ctx, delete_args);
   if (*expose) return RunExpose(ctx, expose_args);
   if (*unexpose) return RunUnexpose(ctx, unexpose_id);
+  if (*writers_list) return RunWritersList(ctx);
   if (*cow) {
     if (*cow_create) cow_args.command = CowArgs::kCreate;
     if (*cow_list) cow_args.command = CowArgs::kList;

@@ -31,25 +31,37 @@ namespace snapset {
 
 // The longest commit window: writes are never held longer (DESIGN §4).
 inline constexpr std::chrono::milliseconds kMaxCommitWindow{10000};
+// The longest writer window, from freeze to thaw: writers are never held
+// frozen longer (DESIGN §4).
+inline constexpr std::chrono::milliseconds kMaxWriterWindow{60000};
 
 struct RequestorOptions {
   std::string config_dir = "/etc/snapset";    // providers.d, writers.d
   std::string state_dir = "/var/lib/snapset"; // catalog.db, locks
+  std::string run_dir = "/run/snapset";        // writers/*.sock: writer processes
   int log_level = 1;                           // SNAPSET_LOG_*: warnings by default
   std::string thaw_guard;                      // guard binary; "" = next to the program
 };
 
 // One snapshot set to create. The context is the flags below.
 struct SetRequest {
-  std::vector<std::string> volumes;               // as a user names them
+  // As a user names them. May be empty when `writers` or `components` say
+  // which volumes: those that hold the selected components' files.
+  std::vector<std::string> volumes;
+  // Components selected from the writers' metadata: every component of
+  // each writer named here, and each component PATH (or WRITER:PATH). With
+  // `volumes` given, a selected component with a file on another volume
+  // refuses the set before anything is frozen.
+  std::vector<std::string> writers;
+  std::vector<std::string> components;
   std::map<std::string, std::string> pins;        // volume -> provider name
   std::vector<std::string> excluded;              // provider names
   bool persistent = true;       // survives the requestor
   bool auto_release = false;    // deleted when the requestor ends
-  bool with_writers = true;     // run writers (hooks in writers.d)
+  bool with_writers = true;     // run the writers: processes, writers.d
   bool replan_on_prepare_failure = true;
   std::chrono::milliseconds window = kMaxCommitWindow;      // configurable down only
-  std::chrono::milliseconds writer_window{60000};
+  std::chrono::milliseconds writer_window = kMaxWriterWindow;  // configurable down only
   // Bound on each provider call outside the commit window; a provider that
   // does not answer in time is abandoned and unhealthy for the process.
   std::chrono::milliseconds provider_timeout{60000};
@@ -110,6 +122,18 @@ struct SetLeftover {
   std::string detail;  // the provider's answer: what remains, and where
 };
 
+// A writer that took part in a complete set, as the catalog keeps it.
+struct SetWriterEntry {
+  std::string name;
+  std::string kind;   // "process", "express", "hook"
+  std::string state;  // at the end of the set: "waiting-for-backup-complete"
+  // Its metadata document (docs/writer-metadata.schema.json); "" for hooks.
+  std::string metadata_json;
+  // Named documents the writer returned for the set ("backup_label"): a
+  // backup keeps them with the data, a restore gives them back.
+  std::map<std::string, std::string> backup_blob;
+};
+
 struct SetEntry {
   std::string set_id;
   std::string state;  // "creating", "complete", "aborted", "abort-incomplete"
@@ -118,6 +142,7 @@ struct SetEntry {
   std::string error;
   std::vector<SnapshotEntry> snapshots;  // abort-incomplete: its plan
   std::vector<SetLeftover> leftovers;    // abort-incomplete only
+  std::vector<SetWriterEntry> writers;   // complete sets
   TimelineData timeline;
 };
 

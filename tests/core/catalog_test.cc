@@ -613,7 +613,7 @@ BOOST_AUTO_TEST_CASE(everything_survives_closing_and_reopening_the_catalog) {
   // WAL is a property of the file, seen by any other connection to it.
   RawDb raw = OpenRaw(path);
   BOOST_TEST(TextRaw(raw.get(), "PRAGMA journal_mode") == "wal");
-  BOOST_TEST(TextRaw(raw.get(), "PRAGMA user_version") == "2");
+  BOOST_TEST(TextRaw(raw.get(), "PRAGMA user_version") == "3");
 }
 
 BOOST_AUTO_TEST_CASE(two_catalogs_on_one_file_see_each_others_commits) {
@@ -729,13 +729,13 @@ BOOST_AUTO_TEST_CASE(a_catalog_of_another_schema_version_is_refused_with_what_to
   }
   {
     RawDb raw = OpenRaw(path);
-    ExecRaw(raw.get(), "PRAGMA user_version = 3");
+    ExecRaw(raw.get(), "PRAGMA user_version = 4");
   }
   auto c = Catalog::Open(dir.str());
   BOOST_TEST_REQUIRE(!c.ok());
   BOOST_TEST(c.status().Is(Code::kInternal), c.status().ToString());
   BOOST_TEST(Contains(c.status().message(), path));
-  BOOST_TEST(Contains(c.status().message(), "schema version 3"));
+  BOOST_TEST(Contains(c.status().message(), "schema version 4"));
   BOOST_TEST(Contains(c.status().message(), "snapset release that wrote it"));
 }
 
@@ -792,9 +792,55 @@ BOOST_AUTO_TEST_CASE(a_schema_1_catalog_is_migrated_in_place_with_every_set_kept
   BOOST_TEST_REQUIRE(c->DeleteSet("done").ok());
   BOOST_TEST(c->GetSnapshot("d1").status().IsNotFound());
   RawDb raw = OpenRaw(path);
-  BOOST_TEST(TextRaw(raw.get(), "PRAGMA user_version") == "2");
+  BOOST_TEST(TextRaw(raw.get(), "PRAGMA user_version") == "3");
   BOOST_TEST(TextRaw(raw.get(), "SELECT count(*) FROM snapshots") == "1");
   BOOST_TEST(TextRaw(raw.get(), "PRAGMA foreign_key_check") == "");
+}
+
+BOOST_AUTO_TEST_CASE(a_complete_set_keeps_its_writers_metadata_and_backup_blobs_in_order) {
+  TempDir dir;
+  auto c = OpenOrDie(dir.str());
+  SetRecord set;
+  set.set_id = "s";
+  set.snapshots = {{"a", "", "/v", "p", "prov", 0, 0, "", ""}};
+  BOOST_TEST_REQUIRE(c->BeginSet(set).ok());
+  const std::vector<WriterRecord> writers = {
+      {"pg", "process", "waiting-for-backup-complete", R"({"name":"postgresql"})",
+       R"({"backup_label":"START WAL LOCATION: 0/2000028"})"},
+      {"hooks", "hook", "waiting-for-backup-complete", "", ""}};
+  BOOST_TEST_REQUIRE(c->CompleteSet("s", set.snapshots, "{}", writers).ok());
+  auto got = c->GetSet("s");
+  BOOST_TEST_REQUIRE(got.ok());
+  BOOST_TEST_REQUIRE(got->writers.size() == 2u);
+  BOOST_TEST(got->writers[0].name == "pg");
+  BOOST_TEST(got->writers[0].backup_blob_json == writers[0].backup_blob_json);
+  BOOST_TEST(got->writers[0].metadata_json == writers[0].metadata_json);
+  BOOST_TEST(got->writers[1].kind == "hook");
+  BOOST_TEST(got->writers[1].backup_blob_json == "{}");
+  // Deleting the set deletes its writers.
+  BOOST_TEST_REQUIRE(c->DeleteSet("s").ok());
+  RawDb raw = OpenRaw(c->path());
+  BOOST_TEST(TextRaw(raw.get(), "SELECT count(*) FROM set_writers") == "0");
+}
+
+BOOST_AUTO_TEST_CASE(a_schema_2_catalog_gains_the_writers_table_with_every_set_kept) {
+  TempDir dir;
+  std::string path;
+  {
+    auto c = OpenOrDie(dir.str());
+    path = c->path();
+    AddComplete(*c, "set", 1, {"/v"});
+  }
+  {
+    RawDb raw = OpenRaw(path);
+    ExecRaw(raw.get(), "DROP TABLE set_writers; PRAGMA user_version = 2");
+  }
+  auto c = OpenOrDie(dir.str());
+  auto set = c->GetSet("set");
+  BOOST_TEST_REQUIRE(set.ok(), set.status().ToString());
+  BOOST_TEST(set->writers.empty());
+  RawDb raw = OpenRaw(path);
+  BOOST_TEST(TextRaw(raw.get(), "PRAGMA user_version") == "3");
 }
 
 BOOST_AUTO_TEST_CASE(a_missing_state_directory_is_created_private_to_its_owner) {

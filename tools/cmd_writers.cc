@@ -1,0 +1,69 @@
+// SPDX-License-Identifier: Apache-2.0
+// snapset writers list
+#include <iostream>
+
+#include "core/writer_set.hpp"
+#include "tools/cli_context.hpp"
+#include "tools/table.hpp"
+#include "writer/writer_protocol.hpp"
+
+namespace snapset::cli {
+
+namespace {
+
+rapidjson::Value Str(const std::string& s, rapidjson::Document::AllocatorType& a) {
+  return rapidjson::Value(s.c_str(), static_cast<rapidjson::SizeType>(s.size()), a);
+}
+
+}  // namespace
+
+int RunWritersList(CliContext& ctx) {
+  WriterSetOptions o;
+  o.config_dir = ctx.options().config_dir;
+  o.run_dir = ctx.options().run_dir;
+  auto writers = ListWriters(o);
+  if (!writers.ok()) return ctx.Fail(writers.status());
+  if (ctx.json()) {
+    rapidjson::Document doc(rapidjson::kObjectType);
+    auto& a = doc.GetAllocator();
+    rapidjson::Value list(rapidjson::kArrayType);
+    for (const auto& w : *writers) {
+      rapidjson::Value e(rapidjson::kObjectType);
+      e.AddMember("name", Str(w.name, a), a);
+      e.AddMember("kind", Str(w.kind, a), a);
+      e.AddMember("state", Str(w.state, a), a);
+      e.AddMember("failure", Str(w.failure, a), a);
+      e.AddMember("last_error", Str(w.last_error, a), a);
+      e.AddMember("set_id", Str(w.set_id, a), a);
+      e.AddMember("location", Str(w.location, a), a);
+      if (w.pid) e.AddMember("pid", w.pid, a);
+      if (w.metadata) {
+        rapidjson::Document md(&a);
+        const std::string json = writer_protocol::MetadataToJson(*w.metadata);
+        md.Parse(json.c_str());
+        e.AddMember("metadata", rapidjson::Value(md, a), a);
+      }
+      list.PushBack(e, a);
+    }
+    doc.AddMember("writers", list, a);
+    ctx.PrintJson(doc);
+    return 0;
+  }
+  if (writers->empty()) {
+    std::cout << "no writers: no writer process serves " << o.run_dir << "/writers, and "
+              << o.config_dir << "/writers.d declares none\n";
+    return 0;
+  }
+  auto dash = [](const std::string& s) { return s.empty() ? std::string("-") : s; };
+  Table t({"WRITER", "KIND", "STATE", "INSTANCE", "LAST ERROR"});
+  for (const auto& w : *writers) {
+    std::string state = w.state;
+    if (!w.failure.empty()) state += " (" + w.failure + ")";
+    t.Add(
+        {w.name, w.kind, state, w.metadata ? dash(w.metadata->instance) : "-", dash(w.last_error)});
+  }
+  t.Print(std::cout);
+  return 0;
+}
+
+}  // namespace snapset::cli
