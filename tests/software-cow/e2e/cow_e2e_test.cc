@@ -5,8 +5,6 @@
 // coordinator (FIFREEZE on the ext4, then the daemon's write gate, then the
 // provider's O(1) commit).
 #define BOOST_TEST_MODULE cow_e2e_test
-#include <boost/test/unit_test.hpp>
-
 #include <rapidjson/document.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -15,6 +13,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <boost/test/unit_test.hpp>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -24,8 +23,9 @@
 #include <sstream>
 #include <thread>
 
-#include "tests/support/command.hpp"
 #include "tests/software-cow/daemon/cowd_fixture.hpp"
+#include "tests/software-cow/e2e/cow_stack.hpp"
+#include "tests/support/command.hpp"
 #include "tests/support/freeze_probe.hpp"
 #include "tests/support/prerequisites.hpp"
 #include "tests/support/spawn.hpp"
@@ -54,101 +54,8 @@ std::string RandomBytes(std::mt19937_64& rng, size_t n) {
   return s;
 }
 
-// A cow volume with ext4 on a loop device over its served origin, and the
-// software-cow provider registered: what a user sets up before snapshots.
-class CowStack {
- public:
-  CowStack() {
-    daemon_ = std::make_unique<cowd::Daemon>(dir_.str() + "/cowd");
-    if (Status s = daemon_->Start(); !s.ok()) throw std::runtime_error(s.ToString());
-    config_ = dir_.str() + "/config";
-    state_ = dir_.str() + "/state";
-    dir_.Write("config/providers.d/software-cow.json",
-               Registration("6d1f7c1e-7a43-4d0b-9a64-3c1f2b5e9d01", "software-cow", "software",
-                            SNAPSET_COW_PROVIDER, "{\"socket\": \"" + daemon_->socket() + "\"}"));
-    auto made = Cli({"cow", "create", "db", "--size", "96M", "--chunk", "64K"});
-    if (made.exit_code != 0) throw std::runtime_error("cow create: " + made.output);
-    origin_ = daemon_->mount() + "/db/origin";
-    auto loop = RunCommand({"losetup", "--direct-io=on", "--find", "--show", origin_});
-    if (loop.exit_code != 0) throw std::runtime_error("losetup: " + loop.output);
-    loop_ = loop.output.substr(0, loop.output.find('\n'));
-    mnt_ = dir_.str() + "/mnt";
-    fs::create_directories(mnt_);
-    if (RunCommand({"mkfs.ext4", "-q", "-F", loop_}).exit_code != 0 ||
-        RunCommand({"mount", loop_, mnt_}).exit_code != 0)
-      throw std::runtime_error("cannot make and mount ext4 on " + loop_);
-    mounted_ = true;
-  }
-  ~CowStack() {
-    for (const auto& m : extra_mounts_) RunCommand({"umount", m});
-    RunCommand({"fsfreeze", "--unfreeze", mnt_});
-    if (mounted_) RunCommand({"umount", mnt_});
-    if (!loop_.empty()) RunCommand({"losetup", "-d", loop_});
-  }
-
-  // The snapset command line for `args`, with this stack's directories.
-  std::vector<std::string> CliArgv(std::vector<std::string> args) const {
-    std::vector<std::string> argv = {SNAPSET_CLI, "--config-dir", config_, "--state-dir", state_};
-    argv.insert(argv.end(), args.begin(), args.end());
-    // `cow` takes the daemon's socket after its own word.
-    auto cow = std::find(argv.begin(), argv.end(), "cow");
-    if (cow != argv.end()) argv.insert(cow + 1, {"--socket", daemon_->socket()});
-    return argv;
-  }
-  CommandResult Cli(std::vector<std::string> args) const { return RunCommand(CliArgv(args)); }
-
-  // `snapset --json create ...`: the parsed document; fails the test on error.
-  rapidjson::Document Create(const std::vector<std::string>& volumes) const {
-    std::vector<std::string> args = {"--json", "create"};
-    args.insert(args.end(), volumes.begin(), volumes.end());
-    auto r = Cli(args);
-    BOOST_TEST_REQUIRE(r.exit_code == 0, "snapset create failed: " << r.output);
-    rapidjson::Document doc;
-    doc.Parse(r.output.c_str());
-    BOOST_TEST_REQUIRE(!doc.HasParseError(), r.output);
-    return doc;
-  }
-
-  // Mounts the snapshot read-only with `snapset expose ID --mount DIR`.
-  fs::path ExposeMounted(const std::string& snapshot_id) {
-    fs::path where = dir_.path() / ("snap-" + snapshot_id);
-    fs::create_directories(where);
-    auto r = Cli({"expose", snapshot_id, "--mount", where.string()});
-    BOOST_TEST_REQUIRE(r.exit_code == 0, "expose --mount failed: " << r.output);
-    extra_mounts_.push_back(where.string());
-    return where;
-  }
-
-  const fs::path mnt() const { return mnt_; }
-  const std::string& loop() const { return loop_; }
-  const std::string& origin() const { return origin_; }
-  const cowd::Daemon& daemon() const { return *daemon_; }
-  const TempDir& dir() const { return dir_; }
-
- private:
-  TempDir dir_;
-  std::unique_ptr<cowd::Daemon> daemon_;
-  std::string config_, state_, origin_, loop_, mnt_;
-  bool mounted_ = false;
-  std::vector<std::string> extra_mounts_;
-};
-
-bool Prerequisites() {
-  return Available(cowd::MissingPrerequisite(/*loop_devices=*/true));
-}
-
-// The events of one lane and step from a create's timeline.
-int64_t EventTime(const rapidjson::Value& timeline, const std::string& lane,
-                  const std::string& step, const std::string& kind) {
-  for (const auto& e : timeline["events"].GetArray())
-    if (lane == e["lane"].GetString() && step == e["step"].GetString() &&
-        kind == e["kind"].GetString())
-      return e["t_ns"].GetInt64();
-  return -1;
-}
-
 BOOST_AUTO_TEST_CASE(snapshot_of_ext4_on_cow_volume_holds_the_files_of_that_instant) {
-  if (!Prerequisites()) return;
+  if (!CowStackAvailable()) return;
   CowStack stack;
   std::mt19937_64 rng(42);
 
@@ -212,8 +119,10 @@ BOOST_AUTO_TEST_CASE(snapshot_of_ext4_on_cow_volume_holds_the_files_of_that_inst
 
   // After the snapshot: change and delete the old files, add a marker.
   for (auto& [name, data] : before)
-    if (name.back() % 2) WriteFileSynced(stack.mnt() / name, "changed after the snapshot");
-    else fs::remove(stack.mnt() / name);
+    if (name.back() % 2)
+      WriteFileSynced(stack.mnt() / name, "changed after the snapshot");
+    else
+      fs::remove(stack.mnt() / name);
   WriteFileSynced(stack.mnt() / "after-the-snapshot", "must not be in the snapshot");
 
   // The snapshot file passes e2fsck on a read-only loop device.
@@ -246,7 +155,7 @@ BOOST_AUTO_TEST_CASE(snapshot_of_ext4_on_cow_volume_holds_the_files_of_that_inst
 }
 
 BOOST_AUTO_TEST_CASE(naming_the_mount_point_takes_the_same_stack) {
-  if (!Prerequisites()) return;
+  if (!CowStackAvailable()) return;
   CowStack stack;
   WriteFileSynced(stack.mnt() / "a", "first");
   auto doc = stack.Create({stack.mnt().string()});
@@ -267,7 +176,7 @@ BOOST_AUTO_TEST_CASE(naming_the_mount_point_takes_the_same_stack) {
 }
 
 BOOST_AUTO_TEST_CASE(naming_both_ends_of_a_stack_is_refused_and_nothing_is_made) {
-  if (!Prerequisites()) return;
+  if (!CowStackAvailable()) return;
   CowStack stack;
   auto r = stack.Cli({"create", "cow:db", stack.mnt().string()});
   BOOST_TEST(r.exit_code == 3, r.output);  // invalid argument
@@ -277,7 +186,7 @@ BOOST_AUTO_TEST_CASE(naming_both_ends_of_a_stack_is_refused_and_nothing_is_made)
 }
 
 BOOST_AUTO_TEST_CASE(many_snapshots_each_keep_their_instant_and_delete_reclaims_space) {
-  if (!Prerequisites()) return;
+  if (!CowStackAvailable()) return;
   CowStack stack;
   std::vector<std::pair<std::string, std::string>> taken;  // id, content of "f" then
   for (int i = 0; i < 6; ++i) {
@@ -314,7 +223,7 @@ BOOST_AUTO_TEST_CASE(many_snapshots_each_keep_their_instant_and_delete_reclaims_
 // hold died with its connection), and the next snapset run's recovery
 // leaves the catalog and the daemon agreeing: no snapshot leaked.
 BOOST_AUTO_TEST_CASE(killing_snapset_create_at_any_moment_leaves_nothing_frozen_held_or_leaked) {
-  if (!Prerequisites()) return;
+  if (!CowStackAvailable()) return;
   CowStack stack;
   WriteFileSynced(stack.mnt() / "f", "data");
   std::mt19937 rng(3);
