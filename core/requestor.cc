@@ -16,15 +16,16 @@
 #include "core/host_log.hpp"
 #include "core/provider_registry.hpp"
 #include "core/set_creation.hpp"
-#include "writer/writer_protocol.hpp"
 #include "core/thaw_guard.hpp"
+#include "core/writer_set.hpp"
+#include "writer/writer_protocol.hpp"
 
 namespace snapset {
 
 namespace {
 
 SnapshotEntry ToEntry(const SnapshotRecord& r) {
-  return {r.snapshot_id, r.set_id,     r.volume,     r.provider_name, r.provider_id,
+  return {r.snapshot_id, r.set_id,     r.volume,     r.provider_name,  r.provider_id,
           r.created_ns,  r.attributes, r.exposed_as, r.snapshot_device};
 }
 
@@ -245,6 +246,19 @@ class RequestorImpl : public Requestor {
     auto left = catalog_->GetSet(set_id);
     if (left.ok()) return catalog_->DeleteSet(set_id);  // aborted sets have no snapshots
     return Status::Ok();
+  }
+
+  Status BackupComplete(const std::string& set_id) override {
+    auto set = catalog_->GetSet(set_id);
+    if (!set.ok()) return set.status();
+    if (set->state != SetState::kComplete)
+      return Status::BadState("set " + set_id + " is " + SetStateName(set->state) +
+                              ", not complete: there is no backup of it to complete");
+    WriterSetOptions o;
+    o.config_dir = options_.config_dir;
+    o.run_dir = options_.run_dir;
+    o.event_timeout = kManagementTimeout;
+    return SendBackupComplete(o, set_id, set->writers);
   }
 
   Result<std::string> DeleteOldest(const std::string& volume) override {

@@ -485,6 +485,10 @@ Status SetCreation::Plan() {
     for (const auto& f : component_files)
       if (std::find(names.begin(), names.end(), f.mount_point) == names.end())
         names.push_back(f.mount_point);
+  if (names.empty())
+    return Status::InvalidArgument(
+        "the selected components name no files, so they give no volume to snapshot (see `snapset "
+        "writers list --json` for what each writer declares); name the volumes instead");
   if (names.size() > request_.max_volumes)
     return Status(Code::kMaxVolumes, "the components' files are on " +
                                          std::to_string(names.size()) + " volumes; the limit is " +

@@ -396,8 +396,9 @@ Status WriterSet::Send(Event e, Clock::time_point deadline) {
 }
 
 void WriterSet::Abort() {
-  // Reverse order, as thaw: the last to freeze is released first.
-  for (auto it = writers_.rbegin(); it != writers_.rend(); ++it)
+  // Reverse order, as thaw: the last to freeze is released first. Before
+  // prepare-backup no writer is in the set: there is nothing to abort.
+  for (auto it = writers_.rbegin(); in_set_ && it != writers_.rend(); ++it)
     (*it)->Abort(ArgsFor(**it), Clock::now() + options_.event_timeout, timeline_.get());
   frozen_ = false;
   in_set_ = false;
@@ -415,6 +416,55 @@ std::vector<WriterRecord> WriterSet::Records() const {
     out.push_back(std::move(r));
   }
   return out;
+}
+
+Status SendBackupComplete(const WriterSetOptions& options, const std::string& set_id,
+                          const std::vector<WriterRecord>& writers) {
+  auto allowed = LoadAllowedWriterUsers(options.config_dir);
+  if (!allowed.ok()) return allowed.status();
+  Status first;
+  auto keep = [&](Status s) {
+    if (!s.ok() && first.ok()) first = std::move(s);
+  };
+  for (const auto& w : writers) {
+    const auto deadline = Clock::now() + options.event_timeout;
+    if (w.kind == "process") {
+      const std::string path =
+          (fs::path(options.run_dir) / "writers" / (w.name + ".sock")).string();
+      auto conn = SocketWriter::Connect(w.name, path, *allowed, deadline);
+      if (!conn.ok()) {
+        keep(Status::Unavailable(conn.status().message() + "; it was not told that set " + set_id +
+                                 " is backed up"));
+        continue;
+      }
+      writer_protocol::Request q;
+      q.event = Event::kBackupComplete;
+      q.set_id = set_id;
+      q.timeout_ms = options.event_timeout.count();
+      auto reply = (*conn)->Call(q, deadline);
+      if (!reply.ok()) {
+        keep(reply.status());
+      } else if (!reply->ok) {
+        keep(Status(reply->failure == writer::Failure::kTimeout ? Code::kWriterTimeout
+                                                                : Code::kWriterFailed,
+                    "writer " + w.name + " failed backup-complete (" +
+                        std::string(writer::FailureName(reply->failure)) + "): " + reply->message));
+      }
+    } else if (w.kind == "express") {
+      auto declared = LoadExpressWriter(
+          (fs::path(options.config_dir) / "writers.d" / (w.name + ".json")).string());
+      if (!declared.ok()) {
+        keep(declared.status());
+        continue;
+      }
+      auto it = declared->commands.find(Event::kBackupComplete);
+      if (it == declared->commands.end()) continue;
+      keep(RunWriterCommand(it->second, "the backup-complete command of express writer " + w.name,
+                            "backup-complete", set_id, {}, deadline,
+                            std::to_string(options.event_timeout.count()) + " ms"));
+    }
+  }
+  return first;
 }
 
 Result<std::vector<WriterStatus>> ListWriters(const WriterSetOptions& options) {

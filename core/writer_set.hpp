@@ -79,6 +79,15 @@ struct WriterEventArgs {
   std::vector<std::string> components;  // selected logical paths; empty: all
 };
 
+// Tells the writers of a complete set that the backup application has
+// copied it (VSS BackupComplete): backup-complete to each writer process
+// (its socket by name) and the backup-complete command of each express
+// writer; hooks have nothing to do. Every writer is told even when one
+// fails; the first failure is returned: WriterFailed / WriterTimeout naming
+// the writer, Unavailable for a writer that is no longer running.
+Status SendBackupComplete(const WriterSetOptions& options, const std::string& set_id,
+                          const std::vector<WriterRecord>& writers);
+
 class WriterSet {
  public:
   // Finds and identifies the writers. `timeline` (may be null) gets a span

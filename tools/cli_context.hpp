@@ -101,6 +101,8 @@ int RunExpose(CliContext& ctx, const ExposeArgs& args);
 int RunUnexpose(CliContext& ctx, const std::string& id);
 // snapset writers list
 int RunWritersList(CliContext& ctx);
+// snapset backup-complete SET
+int RunBackupComplete(CliContext& ctx, const std::string& set_id);
 
 struct CowArgs {
   enum Command { kCreate, kList, kDelete, kStats } command = kList;

@@ -66,4 +66,26 @@ int RunWritersList(CliContext& ctx) {
   return 0;
 }
 
+int RunBackupComplete(CliContext& ctx, const std::string& set_id) {
+  auto r = ctx.OpenRequestor();
+  if (!r.ok()) return ctx.Fail(r.status());
+  auto set = (*r)->GetSet(set_id);
+  if (!set.ok()) return ctx.Fail(set.status());
+  Status s = (*r)->BackupComplete(set_id);
+  ctx.FlushLogs();
+  if (!s.ok()) return ctx.Fail(s);
+  if (ctx.json()) {
+    rapidjson::Document doc(rapidjson::kObjectType);
+    auto& a = doc.GetAllocator();
+    doc.AddMember("set_id", Str(set_id, a), a);
+    doc.AddMember("ok", true, a);
+    doc.AddMember("writers", static_cast<uint64_t>(set->writers.size()), a);
+    ctx.PrintJson(doc);
+    return 0;
+  }
+  std::cout << "Told the " << set->writers.size() << " writer(s) of set " << set_id
+            << " that its backup is complete.\n";
+  return 0;
+}
+
 }  // namespace snapset::cli

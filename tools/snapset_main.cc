@@ -160,6 +160,11 @@ int main(int argc, char** argv) {
 
   CowArgs cow_args;
   cow_args.socket = EnvOr("SNAPSET_COWD_SOCKET", snapset::cow::kDefaultSocket);
+  std::string backup_complete_id;
+  auto* backup_complete = app.add_subcommand(
+      "backup-complete", "tell a set's writers that its backup is done (VSS BackupComplete)");
+  backup_complete->add_option("SET", backup_complete_id, "set id")->required();
+
   auto* writers = app.add_subcommand("writers", "applications that take part in sets");
   writers->require_subcommand(1);
   auto* writers_list = writers->add_subcommand(
@@ -233,6 +238,7 @@ int main(int argc, char** argv) {
   if (*expose) return RunExpose(ctx, expose_args);
   if (*unexpose) return RunUnexpose(ctx, unexpose_id);
   if (*writers_list) return RunWritersList(ctx);
+  if (*backup_complete) return RunBackupComplete(ctx, backup_complete_id);
   if (*cow) {
     if (*cow_create) cow_args.command = CowArgs::kCreate;
     if (*cow_list) cow_args.command = CowArgs::kList;

@@ -84,6 +84,7 @@ class Server {
   std::vector<std::string> volumes_, components_;
   std::string backup_type_ = "full";
   std::map<std::string, std::string> blob_;
+  bool backed_up_ = false;  // backup-complete done for set_id_
 };
 
 EventContext Server::ContextFor(const Request& q) const {
@@ -269,6 +270,8 @@ Reply Server::Handle(const Request& q, uint64_t conn) {
     if (owner && q.set_id != set_id_)
       return Fail(Failure::kNonRetryable, std::string(EventName(q.event)) + " for set " + q.set_id +
                                               " on the connection of set " + set_id_);
+    // Told twice (a requestor that retried): the backup is complete.
+    if (q.event == Event::kBackupComplete && q.set_id == set_id_ && backed_up_) return Status_();
     if (q.event == Event::kBackupComplete && q.set_id != set_id_)
       return Fail(Failure::kNonRetryable, "backup-complete for set " + q.set_id +
                                               ", but the writer's last set is " +
@@ -293,6 +296,7 @@ Reply Server::Handle(const Request& q, uint64_t conn) {
       last_failure_ = Failure::kNone;
       last_error_.clear();
       blob_.clear();
+      backed_up_ = false;
       volumes_ = q.volumes;
       components_ = q.components;
       backup_type_ = q.backup_type;
@@ -330,6 +334,7 @@ Reply Server::Handle(const Request& q, uint64_t conn) {
       break;
     case Event::kBackupComplete:
       state_ = State::kStable;
+      backed_up_ = true;
       break;
     default:
       break;

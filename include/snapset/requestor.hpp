@@ -200,6 +200,13 @@ class Requestor {
   virtual Status DeleteSet(const std::string& set_id) = 0;
   virtual Result<std::string> DeleteOldest(const std::string& volume) = 0;  // -> snapshot id
 
+  // Tells the set's writers that the backup application has copied the set
+  // (VSS BackupComplete): they leave waiting-for-backup-complete, and may,
+  // say, truncate logs now kept elsewhere. NotFound / BadState (not a
+  // complete set) / the first writer's failure, naming it; every writer is
+  // told even when one fails.
+  virtual Status BackupComplete(const std::string& set_id) = 0;
+
   virtual Result<std::string> ExposeSnapshot(const std::string& snapshot_id) = 0;
   virtual Status UnexposeSnapshot(const std::string& snapshot_id) = 0;
 

@@ -593,3 +593,29 @@ BOOST_AUTO_TEST_CASE(a_set_by_component_takes_its_volumes_and_one_missing_a_file
   for (std::string l; std::getline(in, l);) prepared += l == "prepare-backup";
   BOOST_TEST(prepared == 1);
 }
+
+BOOST_AUTO_TEST_CASE(backup_complete_reaches_the_sets_writers_and_a_failure_names_the_writer) {
+  Fixture f;
+  f.AddProvider("sw");
+  auto good = f.Start("good");
+  auto bad = f.Start("bad", "backup-complete:error");
+  auto r = f.Open();
+  SetRequest req;
+  req.volumes = {"cow:a"};
+  SetResult result = r->CreateSet(req);
+  BOOST_TEST_REQUIRE(result.status.ok(), result.status.ToString());
+  auto waiting = ListWriters(f.Options());
+  BOOST_TEST_REQUIRE(waiting.ok());
+  for (const auto& w : *waiting) BOOST_TEST(w.state == "waiting-for-backup-complete");
+  Status s = r->BackupComplete(result.set_id);
+  BOOST_TEST(!s.ok());
+  BOOST_TEST(Contains(s.message(), "writer bad failed backup-complete"), s.ToString());
+  // The good one was told all the same.
+  BOOST_TEST(f.WaitFor("good", "backup-complete"));
+  auto after = ListWriters(f.Options());
+  BOOST_TEST_REQUIRE(after.ok());
+  BOOST_TEST((*after)[0].state == "failed-at-backup-complete");
+  BOOST_TEST((*after)[1].state == "stable");
+  // Not for a set that is not complete.
+  BOOST_TEST(r->BackupComplete(NewUuid()).IsNotFound());
+}
