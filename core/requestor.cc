@@ -16,6 +16,7 @@
 #include "core/host_log.hpp"
 #include "core/provider_registry.hpp"
 #include "core/set_creation.hpp"
+#include "core/set_revert.hpp"
 #include "core/thaw_guard.hpp"
 #include "core/writer_set.hpp"
 #include "writer/writer_protocol.hpp"
@@ -246,6 +247,32 @@ class RequestorImpl : public Requestor {
     auto left = catalog_->GetSet(set_id);
     if (left.ok()) return catalog_->DeleteSet(set_id);  // aborted sets have no snapshots
     return Status::Ok();
+  }
+
+  RevertResult RevertSet(const std::string& set_id) override {
+    auto set = catalog_->GetSet(set_id);
+    if (!set.ok()) {
+      RevertResult r;
+      r.set_id = set_id;
+      r.status = set.status();
+      return r;
+    }
+    return RevertToSet(env_, *set, {}, kManagementTimeout);
+  }
+
+  RevertResult RevertSnapshot(const std::string& snapshot_id) override {
+    RevertResult r;
+    auto snap = catalog_->GetSnapshot(snapshot_id);
+    if (!snap.ok()) {
+      r.status = snap.status();
+      return r;
+    }
+    auto set = catalog_->GetSet(snap->set_id);
+    if (!set.ok()) {
+      r.status = set.status();
+      return r;
+    }
+    return RevertToSet(env_, *set, {snapshot_id}, kManagementTimeout);
   }
 
   Status BackupComplete(const std::string& set_id) override {

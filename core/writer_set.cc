@@ -418,10 +418,15 @@ std::vector<WriterRecord> WriterSet::Records() const {
   return out;
 }
 
-Status SendBackupComplete(const WriterSetOptions& options, const std::string& set_id,
-                          const std::vector<WriterRecord>& writers) {
+namespace {
+
+// One event outside a set's own connection, to each recorded writer.
+Status SendToRecordedWriters(const WriterSetOptions& options, Event event,
+                             const std::string& set_id, const std::vector<std::string>& volumes,
+                             const std::vector<WriterRecord>& writers) {
   auto allowed = LoadAllowedWriterUsers(options.config_dir);
   if (!allowed.ok()) return allowed.status();
+  const std::string name(writer::EventName(event));
   Status first;
   auto keep = [&](Status s) {
     if (!s.ok() && first.ok()) first = std::move(s);
@@ -433,21 +438,24 @@ Status SendBackupComplete(const WriterSetOptions& options, const std::string& se
           (fs::path(options.run_dir) / "writers" / (w.name + ".sock")).string();
       auto conn = SocketWriter::Connect(w.name, path, *allowed, deadline);
       if (!conn.ok()) {
-        keep(Status::Unavailable(conn.status().message() + "; it was not told that set " + set_id +
-                                 " is backed up"));
+        keep(Status::Unavailable(conn.status().message() + "; it did not get " + name +
+                                 " for set " + set_id));
         continue;
       }
       writer_protocol::Request q;
-      q.event = Event::kBackupComplete;
+      q.event = event;
       q.set_id = set_id;
+      q.volumes = volumes;
       q.timeout_ms = options.event_timeout.count();
+      if (auto blob = writer_protocol::BlobFromJson(w.backup_blob_json); blob.ok())
+        q.backup_blob = std::move(*blob);
       auto reply = (*conn)->Call(q, deadline);
       if (!reply.ok()) {
         keep(reply.status());
       } else if (!reply->ok) {
         keep(Status(reply->failure == writer::Failure::kTimeout ? Code::kWriterTimeout
                                                                 : Code::kWriterFailed,
-                    "writer " + w.name + " failed backup-complete (" +
+                    "writer " + w.name + " failed " + name + " (" +
                         std::string(writer::FailureName(reply->failure)) + "): " + reply->message));
       }
     } else if (w.kind == "express") {
@@ -457,14 +465,30 @@ Status SendBackupComplete(const WriterSetOptions& options, const std::string& se
         keep(declared.status());
         continue;
       }
-      auto it = declared->commands.find(Event::kBackupComplete);
+      auto it = declared->commands.find(event);
       if (it == declared->commands.end()) continue;
-      keep(RunWriterCommand(it->second, "the backup-complete command of express writer " + w.name,
-                            "backup-complete", set_id, {}, deadline,
+      keep(RunWriterCommand(it->second, "the " + name + " command of express writer " + w.name,
+                            name.c_str(), set_id, volumes, deadline,
                             std::to_string(options.event_timeout.count()) + " ms"));
     }
   }
   return first;
+}
+
+}  // namespace
+
+Status SendBackupComplete(const WriterSetOptions& options, const std::string& set_id,
+                          const std::vector<WriterRecord>& writers) {
+  Status s = SendToRecordedWriters(options, Event::kBackupComplete, set_id, {}, writers);
+  if (s.code() == Code::kUnavailable)
+    return Status::Unavailable(s.message() + " (its backup is not marked complete there)");
+  return s;
+}
+
+Status SendRestoreEvent(const WriterSetOptions& options, Event event, const std::string& set_id,
+                        const std::vector<std::string>& volumes,
+                        const std::vector<WriterRecord>& writers) {
+  return SendToRecordedWriters(options, event, set_id, volumes, writers);
 }
 
 Result<std::vector<WriterStatus>> ListWriters(const WriterSetOptions& options) {

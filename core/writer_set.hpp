@@ -88,6 +88,15 @@ struct WriterEventArgs {
 Status SendBackupComplete(const WriterSetOptions& options, const std::string& set_id,
                           const std::vector<WriterRecord>& writers);
 
+// Sends pre-restore or post-restore (`event`) for a revert to `set_id` to
+// the set's writers, each with the backup documents it returned for the
+// set; express writers run their command for it. Every writer is told; the
+// first failure is returned, naming the writer (Unavailable: a writer
+// process that is not running).
+Status SendRestoreEvent(const WriterSetOptions& options, writer::Event event,
+                        const std::string& set_id, const std::vector<std::string>& volumes,
+                        const std::vector<WriterRecord>& writers);
+
 class WriterSet {
  public:
   // Finds and identifies the writers. `timeline` (may be null) gets a span

@@ -103,6 +103,8 @@ int RunUnexpose(CliContext& ctx, const std::string& id);
 int RunWritersList(CliContext& ctx);
 // snapset backup-complete SET
 int RunBackupComplete(CliContext& ctx, const std::string& set_id);
+// snapset revert --set ID | --snapshot ID
+int RunRevert(CliContext& ctx, const std::string& set_id, const std::string& snapshot_id);
 
 struct CowArgs {
   enum Command { kCreate, kList, kDelete, kStats } command = kList;

@@ -88,4 +88,42 @@ int RunBackupComplete(CliContext& ctx, const std::string& set_id) {
   return 0;
 }
 
+int RunRevert(CliContext& ctx, const std::string& set_id, const std::string& snapshot_id) {
+  auto r = ctx.OpenRequestor();
+  if (!r.ok()) return ctx.Fail(r.status());
+  RevertResult res = set_id.empty() ? (*r)->RevertSnapshot(snapshot_id) : (*r)->RevertSet(set_id);
+  ctx.FlushLogs();
+  if (ctx.json()) {
+    rapidjson::Document doc(rapidjson::kObjectType);
+    auto& a = doc.GetAllocator();
+    doc.AddMember("set_id", Str(res.set_id, a), a);
+    doc.AddMember("ok", res.status.ok(), a);
+    auto list = [&](const std::vector<std::string>& ids) {
+      rapidjson::Value v(rapidjson::kArrayType);
+      for (const auto& id : ids) v.PushBack(Str(id, a), a);
+      return v;
+    };
+    doc.AddMember("reverted", list(res.reverted), a);
+    doc.AddMember("not_reverted", list(res.not_reverted), a);
+    doc.AddMember("post_restore",
+                  res.post_restore.ok() ? rapidjson::Value() : Str(res.post_restore.ToString(), a),
+                  a);
+    if (!res.status.ok()) {
+      rapidjson::Value err(rapidjson::kObjectType);
+      err.AddMember("code", Str(std::string(CodeName(res.status.code())), a), a);
+      err.AddMember("message", Str(res.status.message(), a), a);
+      err.AddMember("exit_code", ExitCodeOf(res.status), a);
+      doc.AddMember("error", err, a);
+    }
+    ctx.PrintJson(doc);
+    return res.status.ok() ? 0 : ExitCodeOf(res.status);
+  }
+  if (!res.status.ok()) return ctx.Fail(res.status);
+  std::cout << "Reverted " << res.reverted.size() << " volume(s) to set " << res.set_id << ".\n";
+  if (!res.post_restore.ok())
+    std::cerr << "snapset: warning: the revert is done, but a writer's post-restore failed: "
+              << res.post_restore.ToString() << "\n";
+  return 0;
+}
+
 }  // namespace snapset::cli

@@ -160,6 +160,15 @@ int main(int argc, char** argv) {
 
   CowArgs cow_args;
   cow_args.socket = EnvOr("SNAPSET_COWD_SOCKET", snapset::cow::kDefaultSocket);
+  std::string revert_set, revert_snapshot;
+  auto* revert = app.add_subcommand(
+      "revert", "revert volumes to a set (all of them) or to one snapshot; unmount them first");
+  auto* revert_set_opt = revert->add_option("--set", revert_set, "revert every volume of set ID");
+  auto* revert_snap_opt =
+      revert->add_option("--snapshot", revert_snapshot, "revert one volume to snapshot ID");
+  revert_set_opt->excludes(revert_snap_opt);
+  revert->require_option(1);
+
   std::string backup_complete_id;
   auto* backup_complete = app.add_subcommand(
       "backup-complete", "tell a set's writers that its backup is done (VSS BackupComplete)");
@@ -239,6 +248,7 @@ int main(int argc, char** argv) {
   if (*unexpose) return RunUnexpose(ctx, unexpose_id);
   if (*writers_list) return RunWritersList(ctx);
   if (*backup_complete) return RunBackupComplete(ctx, backup_complete_id);
+  if (*revert) return RunRevert(ctx, revert_set, revert_snapshot);
   if (*cow) {
     if (*cow_create) cow_args.command = CowArgs::kCreate;
     if (*cow_list) cow_args.command = CowArgs::kList;

@@ -169,6 +169,17 @@ struct OrphanRemoval {
   Status status;  // OK when removed (or, in a dry run, when it would be tried)
 };
 
+// What a revert did.
+struct RevertResult {
+  Status status;  // OK only if every volume asked for was reverted
+  std::string set_id;
+  std::vector<std::string> reverted;      // snapshot ids whose volume now holds them
+  std::vector<std::string> not_reverted;  // the others, when status is not OK
+  // The writers' answer to post-restore: the revert stands either way.
+  Status post_restore;
+  TimelineData timeline;
+};
+
 class Requestor {
  public:
   static Result<std::unique_ptr<Requestor>> Open(const RequestorOptions& options);
@@ -206,6 +217,15 @@ class Requestor {
   // complete set) / the first writer's failure, naming it; every writer is
   // told even when one fails.
   virtual Status BackupComplete(const std::string& set_id) = 0;
+
+  // Reverts the volumes of a complete set to it (RevertSet), or one volume
+  // to one snapshot (RevertSnapshot), on providers that offer revert: the
+  // set's writers get pre-restore (any refusal stops the revert before a
+  // volume changes) and post-restore. Refused before anything changes: a
+  // volume with a mounted filesystem (unmount it first), a set being
+  // created on a volume, a snapshot its provider no longer has.
+  virtual RevertResult RevertSet(const std::string& set_id) = 0;
+  virtual RevertResult RevertSnapshot(const std::string& snapshot_id) = 0;
 
   virtual Result<std::string> ExposeSnapshot(const std::string& snapshot_id) = 0;
   virtual Status UnexposeSnapshot(const std::string& snapshot_id) = 0;

@@ -19,6 +19,7 @@
 #include <mutex>
 #include <thread>
 
+#include "core/socket_writer.hpp"
 #include "tests/software-cow/e2e/cow_stack.hpp"
 #include "tests/support/postgres_server.hpp"
 #include "tests/support/writer_process.hpp"
@@ -186,6 +187,85 @@ BOOST_AUTO_TEST_CASE(a_set_under_pgbench_recovers_on_a_second_server_with_every_
   const std::string log = second.Log();
   BOOST_TEST_MESSAGE("restored server log:\n" << log);
   second.Stop();
+}
+
+BOOST_AUTO_TEST_CASE(a_cluster_reverted_to_a_set_recovers_its_rows_and_loses_later_ones) {
+  if (!PgPrerequisites()) return;
+  CowStack stack("640M");
+  ::chmod(stack.dir().str().c_str(), 0755);
+  const std::string data = stack.mnt().string() + "/pgdata";
+  const std::string archive = stack.dir().str() + "/wal-archive";
+  fs::create_directories(archive);
+  auto pg = std::make_unique<PostgresServer>(
+      data, stack.dir().str() + "/pgsock", /*init=*/true,
+      std::vector<std::string>{"archive_mode=on", "archive_command=test ! -f " + archive +
+                                                      "/%f && cp %p " + archive + "/%f"});
+  pg->Own(archive);
+  pg->Sql("CREATE TABLE acks (seq bigint PRIMARY KEY)");
+  WriterProcess writer(
+      {SNAPSET_PG_WRITER, "--dbname", pg->conninfo(), "--name", "pg", "--run-dir", stack.run_dir()},
+      stack.run_dir() + "/writers/pg.sock");
+  Acker acker;
+  acker.conninfo = pg->conninfo();
+  acker.Start();
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  rapidjson::Document made = stack.Create({stack.mnt().string()});
+  acker.Stop();
+  const std::string set_id = made["set_id"].GetString();
+  const int64_t freeze_begin = EventTime(made["timeline"], "writer:pg", "freeze", "begin");
+  int64_t acked_before_freeze = 0;
+  for (const auto& [seq, t] : acker.acked)
+    if (t < freeze_begin) acked_before_freeze = std::max(acked_before_freeze, seq);
+  BOOST_TEST_REQUIRE(acked_before_freeze > 0);
+  pg->Sql("INSERT INTO acks VALUES (-1)");  // after the set: the revert must lose it
+
+  // The writer refuses pre-restore while its cluster runs.
+  auto conn = SocketWriter::Connect("pg", stack.run_dir() + "/writers/pg.sock", {},
+                                    Clock::now() + std::chrono::seconds(5));
+  BOOST_TEST_REQUIRE(conn.ok(), conn.status().ToString());
+  writer_protocol::Request q;
+  q.event = writer::Event::kPreRestore;
+  q.set_id = set_id;
+  auto refused = (*conn)->Call(q, Clock::now() + std::chrono::seconds(10));
+  BOOST_TEST_REQUIRE(refused.ok(), refused.status().ToString());
+  BOOST_TEST(!refused->ok);
+  BOOST_TEST(refused->message.find("PostgreSQL is running") != std::string::npos, refused->message);
+  (*conn)->Close();
+
+  // Stop, unmount, revert, mount; then start with recovery from the set's label.
+  pg->Stop();
+  pg.reset();
+  stack.Detach();
+  auto reverted = stack.Cli({"revert", "--set", set_id});
+  BOOST_TEST_REQUIRE(reverted.exit_code == 0, reverted.output);
+  stack.Attach();
+  auto shown = stack.Cli({"--json", "show", set_id, "--writers"});
+  rapidjson::Document doc;
+  doc.Parse(shown.output.c_str());
+  const auto& blob = doc["set"]["writers"][0]["backup_blob"];
+  std::ofstream(fs::path(data) / "backup_label") << blob["backup_label"].GetString();
+  const std::string map = blob["tablespace_map"].GetString();
+  if (!map.empty()) std::ofstream(fs::path(data) / "tablespace_map") << map;
+  std::ofstream(fs::path(data) / "recovery.signal");
+  fs::remove(fs::path(data) / "postmaster.pid");
+  RunCommand({"chown", "-R", "postgres:postgres", data});
+  PostgresServer back(data, stack.dir().str() + "/pgsock2", /*init=*/false,
+                      {"restore_command=cp " + archive + "/%f %p", "recovery_target=immediate",
+                       "recovery_target_action=promote", "archive_mode=off"});
+  std::string in_recovery = "t";
+  for (int i = 0; i < 600 && in_recovery != "f"; ++i) {
+    in_recovery = back.Sql("SELECT pg_is_in_recovery()");
+    if (in_recovery != "f") std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  BOOST_TEST_REQUIRE(in_recovery == "f", back.Log());
+  const int64_t max_seq = std::stoll(back.Sql("SELECT coalesce(max(seq), 0) FROM acks"));
+  const int64_t rows = std::stoll(back.Sql("SELECT count(*) FROM acks WHERE seq > 0"));
+  BOOST_TEST(max_seq >= acked_before_freeze);
+  BOOST_TEST(rows == max_seq);
+  BOOST_TEST(back.Sql("SELECT count(*) FROM acks WHERE seq = -1") == "0");
+  auto check = back.Tool({"pg_amcheck", "--install-missing", "--all", "-h", back.socket_dir(), "-p",
+                          "5432", "-U", "postgres"});
+  BOOST_TEST(check.exit_code == 0, check.output);
 }
 
 BOOST_AUTO_TEST_CASE(a_cluster_without_wal_archiving_is_refused_before_anything_is_frozen) {

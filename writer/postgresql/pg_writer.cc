@@ -176,6 +176,18 @@ class PgWriter : public Writer {
     return o;
   }
 
+  // A revert replaces the cluster's files: PostgreSQL must not be running
+  // on them. Starting it afterwards is the administrator's step, with the
+  // set's backup_label (docs/writer-protocol.md, "Restore").
+  Outcome OnPreRestore(const EventContext&) override {
+    if (Conn c = Connect())
+      return Outcome::Fail(Failure::kNonRetryable,
+                           "PostgreSQL is running (" + conninfo_ +
+                               "); stop it (pg_ctl stop -m fast -D DATA) and unmount its "
+                               "filesystem before reverting: a revert replaces its files");
+    return {};
+  }
+
   void OnAbort(const EventContext&) override {
     if (session_ && in_backup_) Exec("SELECT pg_backup_stop(false)");
     in_backup_ = false;

@@ -57,6 +57,25 @@ class CowStack {
     if (!loop_.empty()) RunCommand({"losetup", "-d", loop_});
   }
 
+  // Unmounts the filesystem and detaches the loop device (what a revert
+  // needs), and the reverse.
+  void Detach() {
+    if (mounted_ && RunCommand({"umount", mnt_}).exit_code != 0)
+      throw std::runtime_error("cannot unmount " + mnt_);
+    mounted_ = false;
+    if (!loop_.empty() && RunCommand({"losetup", "-d", loop_}).exit_code != 0)
+      throw std::runtime_error("cannot detach " + loop_);
+    loop_.clear();
+  }
+  void Attach() {
+    auto loop = RunCommand({"losetup", "--direct-io=on", "--find", "--show", origin_});
+    if (loop.exit_code != 0) throw std::runtime_error("losetup: " + loop.output);
+    loop_ = loop.output.substr(0, loop.output.find('\n'));
+    if (RunCommand({"mount", loop_, mnt_}).exit_code != 0)
+      throw std::runtime_error("cannot mount " + loop_);
+    mounted_ = true;
+  }
+
   // The snapset command line for `args`, with this stack's directories.
   std::vector<std::string> CliArgv(std::vector<std::string> args) const {
     std::vector<std::string> argv = {SNAPSET_CLI, "--config-dir", config_, "--state-dir",
