@@ -133,7 +133,12 @@ void StrList(Json& w, const char* key, const std::vector<std::string>& list) {
 
 void Blob(Json& w, const std::map<std::string, std::string>& blob) {
   w.StartObject();
-  for (const auto& [k, v] : blob) Str(w, k.c_str(), v);
+  for (const auto& [k, v] : blob) {
+    // The name with its length, not as a C string: a decoded name may hold
+    // "\u0000", and cut there it came back as another name (writer_protocol_fuzz).
+    w.Key(k.data(), static_cast<rapidjson::SizeType>(k.size()));
+    w.String(v.data(), static_cast<rapidjson::SizeType>(v.size()));
+  }
   w.EndObject();
 }
 
@@ -359,7 +364,9 @@ Result<rapidjson::Document> ParseObject(std::string_view text, const char* what)
     return Status::InvalidArgument(std::string(what) + " is " + std::to_string(text.size()) +
                                    " bytes; the limit is " + std::to_string(kMaxMessage));
   rapidjson::Document d;
-  d.Parse(text.data(), text.size());
+  // Iterative: the recursive parser takes a stack frame per nesting level,
+  // and a line of 1 MiB of '[' overflowed the stack (writer_protocol_fuzz).
+  d.Parse<rapidjson::kParseIterativeFlag>(text.data(), text.size());
   if (d.HasParseError())
     return Status::InvalidArgument(
         std::string(what) + " is not JSON: " + rapidjson::GetParseError_En(d.GetParseError()) +
