@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/software-cow/daemon/cowd_fixture.hpp"
@@ -51,17 +52,33 @@ class CowStack {
     mounted_ = true;
   }
   ~CowStack() {
-    for (const auto& m : extra_mounts_) RunCommand({"umount", m});
+    for (const auto& m : extra_mounts_) Unmount(m);
     RunCommand({"fsfreeze", "--unfreeze", mnt_});
-    if (mounted_) RunCommand({"umount", mnt_});
+    if (mounted_) Unmount(mnt_);
     if (!loop_.empty()) RunCommand({"losetup", "-d", loop_});
+  }
+
+  // Unmounts `dir`, waiting a little for a process that still has it open
+  // (a server that just exited), then lazily: a mount left behind would
+  // outlive the test, and removing the temporary folder would delete
+  // through it.
+  static void Unmount(const std::string& dir) {
+    for (int i = 0; i < 30; ++i) {
+      if (RunCommand({"umount", dir}).exit_code == 0) return;
+      if (RunCommand({"mountpoint", "-q", dir}).exit_code != 0) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    RunCommand({"umount", "-l", dir});
   }
 
   // Unmounts the filesystem and detaches the loop device (what a revert
   // needs), and the reverse.
   void Detach() {
-    if (mounted_ && RunCommand({"umount", mnt_}).exit_code != 0)
-      throw std::runtime_error("cannot unmount " + mnt_);
+    // A server that just exited may still hold it for a moment.
+    for (int i = 0; mounted_ && RunCommand({"umount", mnt_}).exit_code != 0; ++i) {
+      if (i == 30) throw std::runtime_error("cannot unmount " + mnt_);
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
     mounted_ = false;
     if (!loop_.empty() && RunCommand({"losetup", "-d", loop_}).exit_code != 0)
       throw std::runtime_error("cannot detach " + loop_);
