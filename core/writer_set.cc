@@ -60,6 +60,15 @@ State StateAfter(Event e, State before) {
   }
 }
 
+// A writer's refusal as a Status: WriterTimeout for the timeout kind,
+// WriterFailed otherwise; `detail` goes after the kind ("kind, detail").
+Status WriterRefused(const std::string& writer, std::string_view event, writer::Failure f,
+                     const std::string& detail, const std::string& message) {
+  return Status(f == writer::Failure::kTimeout ? Code::kWriterTimeout : Code::kWriterFailed,
+                "writer " + writer + " failed " + std::string(event) + " (" +
+                    std::string(writer::FailureName(f)) + detail + "): " + message);
+}
+
 std::vector<std::pair<std::string, std::string>> WriterSockets(const std::string& run_dir) {
   std::vector<std::pair<std::string, std::string>> found;  // name, path
   std::error_code ec;
@@ -152,11 +161,9 @@ class ProcessWriter : public WriterSet::Participant {
     state_ = reply->state;
     if (!reply->ok || writer::IsFailed(reply->state)) {
       const writer::Failure f = reply->ok ? writer::Failure::kInconsistentSnapshot : reply->failure;
-      const std::string message = reply->message.empty() ? "no reason given" : reply->message;
-      return Status(f == writer::Failure::kTimeout ? Code::kWriterTimeout : Code::kWriterFailed,
-                    "writer " + name_ + " failed " + event + " (" +
-                        std::string(writer::FailureName(f)) + ", state " +
-                        std::string(writer::StateName(reply->state)) + "): " + message);
+      return WriterRefused(name_, event, f,
+                           ", state " + std::string(writer::StateName(reply->state)),
+                           reply->message.empty() ? "no reason given" : reply->message);
     }
     return Status::Ok();
   }
@@ -453,10 +460,7 @@ Status SendToRecordedWriters(const WriterSetOptions& options, Event event,
       if (!reply.ok()) {
         keep(reply.status());
       } else if (!reply->ok) {
-        keep(Status(reply->failure == writer::Failure::kTimeout ? Code::kWriterTimeout
-                                                                : Code::kWriterFailed,
-                    "writer " + w.name + " failed " + name + " (" +
-                        std::string(writer::FailureName(reply->failure)) + "): " + reply->message));
+        keep(WriterRefused(w.name, name, reply->failure, "", reply->message));
       }
     } else if (w.kind == "express") {
       auto declared = LoadExpressWriter(

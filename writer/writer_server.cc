@@ -82,7 +82,6 @@ class Server {
   uint64_t session_conn_ = 0;  // connection that owns the set; 0: none
   Clock::time_point freeze_deadline_{};
   std::vector<std::string> volumes_, components_;
-  std::string backup_type_ = "full";
   std::map<std::string, std::string> blob_;
   bool backed_up_ = false;  // backup-complete done for set_id_
 };
@@ -299,7 +298,6 @@ Reply Server::Handle(const Request& q, uint64_t conn) {
       backed_up_ = false;
       volumes_ = q.volumes;
       components_ = q.components;
-      backup_type_ = q.backup_type;
     }
   }
   const Outcome out = Call(q);
