@@ -142,14 +142,27 @@ int ProtocolPart(bool quick) {
   so.handle_signals = false;
   Status served;
   std::thread server([&] { served = writer::Serve(w, so); });
+  // Joined on every way out: an exception below must not leave it running.
+  struct Join {
+    std::atomic<bool>& stop;
+    std::thread& thread;
+    ~Join() {
+      stop = true;
+      if (thread.joinable()) thread.join();
+    }
+  } join{stop, server};
   const std::string sock = run + "/writers/bench.sock";
-  for (int i = 0; i < 500 && !fs::exists(sock); ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
 
   const int n = quick ? 200 : 5000, sets = quick ? 20 : 300;
   // Alternate the two measurements in blocks so drift hits both alike.
   std::vector<double> bare, status;
+  // The socket file exists from bind() on, but accepts only after listen():
+  // retry until it does.
   auto conn = SocketWriter::Connect("bench", sock, {}, Clock::now() + std::chrono::seconds(5));
+  for (int i = 0; i < 500 && !conn.ok(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    conn = SocketWriter::Connect("bench", sock, {}, Clock::now() + std::chrono::seconds(5));
+  }
   if (!conn.ok()) throw std::runtime_error(conn.status().ToString());
   writer_protocol::Request q;
   q.event = writer::Event::kStatus;
