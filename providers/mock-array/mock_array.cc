@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <functional>
@@ -142,6 +143,71 @@ Status MockArray::CopyContents(const VolumeRecord& source, VolumeRecord* snapsho
   }
   snapshot->copy_method = method;
   return Status::Ok();
+}
+
+Status MockArray::RevertContents(const VolumeRecord& volume, const VolumeRecord& snapshot) {
+  const std::string from = VolumeFile(snapshot.id);
+  const std::string to = VolumeFile(volume.id);
+  Fd in(open(from.c_str(), O_RDONLY | O_CLOEXEC));
+  if (in.fd < 0) return Errno("opening " + from);
+  struct stat st {};
+  if (fstat(in.fd, &st) != 0) return Errno("fstat " + from);
+  // The same file, not a new one: tgtd keeps its descriptor on it, so the
+  // LUN serves the reverted blocks without being mapped again.
+  Fd out(open(to.c_str(), O_WRONLY | O_CLOEXEC));
+  if (out.fd < 0) return Errno("opening " + to);
+  uint64_t gate_hold = 0;
+  Status s;
+  if (gate_) {
+    gate_hold = gate_->HoldAndDrain({std::to_string(volume.id) + ".img"},
+                                    WriteGate::Clock::now() + std::chrono::seconds(30));
+  } else {
+    s = tgt_->Freeze();
+  }
+  if (s.ok() && ioctl(out.fd, FICLONE, in.fd) != 0) {
+    if (errno != EOPNOTSUPP && errno != ENOTTY && errno != EXDEV && errno != EINVAL &&
+        errno != ENOSYS) {
+      s = Errno("FICLONE " + from + " onto " + to);
+    } else if (ftruncate(out.fd, 0) != 0 || ftruncate(out.fd, st.st_size) != 0) {
+      // Emptied first, so that the snapshot's holes read as zeros again.
+      s = Errno("emptying " + to);
+    } else {
+      s = SparseCopy(in.fd, out.fd, st.st_size).WithContext("copying " + from + " onto " + to);
+    }
+  }
+  if (s.ok() && fdatasync(out.fd) != 0) s = Errno("fdatasync " + to);
+  if (gate_) {
+    gate_->Lift(gate_hold);
+  } else {
+    tgt_->Thaw();
+  }
+  if (s.ok())
+    std::cerr << "mock-array: volume " << volume.name << " reverted to " << snapshot.name << "\n";
+  return s;
+}
+
+std::optional<MockArray::Refusal> MockArray::RevertRefusal(const VolumeRecord& volume,
+                                                           int64_t snapshot_id,
+                                                           VolumeRecord* snapshot) {
+  if (volume.is_snapshot())
+    return Refusal{400, "volume " + volume.name + " is a snapshot; revert its source instead"};
+  Result<std::vector<VolumeRecord>> all = store_->Volumes();
+  if (!all.ok()) return Refusal{500, all.status().message()};
+  auto snap = std::find_if(all->begin(), all->end(), [&](const VolumeRecord& r) {
+    return r.id == snapshot_id && r.is_snapshot() && r.state == "ready";
+  });
+  if (snap == all->end())
+    return Refusal{404, "no snapshot " + std::to_string(snapshot_id) + " on this array"};
+  if (snap->source_id != volume.id)
+    return Refusal{404, "snapshot " + snap->name + " is not of volume " + volume.name +
+                            " (it is of volume " + std::to_string(snap->source_id) + ")"};
+  ExpireFences();
+  for (const auto& [id, f] : fences_)
+    if (std::find(f.luns.begin(), f.luns.end(), volume.id) != f.luns.end())
+      return Refusal{409, "volume " + volume.name + " is fenced by " + id +
+                              "; delete the fence (or let it expire), then revert"};
+  *snapshot = *snap;
+  return std::nullopt;
 }
 
 Status MockArray::SnapshotAtOneInstant(
@@ -581,6 +647,18 @@ void MockArray::WriteVolume(JsonWriter& w, const VolumeRecord& v) const {
     Key(w, "ReplicaRole", "Target");
     Key(w, "ReplicaReadOnlyAccess", "ReplicaElement");
     Link(w, "SourceReplica", VolumesPath() + "/" + std::to_string(v.source_id));
+    w.EndObject();
+  }
+  if (!v.is_snapshot()) {
+    w.Key("Actions");
+    w.StartObject();
+    w.Key("Oem");
+    w.StartObject();
+    w.Key("#Snapset.RevertToSnapshot");
+    w.StartObject();
+    Key(w, "target", path + "/Actions/Oem/Snapset.RevertToSnapshot");
+    w.EndObject();
+    w.EndObject();
     w.EndObject();
   }
   w.Key("Status");

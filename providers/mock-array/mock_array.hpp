@@ -211,6 +211,24 @@ class MockArray {
   // system can, else a sparse copy, and sets snapshot->copy_method. Syncs
   // nothing: SnapshotAtOneInstant does, once for all.
   Status CopyContents(const VolumeRecord& source, VolumeRecord* snapshot);
+  // Puts the contents of `snapshot` back on `volume` (its source), in
+  // place: the volume keeps its file, NAA and connections, and a host logged
+  // in to it reads the snapshot's blocks afterwards. The volume takes no
+  // write meanwhile (its LUN held in the gate, else tgtd stopped); the file
+  // is synced before this returns. A crash in the middle leaves the volume
+  // part reverted: the revert was never acknowledged and is asked again.
+  // REQUIRES: mu_ held.
+  Status RevertContents(const VolumeRecord& volume, const VolumeRecord& snapshot);
+  // Why `volume` cannot be reverted to snapshot `snapshot_id` now, with the
+  // HTTP status to refuse with (404: no such snapshot of it; 409: a fence
+  // holds its writes), or nullopt when it can. *snapshot is the snapshot.
+  // REQUIRES: mu_ held.
+  struct Refusal {
+    int status;
+    std::string message;
+  };
+  std::optional<Refusal> RevertRefusal(const VolumeRecord& volume, int64_t snapshot_id,
+                                       VolumeRecord* snapshot);
   // Snapshots `sources` at one instant (names[i], or a default name when
   // empty or missing): the records in one transaction, tgtd frozen around
   // the copies, one syncfs, every row "ready" in one transaction. All or

@@ -11,6 +11,8 @@
 //   DELETE /api/v2/auth/sessions/ID      log out
 //   GET    /api/v2/luns                  {"records":[lun]}; POST {"label","size_bytes"}
 //   GET    /api/v2/snapshots             {"records":[snapshot]}; DELETE /snapshots/ID
+//   POST   /api/v2/luns/ID/restore       {"snapshot":ID}: the LUN's blocks back to
+//                                        that snapshot of it, in place -> 200 {lun}
 //   GET    /api/v2/consistency-groups    {"records":[cg]}; POST {"label","luns":[ID]};
 //                                        DELETE /consistency-groups/ID
 //   POST   /api/v2/fences                {"label","luns":[ID],"timeout_ms"}: holds every
@@ -231,6 +233,36 @@ void MockArray::RegisterTwoPhaseRoutes(httplib::Server& server) {
           Status s = RemoveVolume(*v);
           if (!s.ok()) return SendTp(res, 500, "INTERNAL", s.message());
           res.status = 204;
+        });
+
+  Route(server, "POST", "Volume.RevertToSnapshot", api + "/luns/([^/]+)/restore",
+        [this](const httplib::Request& req, httplib::Response& res) {
+          rapidjson::Document doc;
+          if (!ParseBody(req, res, doc, {"snapshot"})) return;
+          std::optional<int64_t> snap_id = doc.HasMember("snapshot") && doc["snapshot"].IsString()
+                                               ? IdOf(doc["snapshot"].GetString(), "snap-")
+                                               : std::nullopt;
+          if (!snap_id) return SendTp(res, 400, "BAD_FIELD", "snapshot must be an id snap-N");
+          std::optional<int64_t> id = IdOf(req.matches[1], "lun-");
+          if (!id) return SendTp(res, 404, "NOT_FOUND", "no LUN " + std::string(req.matches[1]));
+          std::lock_guard<std::mutex> lock(mu_);
+          Result<std::vector<VolumeRecord>> all = store_->Volumes();
+          if (!all.ok()) return SendTp(res, 500, "INTERNAL", all.status().message());
+          auto lun = std::find_if(all->begin(), all->end(), [&](const VolumeRecord& r) {
+            return r.id == *id && !r.is_snapshot() && r.state == "ready";
+          });
+          if (lun == all->end())
+            return SendTp(res, 404, "NOT_FOUND", "no LUN lun-" + std::to_string(*id));
+          VolumeRecord snapshot;
+          if (auto refused = RevertRefusal(*lun, *snap_id, &snapshot)) {
+            const char* reason = refused->status == 404   ? "NOT_FOUND"
+                                 : refused->status == 409 ? "FENCED"
+                                                          : "INTERNAL";
+            return SendTp(res, refused->status, reason, refused->message);
+          }
+          Status s = RevertContents(*lun, snapshot);
+          if (!s.ok()) return SendTp(res, 500, "INTERNAL", s.message());
+          SendJson(res, 200, [&](JsonWriter& w) { WriteTpObject(w, *lun); });
         });
 
   Route(server, "GET", "ConsistencyGroup.List", api + "/consistency-groups",

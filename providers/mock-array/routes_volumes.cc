@@ -167,6 +167,45 @@ void MockArray::RegisterVolumeRoutes(httplib::Server& server) {
           SendJson(res, 201, [&](JsonWriter& w) { WriteVolume(w, *snap); });
         });
 
+  // Not in Swordfish (1.2 has no revert): snapset's own action, advertised
+  // in each volume's Actions.Oem like a standard one.
+  Route(server, "POST", "Volume.RevertToSnapshot",
+        "/redfish/v1/Storage/([^/]+)/Volumes/([^/]+)/Actions/Oem/"
+        "Snapset.RevertToSnapshot",
+        [this](const httplib::Request& req, httplib::Response& res) {
+          if (!KnownStorage(req, res)) return;
+          rapidjson::Document doc;
+          if (!ParseObject(req, res, doc, {"Snapshot"}, "Snapset.RevertToSnapshot")) return;
+          const std::string prefix = VolumesPath() + "/";
+          const auto* snap = doc.HasMember("Snapshot") && doc["Snapshot"].IsObject() &&
+                                     doc["Snapshot"].HasMember("@odata.id") &&
+                                     doc["Snapshot"]["@odata.id"].IsString()
+                                 ? &doc["Snapshot"]["@odata.id"]
+                                 : nullptr;
+          const std::string path = snap ? snap->GetString() : "";
+          const std::string tail = path.rfind(prefix, 0) == 0 ? path.substr(prefix.size()) : "";
+          if (tail.empty() || tail.size() > 15 ||
+              tail.find_first_not_of("0123456789") != std::string::npos) {
+            return SendError(res, 400, "PropertyValueFormatError",
+                             "Snapshot must be {\"@odata.id\": \"" + prefix + "ID\"}",
+                             {"Snapshot"});
+          }
+          std::lock_guard<std::mutex> lock(mu_);
+          std::optional<VolumeRecord> volume = FindVolume(req, res);
+          if (!volume) return;
+          VolumeRecord snapshot;
+          if (auto refused = RevertRefusal(*volume, std::stoll(tail), &snapshot)) {
+            const char* id = refused->status == 404   ? "ResourceNotFound"
+                             : refused->status == 409 ? "ResourceInUse"
+                             : refused->status == 400 ? "ActionNotSupported"
+                                                      : "GeneralError";
+            return SendError(res, refused->status, id, refused->message);
+          }
+          Status s = RevertContents(*volume, snapshot);
+          if (!s.ok()) return SendError(res, 500, "GeneralError", s.message());
+          SendJson(res, 200, [&](JsonWriter& w) { WriteVolume(w, *volume); });
+        });
+
   Route(server, "POST", "Volume.RemoveReplicaRelationship",
         "/redfish/v1/Storage/([^/]+)/Volumes/([^/]+)/Actions/"
         "Volume.RemoveReplicaRelationship",
