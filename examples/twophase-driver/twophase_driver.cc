@@ -162,6 +162,18 @@ class TwoPhaseDriver final : public snapset::ArrayDriver {
     return Delete(std::string(kApi) + "/snapshots/" + id, call);
   }
 
+  // In place, synchronous: the LUN keeps its id, WWN and exports.
+  Status Revert(const std::string& volume_id, const std::string& snapshot_id,
+                const ArrayCall& call) override {
+    Result<rapidjson::Document> done =
+        Send("POST", std::string(kApi) + "/luns/" + volume_id + "/restore", Body([&](W& w) {
+               w.Key("snapshot");
+               w.String(snapshot_id.c_str());
+             }),
+             call, 200);
+    return done.status();
+  }
+
   Result<ArrayExposure> Expose(const snapset::ExposeRequest& r, const ArrayCall& call) override {
     Result<rapidjson::Document> doc = Send("POST", std::string(kApi) + "/exports", Body([&](W& w) {
                                              w.Key("label");

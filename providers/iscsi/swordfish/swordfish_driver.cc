@@ -502,6 +502,37 @@ Status SwordfishDriver::DeleteSnapshot(const std::string& snapshot_id, const Arr
                  R"({"DeleteTargetVolume":true})", policy);
 }
 
+Status SwordfishDriver::Revert(const std::string& volume_id, const std::string& snapshot_id,
+                               const ArrayCall& policy) {
+  SNAPSET_RETURN_IF_ERROR(CheckId("Revert", "volume id", volume_id));
+  SNAPSET_RETURN_IF_ERROR(CheckId("Revert", "snapshot id", snapshot_id));
+  Result<rapidjson::Document> volume = GetObject(volume_id, policy);
+  if (!volume.ok()) return volume.status();
+  const Json* actions = Body::Find(*volume, "Actions");
+  const Json* oem = actions ? Body::Find(*actions, "Oem") : nullptr;
+  const Json* action = oem ? Body::Find(*oem, "#Snapset.RevertToSnapshot") : nullptr;
+  const Json* target = action ? Body::Find(*action, "target") : nullptr;
+  if (target == nullptr || !target->IsString() || target->GetStringLength() == 0) {
+    return Status::NotImplemented("volume " + Url(volume_id) +
+                                  " advertises no Actions.Oem.#Snapset.RevertToSnapshot: this "
+                                  "array cannot revert a volume to a snapshot through snapset; "
+                                  "restore from the snapshot another way (expose it and copy)");
+  }
+  const std::string path = PathOf(target->GetString());
+  rapidjson::StringBuffer buffer;
+  Writer w(buffer);
+  w.StartObject();
+  w.Key("Snapshot");
+  w.StartObject();
+  Key(w, "@odata.id", snapshot_id);
+  w.EndObject();
+  w.EndObject();
+  Result<RestResponse> r = Exec("POST", path, buffer.GetString(), policy);
+  if (!r.ok()) return r.status();
+  if (!Is2xx(r->status)) return StatusFromResponse("POST", Url(path), *r);
+  return Status::Ok();
+}
+
 namespace {
 
 // A Connection: its id, name, target, portal and every volume it maps.

@@ -3,7 +3,8 @@
 // REST session (the REST toolkit), for arrays that speak the subset
 // docs/mock-array.md describes (Storage/{id}/Volumes, ConsistencyGroups with
 // ConsistencyGroup.CreateReplicaTarget, Volume.RemoveReplicaRelationship,
-// Fabrics/{id}/Connections, TaskService task monitors). Built against the
+// Fabrics/{id}/Connections, TaskService task monitors, and snapset's own
+// Oem #Snapset.RevertToSnapshot on a volume). Built against the
 // installed SDK only (snapset::sdk, snapset::rest), exactly as a vendor's
 // driver is, into libsnapset_array_swordfish.so; the iSCSI provider loads
 // it for arrays whose config says "driver": "swordfish".
@@ -62,6 +63,11 @@ class SwordfishDriver final : public ArrayDriver {
   Result<std::vector<ArrayVolume>> SnapshotGroup(const SnapshotRequest& request,
                                                  const ArrayCall& policy) override;
   Status DeleteSnapshot(const std::string& snapshot_id, const ArrayCall& policy) override;
+  // Swordfish has no revert: the volume's Actions.Oem advertises snapset's
+  // #Snapset.RevertToSnapshot (docs/mock-array.md), found by one GET; an
+  // array that advertises none answers NotImplemented.
+  Status Revert(const std::string& volume_id, const std::string& snapshot_id,
+                const ArrayCall& policy) override;
   Result<ArrayExposure> Expose(const ExposeRequest& request, const ArrayCall& policy) override;
   Status Unexpose(const std::string& exposure_id, const ArrayCall& policy) override;
   Result<std::vector<ArrayExposure>> Exposures(const ArrayCall& policy) override;
