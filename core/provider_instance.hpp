@@ -94,6 +94,8 @@ class ProviderInstance {
 
   // Write holds the provider offers for volumes it alone can hold.
   bool can_hold_writes() const { return ops_.hold_writes && ops_.release_writes; }
+  // revert_to_snapshot is offered (a snapshot may still say NO_REVERT).
+  bool offers_revert() const { return ops_.revert_to_snapshot != nullptr; }
   // Planning: how the provider holds `v`'s writes -- the name it gives the
   // hold ("array-fence"; "write-gate" for a provider of ABI 1.0, or one
   // that names none) -- or VolumeNotSupported when it cannot hold this one.

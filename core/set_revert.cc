@@ -75,12 +75,26 @@ RevertResult RevertToSet(const CreationEnv& env, const SetRecord& set,
           "volume " + s->volume + " carries the mounted filesystem " + mounted +
           "; a revert replaces the blocks under it: stop what uses it, unmount it (and detach "
           "a loop device over it), then revert again"));
+    // All or none: a provider that cannot revert one of them refuses the
+    // whole before the first volume changes.
+    if (!p->offers_revert())
+      return finish(Status::NotImplemented(
+          "provider " + p->name() + " cannot revert (it offers no revert_to_snapshot), so " +
+          s->volume + " cannot go back to snapshot " + s->snapshot_id +
+          "; nothing was reverted: revert the other volumes with --snapshot, and restore this "
+          "one from its snapshot another way (expose it and copy)"));
     CallOptions o;
     o.deadline = Clock::now() + timeout;
     auto props = p->GetSnapshotProperties(s->snapshot_id, o);
     if (!props.ok())
       return finish(props.status().WithContext("snapshot " + s->snapshot_id + " of " + s->volume +
                                                " on provider " + p->name()));
+    if (props->attributes & SNAPSET_ATTR_NO_REVERT)
+      return finish(Status::NotImplemented(
+          "provider " + p->name() + " says snapshot " + s->snapshot_id + " of " + s->volume +
+          " cannot be reverted to (for an array: its driver has no revert); nothing was "
+          "reverted: revert the other volumes with --snapshot, and restore this one from its "
+          "snapshot another way (expose it and copy)"));
     providers.push_back(p);
   }
   auto locks = VolumeLocks::Acquire(env.state_dir, volumes, set.set_id);

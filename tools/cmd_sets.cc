@@ -37,6 +37,7 @@ std::string Attributes(uint32_t a) {
   add(SNAPSET_ATTR_READ_ONLY, "read-only");
   add(SNAPSET_ATTR_EXPOSED, "exposed");
   add(SNAPSET_ATTR_CRASH_CONSISTENT, "crash-consistent");
+  add(SNAPSET_ATTR_NO_REVERT, "no-revert");
   return s.empty() ? "-" : s;
 }
 

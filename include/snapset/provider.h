@@ -217,7 +217,13 @@ enum {
   SNAPSET_ATTR_HARDWARE_ASSISTED = 1u << 3, /* cut by an array */
   SNAPSET_ATTR_READ_ONLY = 1u << 4,
   SNAPSET_ATTR_EXPOSED = 1u << 5,
-  SNAPSET_ATTR_CRASH_CONSISTENT = 1u << 6   /* writes could not be held */
+  SNAPSET_ATTR_CRASH_CONSISTENT = 1u << 6,  /* writes could not be held */
+  /* Added after 1.2, with no version change (no layout changed): set by a
+   * provider that offers revert_to_snapshot but cannot revert THIS snapshot
+   * (say, an array whose driver has no revert), so that the host refuses a
+   * set's revert before any volume changes. A provider that does not know
+   * the bit never sets it, which means "revert as offered". */
+  SNAPSET_ATTR_NO_REVERT = 1u << 7
 };
 
 /* Per-set provider state machine (DESIGN §3). */

@@ -151,7 +151,8 @@ struct Known {
   std::string volume_name;
   int64_t created_ns = 0;
   ArrayVolume replica;
-  std::string exposed_as;  // set by a successful expose in this process
+  std::string exposed_as;   // set by a successful expose in this process
+  bool revertible = false;  // its array's driver has revert
 };
 
 // A snapshot found on an array.
@@ -282,6 +283,8 @@ class IscsiProvider : public Provider {
         k.volume_name = m.volume_name;
         k.created_ns = when;
         k.replica = *replica;
+        const ManagedArray* a = Array(part->array());
+        k.revertible = a != nullptr && a->dialect->offers_revert();
       }
     }
     const ArrayCall policy{call.deadline(), true};
@@ -370,6 +373,24 @@ class IscsiProvider : public Provider {
     std::lock_guard<std::mutex> lock(mu_);
     known_.erase(std::string(snapshot_id));
     return Status::Ok();
+  }
+
+  // Through the array's driver (array.h revert), in place: the LUN keeps
+  // its NAA and its exposures. Mounted filesystems on it are the host's to
+  // refuse (the coordinator does, before this is called).
+  Status RevertToSnapshot(const Call& call, std::string_view snapshot_id) override {
+    const ArrayCall policy{call.deadline(), true};
+    Result<Located> found = Locate(snapshot_id, policy);
+    if (!found.ok()) return found.status();
+    ManagedArray& a = *found->array;
+    if (!a.dialect->offers_revert()) {
+      return Status::NotImplemented("array " + a.config.name + "'s driver (" + a.config.driver +
+                                    ") has no revert: restore from snapshot " +
+                                    std::string(snapshot_id) + " another way (expose it and copy)");
+    }
+    std::lock_guard<std::mutex> lock(a.mu);
+    return a.dialect->Revert(found->replica.source_id, found->replica.id, policy)
+        .WithContext("array " + a.config.name);
   }
 
   Status ListSnapshots(const Call& call, std::vector<SnapshotInfo>* out) override {
@@ -603,6 +624,7 @@ class IscsiProvider : public Provider {
     info.creation_time_ns = k->second.created_ns;
     info.attributes = kReplicaAttributes;
     if (!k->second.exposed_as.empty()) info.attributes |= SNAPSET_ATTR_EXPOSED;
+    if (!k->second.revertible) info.attributes |= SNAPSET_ATTR_NO_REVERT;
     info.exposed_as = k->second.exposed_as;
     info.snapshot_device = DeviceIdentity(k->second.replica);
     return info;
@@ -697,6 +719,7 @@ class IscsiProvider : public Provider {
     info.snapshot_id = snapshot_id;
     info.creation_time_ns = replica.created_ns;  // as the array says; 0 if it does not
     info.attributes = kReplicaAttributes;
+    if (!a.dialect->offers_revert()) info.attributes |= SNAPSET_ATTR_NO_REVERT;
     info.snapshot_device = DeviceIdentity(replica);
     info.original_volume = "array " + a.config.name + " volume " + replica.source_id;
     for (const ArrayVolume& s : inventory) {
