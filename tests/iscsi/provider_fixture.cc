@@ -177,7 +177,8 @@ void ProviderFixture::WriteRegistration() {
     const std::string name = i == 0 ? "a" : "b";
     const std::string& extra = i == 0 ? options_.config_a : options_.config_b;
     arrays +=
-        std::string(i ? "," : "") + R"({"name":")" + name + R"(","driver":")" + driver() +
+        std::string(i ? "," : "") + R"({"name":")" + name + R"(","driver":")" +
+        (i == 1 && !options_.driver_b.empty() ? options_.driver_b : driver()) +
         R"(","rest_url":")" + arrays_[i]->rest() + R"(","credentials_file":")" + config_ + "/" +
         name + R"(.cred","portals":[")" + arrays_[i]->portal() + "\"]" +
         (options_.tls ? R"(,"ca_file":")" +
@@ -329,8 +330,8 @@ void ProviderFixture::ClearFaults(int i) {
 }
 
 std::vector<std::string> ProviderFixture::CliArgv(const std::vector<std::string>& args) const {
-  std::vector<std::string> argv = {SNAPSET_CLI, "--config-dir", config_, "--state-dir", state_,
-                                   "--initiator-iqn", kHostInitiator};
+  std::vector<std::string> argv = {SNAPSET_CLI, "--config-dir",    config_,       "--state-dir",
+                                   state_,      "--initiator-iqn", kHostInitiator};
   argv.insert(argv.end(), args.begin(), args.end());
   auto cow = std::find(argv.begin(), argv.end(), "cow");
   if (cow != argv.end() && cow_) {

@@ -48,6 +48,9 @@ struct ProviderFixtureOptions {
   // Extra members of each array's entry in the provider's config, e.g.
   // R"("timeouts_ms": {"request": 2000})" (with no leading comma).
   std::string config_a, config_b;
+  // Array b's "driver" in the registration (a driver library's path) when
+  // not the fixture's own: a vendor's driver beside the bundled one.
+  std::string driver_b;
   bool tls = false;  // https with a test CA given as ca_file
   // The arrays' administrator (both arrays). Other than admin/admin, each
   // array runs with a users file (--users, chmod 600) holding only this

@@ -22,6 +22,10 @@
 //  13 leaks-after-rest-fault: a delete of a group or a snapshot that the
 //     array failed is reported OK, not retried, so a REST fault leaves the
 //     object on the array. -> faults.post-commit, faults.delete
+//  14 no-revert: offers no revert, as a vendor's driver may. Not a defect
+//     the suite catches (revert is optional) but one the host must meet
+//     all or none: tests/iscsi/provider_revert_test.cc hosts it beside the
+//     Swordfish driver.
 #include <dlfcn.h>
 #include <snapset/array.h>
 #include <time.h>
@@ -48,6 +52,7 @@ namespace {
 constexpr int kDefect = MUTANT_DEFECT;
 constexpr int kMembersApart = 12;
 constexpr int kLeaksAfterFault = 13;
+constexpr int kNoRevert = 14;
 
 const snapset_array_driver_ops* g_inner = nullptr;
 std::string g_load_error;
@@ -261,7 +266,7 @@ snapset_array_driver_ops MakeOps() {
       .unexpose = IfInner(INNER(unexpose), &Unexpose),
       .list_exposures = IfInner(INNER(list_exposures), &ListExposures),
       .settle = IfInner(INNER(settle), &Settle),
-      .revert = IfInner(INNER(revert), &Revert),
+      .revert = kDefect == kNoRevert ? nullptr : IfInner(INNER(revert), &Revert),
       .start_fence = IfInner(INNER(start_fence), &StartFence),
       .lift_fence = IfInner(INNER(lift_fence), &LiftFence),
       .list_fences = IfInner(INNER(list_fences), &ListFences),
