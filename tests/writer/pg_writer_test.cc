@@ -7,20 +7,16 @@
 // ext4 on its volume, PostgreSQL 15 run as the postgres user, the writer
 // process run as postgres and allowed by writers.json, the snapset CLI.
 #define BOOST_TEST_MODULE pg_writer
-#include <libpq-fe.h>
 #include <rapidjson/document.h>
-#include <spawn.h>
-#include <sys/wait.h>
 
-#include <atomic>
 #include <boost/test/unit_test.hpp>
 #include <filesystem>
 #include <fstream>
-#include <mutex>
 #include <thread>
 
 #include "core/socket_writer.hpp"
 #include "tests/software-cow/e2e/cow_stack.hpp"
+#include "tests/support/pg_set.hpp"
 #include "tests/support/postgres_server.hpp"
 #include "tests/support/writer_process.hpp"
 
@@ -30,48 +26,9 @@ namespace {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
-int64_t MonotonicNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
-      .count();
-}
-
 bool PgPrerequisites() {
   return CowStackAvailable() && Available(PostgresServer::MissingPrerequisite());
 }
-
-// A client that inserts one row per transaction and records when each
-// commit was acknowledged.
-struct Acker {
-  std::string conninfo;
-  std::atomic<bool> stop{false};
-  std::mutex mu;
-  std::vector<std::pair<int64_t, int64_t>> acked;  // seq, monotonic ns
-  std::string error;
-  std::thread thread;
-  void Start() {
-    thread = std::thread([this] {
-      PGconn* c = PQconnectdb(conninfo.c_str());
-      for (int64_t seq = 1; !stop && PQstatus(c) == CONNECTION_OK; ++seq) {
-        const std::string sql = "INSERT INTO acks VALUES (" + std::to_string(seq) + ")";
-        PGresult* r = PQexec(c, sql.c_str());
-        const bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-        PQclear(r);
-        if (!ok) {
-          error = PQerrorMessage(c);
-          break;
-        }
-        std::lock_guard lock(mu);
-        acked.emplace_back(seq, MonotonicNs());
-      }
-      PQfinish(c);
-    });
-  }
-  void Stop() {
-    stop = true;
-    if (thread.joinable()) thread.join();
-  }
-  ~Acker() { Stop(); }
-};
 
 }  // namespace
 
@@ -104,23 +61,7 @@ BOOST_AUTO_TEST_CASE(a_set_under_pgbench_recovers_on_a_second_server_with_every_
       stack.run_dir() + "/writers/pg.sock");
 
   // Load: pgbench, and a client whose acknowledged rows the restore must hold.
-  std::vector<std::string> bench = {pg.bin() + "/pgbench", "-c", "2", "-j", "2", "-T", "600", "-n",
-                                    pg.conninfo()};
-  pid_t bench_pid = -1;
-  {
-    std::vector<char*> args;
-    for (auto& a : bench) args.push_back(a.data());
-    args.push_back(nullptr);
-    BOOST_TEST_REQUIRE(::posix_spawn(&bench_pid, args[0], nullptr, nullptr, args.data(), environ) ==
-                       0);
-  }
-  struct KillBench {
-    pid_t pid;
-    ~KillBench() {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, nullptr, 0);
-    }
-  } kill_bench{bench_pid};
+  Pgbench bench(pg);
   Acker acker;
   acker.conninfo = pg.conninfo();
   acker.Start();
@@ -134,9 +75,7 @@ BOOST_AUTO_TEST_CASE(a_set_under_pgbench_recovers_on_a_second_server_with_every_
   const std::string snapshot_id = made["snapshots"][0]["snapshot_id"].GetString();
   const int64_t freeze_begin = EventTime(made["timeline"], "writer:pg", "freeze", "begin");
   BOOST_TEST_REQUIRE(freeze_begin > 0);
-  int64_t acked_before_freeze = 0;
-  for (const auto& [seq, t] : acker.acked)
-    if (t < freeze_begin) acked_before_freeze = std::max(acked_before_freeze, seq);
+  const int64_t acked_before_freeze = acker.AckedBefore(freeze_begin);
   BOOST_TEST_MESSAGE("acknowledged " << acker.acked.size() << ", before freeze "
                                      << acked_before_freeze);
   BOOST_TEST_REQUIRE(acked_before_freeze > 0);
@@ -161,21 +100,10 @@ BOOST_AUTO_TEST_CASE(a_set_under_pgbench_recovers_on_a_second_server_with_every_
   auto copied =
       RunCommand({"cp", "-a", (mounted / "pgdata").string(), restored}, std::chrono::seconds(300));
   BOOST_TEST_REQUIRE(copied.exit_code == 0, copied.output);
-  fs::remove(fs::path(restored) / "postmaster.pid");
-  std::ofstream(fs::path(restored) / "backup_label") << label;
-  const std::string map = blob["tablespace_map"].GetString();
-  if (!map.empty()) std::ofstream(fs::path(restored) / "tablespace_map") << map;
-  std::ofstream(fs::path(restored) / "recovery.signal");
-  pg.OwnTree(restored);
+  PrepareRecovery(restored, blob);
   PostgresServer second(restored, stack.dir().str() + "/pgsock2", /*init=*/false,
                         {"restore_command=cp " + archive + "/%f %p", "archive_mode=off"});
-  // Archive recovery ends by promoting; wait for it.
-  std::string in_recovery = "t";
-  for (int i = 0; i < 600 && in_recovery != "f"; ++i) {
-    in_recovery = second.Sql("SELECT pg_is_in_recovery()");
-    if (in_recovery != "f") std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  BOOST_TEST_REQUIRE(in_recovery == "f", second.Log());
+  WaitPromoted(second);  // archive recovery ends by promoting
   auto check = second.Tool({"pg_amcheck", "--install-missing", "--all", "--heapallindexed", "-h",
                             second.socket_dir(), "-p", "5432", "-U", "postgres"});
   BOOST_TEST(check.exit_code == 0, check.output);
@@ -213,9 +141,7 @@ BOOST_AUTO_TEST_CASE(a_cluster_reverted_to_a_set_recovers_its_rows_and_loses_lat
   acker.Stop();
   const std::string set_id = made["set_id"].GetString();
   const int64_t freeze_begin = EventTime(made["timeline"], "writer:pg", "freeze", "begin");
-  int64_t acked_before_freeze = 0;
-  for (const auto& [seq, t] : acker.acked)
-    if (t < freeze_begin) acked_before_freeze = std::max(acked_before_freeze, seq);
+  const int64_t acked_before_freeze = acker.AckedBefore(freeze_begin);
   BOOST_TEST_REQUIRE(acked_before_freeze > 0);
   pg->Sql("INSERT INTO acks VALUES (-1)");  // after the set: the revert must lose it
 
@@ -242,22 +168,11 @@ BOOST_AUTO_TEST_CASE(a_cluster_reverted_to_a_set_recovers_its_rows_and_loses_lat
   auto shown = stack.Cli({"--json", "show", set_id, "--writers"});
   rapidjson::Document doc;
   doc.Parse(shown.output.c_str());
-  const auto& blob = doc["set"]["writers"][0]["backup_blob"];
-  std::ofstream(fs::path(data) / "backup_label") << blob["backup_label"].GetString();
-  const std::string map = blob["tablespace_map"].GetString();
-  if (!map.empty()) std::ofstream(fs::path(data) / "tablespace_map") << map;
-  std::ofstream(fs::path(data) / "recovery.signal");
-  fs::remove(fs::path(data) / "postmaster.pid");
-  RunCommand({"chown", "-R", "postgres:postgres", data});
+  PrepareRecovery(data, doc["set"]["writers"][0]["backup_blob"]);
   PostgresServer back(data, stack.dir().str() + "/pgsock2", /*init=*/false,
                       {"restore_command=cp " + archive + "/%f %p", "recovery_target=immediate",
                        "recovery_target_action=promote", "archive_mode=off"});
-  std::string in_recovery = "t";
-  for (int i = 0; i < 600 && in_recovery != "f"; ++i) {
-    in_recovery = back.Sql("SELECT pg_is_in_recovery()");
-    if (in_recovery != "f") std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  BOOST_TEST_REQUIRE(in_recovery == "f", back.Log());
+  WaitPromoted(back);
   const int64_t max_seq = std::stoll(back.Sql("SELECT coalesce(max(seq), 0) FROM acks"));
   const int64_t rows = std::stoll(back.Sql("SELECT count(*) FROM acks WHERE seq > 0"));
   BOOST_TEST(max_seq >= acked_before_freeze);

@@ -20,6 +20,7 @@
 #include "tests/support/command.hpp"
 #include "tests/support/prerequisites.hpp"
 #include "tests/support/temp_dir.hpp"
+#include "tests/support/timeline.hpp"
 
 namespace snapset::test {
 
@@ -145,16 +146,6 @@ class CowStack {
 // What a CowStack needs here (the skip rule of prerequisites.hpp).
 inline bool CowStackAvailable() {
   return Available(cowd::MissingPrerequisite(/*loop_devices=*/true));
-}
-
-// The events of one lane and step from a create's timeline.
-inline int64_t EventTime(const rapidjson::Value& timeline, const std::string& lane,
-                         const std::string& step, const std::string& kind) {
-  for (const auto& e : timeline["events"].GetArray())
-    if (lane == e["lane"].GetString() && step == e["step"].GetString() &&
-        kind == e["kind"].GetString())
-      return e["t_ns"].GetInt64();
-  return -1;
 }
 
 }  // namespace snapset::test
