@@ -75,6 +75,14 @@ CREATE TABLE set_writers (
 PRAGMA user_version = 3;
 )sql";
 
+// What schema 4 adds: what each snapshot's volume was when the set was cut
+// (core/volume.hpp DeviceKey), so a revert finds its filesystem wherever it
+// is mounted now. '' for snapshots recorded before.
+constexpr char kSchema4Additions[] = R"sql(
+ALTER TABLE snapshots ADD COLUMN volume_device TEXT NOT NULL DEFAULT '';
+PRAGMA user_version = 4;
+)sql";
+
 std::string FreshSchema() {
   return SetsTable("sets") + R"sql(
 CREATE TABLE snapshots (
@@ -92,7 +100,8 @@ CREATE TABLE snapshots (
 );
 CREATE INDEX snapshots_by_volume ON snapshots (volume, created_ns);
 PRAGMA application_id = 1397641299;
-)sql" + kSchema2Additions + kSchema3Additions;
+)sql" + kSchema2Additions + kSchema3Additions +
+         kSchema4Additions;
 }
 
 // Schema 1 -> 2: the new state needs a new CHECK, which SQLite gives only by
@@ -112,7 +121,7 @@ ALTER TABLE sets_v2 RENAME TO sets;
 // 'SNPS': marks the file as a snapset catalog, so a foreign SQLite database
 // is told apart from a catalog of another schema version.
 constexpr int64_t kApplicationId = 0x534E5053;
-constexpr int64_t kSchemaVersion = 3;
+constexpr int64_t kSchemaVersion = 4;
 constexpr int kBusyTimeoutMs = 5000;
 
 constexpr char kSetColumns[] =
@@ -120,7 +129,7 @@ constexpr char kSetColumns[] =
     "sets.timeline_json";
 constexpr char kSnapshotColumns[] =
     "s.snapshot_id, s.set_id, s.volume, s.provider_id, s.provider_name, s.created_ns, "
-    "s.attributes, s.exposed_as, s.snapshot_device";
+    "s.attributes, s.exposed_as, s.snapshot_device, s.volume_device";
 
 struct StmtDeleter {
   void operator()(sqlite3_stmt* s) const { sqlite3_finalize(s); }
@@ -319,6 +328,7 @@ SnapshotRecord ReadSnapshot(sqlite3_stmt* s) {
   r.attributes = uint32_t(sqlite3_column_int64(s, 6));
   r.exposed_as = Text(s, 7);
   r.snapshot_device = Text(s, 8);
+  r.volume_device = Text(s, 9);
   return r;
 }
 
@@ -423,13 +433,14 @@ Status InsertSnapshots(const Op& op, const std::string& set_id, int64_t set_crea
                        const std::vector<SnapshotRecord>& snapshots) {
   const std::string sql =
       "INSERT INTO snapshots (snapshot_id, set_id, ordinal, volume, provider_id, "
-      "provider_name, created_ns, attributes, exposed_as, snapshot_device) "
-      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+      "provider_name, created_ns, attributes, exposed_as, snapshot_device, volume_device) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
   for (size_t i = 0; i < snapshots.size(); ++i) {
     const SnapshotRecord& s = snapshots[i];
     Result<int> done = op.Run(sql, s.snapshot_id, set_id, int64_t(i), s.volume, s.provider_id,
                               s.provider_name, s.created_ns ? s.created_ns : set_created_ns,
-                              int64_t(s.attributes), s.exposed_as, s.snapshot_device);
+                              int64_t(s.attributes), s.exposed_as, s.snapshot_device,
+                              s.volume_device);
     if (!done.ok()) {
       if (done.status().Is(Code::kAlreadyExists))
         return Status::AlreadyExists(op.Prefix() + "snapshot id " + s.snapshot_id +
@@ -594,6 +605,8 @@ Status Initialize(const Op& op) {
     if (now->user_version == 1) SNAPSET_RETURN_IF_ERROR(op.Exec(Migration1To2().c_str()));
     if (now->user_version == 1 || now->user_version == 2)
       SNAPSET_RETURN_IF_ERROR(op.Exec(kSchema3Additions));
+    if (now->user_version >= 1 && now->user_version <= 3)
+      SNAPSET_RETURN_IF_ERROR(op.Exec(kSchema4Additions));
     SNAPSET_RETURN_IF_ERROR(txn.Commit());
   }
 

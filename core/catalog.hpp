@@ -53,6 +53,7 @@ struct SnapshotRecord {
   uint32_t attributes = 0;    // SNAPSET_ATTR_*
   std::string exposed_as;     // "" when not exposed
   std::string snapshot_device;
+  std::string volume_device;  // DeviceKey of the volume at the cut; "" if unknown
 };
 
 // What a failed abort left on one provider.

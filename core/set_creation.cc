@@ -772,6 +772,7 @@ Status SetCreation::RecordComplete() {
       r.snapshot_id = snapshot_ids_[v];
       r.set_id = set_id_;
       r.volume = volumes_[v].name;
+      r.volume_device = DeviceKey(volumes_[v]);
       r.provider_id = g.provider->id();
       r.provider_name = g.provider->name();
       r.attributes = context_ | (planned_[v].crash_consistent ? SNAPSET_ATTR_CRASH_CONSISTENT : 0);

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <set>
 
 #include "core/mount_table.hpp"
 #include "core/provider_registry.hpp"
@@ -17,17 +18,26 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// The filesystem mounted on `volume` now, if any: the volume itself when it
-// names a mount point, or what is stacked on it (a filesystem on a loop
-// device over a cow volume).
-std::string MountedOn(const std::string& volume, const MountTable& mounts) {
+// The filesystem mounted on the snapshot's volume now, if any: the volume
+// itself when it names a mount point, what is stacked on it (a filesystem
+// on a loop device over a cow volume), or any mount of the same device
+// (DeviceKey recorded at the cut): the LUN mounted somewhere else.
+std::string MountedOn(const SnapshotRecord& s, const MountTable& mounts) {
   for (const auto& m : mounts.entries())
-    if (m.mount_point == volume) return m.mount_point + " (" + m.source + ")";
-  if (volume.rfind("cow:", 0) == 0 || volume.rfind("/dev/", 0) == 0) {
-    ResolverOptions o;
-    o.mounts = &mounts;
-    auto v = ResolveVolume(volume, o);
+    if (m.mount_point == s.volume) return m.mount_point + " (" + m.source + ")";
+  ResolverOptions o;
+  o.mounts = &mounts;
+  if (s.volume.rfind("cow:", 0) == 0 || s.volume.rfind("/dev/", 0) == 0) {
+    auto v = ResolveVolume(s.volume, o);
     if (v.ok() && !v->upper.empty()) return v->upper.front();
+  }
+  if (s.volume_device.empty()) return "";
+  std::set<dev_t> seen;  // a device mounted twice (bind mounts) is resolved once
+  for (const auto& m : mounts.entries()) {
+    if (m.source.rfind("/dev/", 0) != 0 || !seen.insert(m.device).second) continue;
+    auto v = ResolveVolume(m.mount_point, o);
+    if (v.ok() && DeviceKey(*v) == s.volume_device)
+      return m.mount_point + " (" + m.source + ", " + s.volume_device + ")";
   }
   return "";
 }
@@ -69,7 +79,7 @@ RevertResult RevertToSet(const CreationEnv& env, const SetRecord& set,
     if (!p)
       return finish(Status::Config("snapshot " + s->snapshot_id + " is on provider " +
                                    s->provider_name + ", which is no longer registered"));
-    const std::string mounted = MountedOn(s->volume, *mounts);
+    const std::string mounted = MountedOn(*s, *mounts);
     if (!mounted.empty())
       return finish(Status::BadState(
           "volume " + s->volume + " carries the mounted filesystem " + mounted +

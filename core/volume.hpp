@@ -59,6 +59,16 @@ struct Volume {
   std::vector<std::string> upper;
 };
 
+// What a volume is, whatever it is mounted on or named by: "naa.<hex>" for
+// a SCSI or iSCSI disk with an NAA (the same LUN through any path), the cow
+// volume ("cow:NAME") under a filesystem on a loop device over it, else its
+// device ("/dev/vdb", "cow:NAME"). Two volumes with one key are one volume.
+inline std::string DeviceKey(const Volume& v) {
+  if (const std::string naa = v.identity.Naa(); !naa.empty()) return "naa." + naa;
+  if (!v.lower.empty()) return v.lower;
+  return v.device_path;
+}
+
 }  // namespace snapset
 
 #endif  // SNAPSET_CORE_VOLUME_HPP

@@ -50,6 +50,7 @@ SnapshotRecord Snap(const std::string& id, const std::string& volume, int64_t cr
   s.provider_id = "11111111-1111-4111-8111-111111111111";
   s.provider_name = "software-cow";
   s.created_ns = created_ns;
+  s.volume_device = "naa.6" + id;
   return s;
 }
 
@@ -609,11 +610,12 @@ BOOST_AUTO_TEST_CASE(everything_survives_closing_and_reopening_the_catalog) {
                  (std::vector<std::string>{"complete-0", "complete-1"}),
              boost::test_tools::per_element());
   BOOST_TEST((*all)[2].snapshots[1].exposed_as == "/dev/sdq");
+  BOOST_TEST((*all)[2].snapshots[1].volume_device == "naa.6complete-1");
 
   // WAL is a property of the file, seen by any other connection to it.
   RawDb raw = OpenRaw(path);
   BOOST_TEST(TextRaw(raw.get(), "PRAGMA journal_mode") == "wal");
-  BOOST_TEST(TextRaw(raw.get(), "PRAGMA user_version") == "3");
+  BOOST_TEST(TextRaw(raw.get(), "PRAGMA user_version") == "4");
 }
 
 BOOST_AUTO_TEST_CASE(two_catalogs_on_one_file_see_each_others_commits) {
@@ -729,13 +731,13 @@ BOOST_AUTO_TEST_CASE(a_catalog_of_another_schema_version_is_refused_with_what_to
   }
   {
     RawDb raw = OpenRaw(path);
-    ExecRaw(raw.get(), "PRAGMA user_version = 4");
+    ExecRaw(raw.get(), "PRAGMA user_version = 5");
   }
   auto c = Catalog::Open(dir.str());
   BOOST_TEST_REQUIRE(!c.ok());
   BOOST_TEST(c.status().Is(Code::kInternal), c.status().ToString());
   BOOST_TEST(Contains(c.status().message(), path));
-  BOOST_TEST(Contains(c.status().message(), "schema version 4"));
+  BOOST_TEST(Contains(c.status().message(), "schema version 5"));
   BOOST_TEST(Contains(c.status().message(), "snapset release that wrote it"));
 }
 
@@ -792,7 +794,7 @@ BOOST_AUTO_TEST_CASE(a_schema_1_catalog_is_migrated_in_place_with_every_set_kept
   BOOST_TEST_REQUIRE(c->DeleteSet("done").ok());
   BOOST_TEST(c->GetSnapshot("d1").status().IsNotFound());
   RawDb raw = OpenRaw(path);
-  BOOST_TEST(TextRaw(raw.get(), "PRAGMA user_version") == "3");
+  BOOST_TEST(TextRaw(raw.get(), "PRAGMA user_version") == "4");
   BOOST_TEST(TextRaw(raw.get(), "SELECT count(*) FROM snapshots") == "1");
   BOOST_TEST(TextRaw(raw.get(), "PRAGMA foreign_key_check") == "");
 }
@@ -833,14 +835,42 @@ BOOST_AUTO_TEST_CASE(a_schema_2_catalog_gains_the_writers_table_with_every_set_k
   }
   {
     RawDb raw = OpenRaw(path);
-    ExecRaw(raw.get(), "DROP TABLE set_writers; PRAGMA user_version = 2");
+    ExecRaw(raw.get(),
+            "DROP TABLE set_writers; ALTER TABLE snapshots DROP COLUMN volume_device; "
+            "PRAGMA user_version = 2");
   }
   auto c = OpenOrDie(dir.str());
   auto set = c->GetSet("set");
   BOOST_TEST_REQUIRE(set.ok(), set.status().ToString());
   BOOST_TEST(set->writers.empty());
   RawDb raw = OpenRaw(path);
-  BOOST_TEST(TextRaw(raw.get(), "PRAGMA user_version") == "3");
+  BOOST_TEST(TextRaw(raw.get(), "PRAGMA user_version") == "4");
+}
+
+BOOST_AUTO_TEST_CASE(a_schema_3_catalog_gains_each_snapshots_device_unknown_for_the_old_ones) {
+  TempDir dir;
+  std::string path;
+  {
+    auto c = OpenOrDie(dir.str());
+    path = c->path();
+    AddComplete(*c, "set", 1, {"/v"});
+  }
+  {
+    RawDb raw = OpenRaw(path);
+    ExecRaw(raw.get(), "ALTER TABLE snapshots DROP COLUMN volume_device; PRAGMA user_version = 3");
+  }
+  auto c = OpenOrDie(dir.str());
+  auto set = c->GetSet("set");
+  BOOST_TEST_REQUIRE(set.ok(), set.status().ToString());
+  BOOST_TEST_REQUIRE(set->snapshots.size() == 1u);
+  BOOST_TEST(set->snapshots[0].volume == "/v");
+  BOOST_TEST(set->snapshots[0].volume_device == "");
+  AddComplete(*c, "next", 2, {"/v"});
+  auto next = c->GetSet("next");
+  BOOST_TEST_REQUIRE(next.ok(), next.status().ToString());
+  BOOST_TEST(next->snapshots[0].volume_device == "naa.6next-0");
+  RawDb raw = OpenRaw(path);
+  BOOST_TEST(TextRaw(raw.get(), "PRAGMA user_version") == "4");
 }
 
 BOOST_AUTO_TEST_CASE(a_missing_state_directory_is_created_private_to_its_owner) {

@@ -70,6 +70,20 @@ BOOST_AUTO_TEST_CASE(a_volume_reverted_to_a_set_holds_that_instant_and_mounted_i
   BOOST_TEST(Read(stack.mnt() / "data") == "changed after the set");
   BOOST_TEST(!fs::exists(stack.dir().path() / "events"));
 
+  // Mounted somewhere else: the same volume (its device as recorded at the
+  // cut), still refused, naming where.
+  const std::string elsewhere = stack.dir().str() + "/elsewhere";
+  fs::create_directories(elsewhere);
+  BOOST_TEST_REQUIRE(RunCommand({"umount", stack.mnt().string()}).exit_code == 0);
+  BOOST_TEST_REQUIRE(RunCommand({"mount", stack.loop(), elsewhere}).exit_code == 0);
+  auto moved = stack.Cli({"revert", "--set", set});
+  BOOST_TEST(RunCommand({"umount", elsewhere}).exit_code == 0);
+  BOOST_TEST_REQUIRE(RunCommand({"mount", stack.loop(), stack.mnt().string()}).exit_code == 0);
+  BOOST_TEST(moved.exit_code == 8, moved.output);
+  BOOST_TEST(moved.output.find("mounted filesystem " + elsewhere) != std::string::npos,
+             moved.output);
+  BOOST_TEST(Read(stack.mnt() / "data") == "changed after the set");
+
   // A writer refusing pre-restore: nothing reverted.
   stack.Detach();
   std::ofstream(refuse) << "";

@@ -10,9 +10,10 @@
 //   snapshots, with the set's backup_label and its tablespace_map pointed
 //   at the copy, recovers, passes pg_amcheck and holds every row
 //   acknowledged before the freeze;
-// - revert: refused while the filesystems are mounted; after the cluster is
-//   stopped and both unmounted, each array reverts its LUN in place, and the
-//   cluster started with recovery holds the set's rows and not a later one.
+// - revert: refused while the filesystems are mounted, also where one is
+//   mounted somewhere else; after the cluster is stopped and both
+//   unmounted, each array reverts its LUN in place, and the cluster started
+//   with recovery holds the set's rows and not a later one.
 // Runs in the test bed's guest (tests/vm/guest_suite.sh).
 #define BOOST_TEST_MODULE pg_array_guest_test
 #include <sys/stat.h>
@@ -261,6 +262,15 @@ BOOST_AUTO_TEST_CASE(a_cluster_on_two_arrays_recovers_from_its_set_elsewhere_and
   pg.reset();
   bed.Unmount(0);
   bed.Unmount(1);
+  // The LUN mounted somewhere else is the same volume: still refused.
+  const std::string elsewhere = bed.SnapshotMount("elsewhere");
+  Must({"mount", bed.device(1), elsewhere});
+  CommandResult moved = bed.Cli({"revert", "--set", set_id});
+  Must({"umount", elsewhere});
+  BOOST_TEST(moved.exit_code == 8, moved.output);
+  BOOST_TEST(moved.output.find("mounted filesystem " + elsewhere) != std::string::npos,
+             moved.output);
+  BOOST_TEST(moved.output.find("naa." + f.luns()[1].naa) != std::string::npos, moved.output);
   for (int i = 0; i < 2; ++i) BOOST_TEST(f.Rest(i, "DELETE", "/mock/requests").status == 204);
   CommandResult reverted = bed.Cli({"--json", "revert", "--set", set_id});
   BOOST_TEST_REQUIRE(reverted.exit_code == 0, reverted.output);
