@@ -32,10 +32,12 @@ std::string MountedOn(const SnapshotRecord& s, const MountTable& mounts) {
     if (v.ok() && !v->upper.empty()) return v->upper.front();
   }
   if (s.volume_device.empty()) return "";
-  std::set<dev_t> seen;  // a device mounted twice (bind mounts) is resolved once
+  // By each mount's device node, never its mount point: /dev and sysfs
+  // cannot hang, a filesystem over a stalled LUN or daemon can.
+  std::set<std::string> seen;  // a device mounted twice (bind mounts) is resolved once
   for (const auto& m : mounts.entries()) {
-    if (m.source.rfind("/dev/", 0) != 0 || !seen.insert(m.device).second) continue;
-    auto v = ResolveVolume(m.mount_point, o);
+    if (m.source.rfind("/dev/", 0) != 0 || !seen.insert(m.source).second) continue;
+    auto v = ResolveVolume(m.source, o);
     if (v.ok() && DeviceKey(*v) == s.volume_device)
       return m.mount_point + " (" + m.source + ", " + s.volume_device + ")";
   }
