@@ -34,8 +34,9 @@ MountTable MountTable::Parse(std::string_view text) {
     if (!(fields >> id >> parent >> majmin >> root >> mount_point >> options)) continue;
     while (fields >> field && field != "-") {
     }
-    std::string fstype, source;
+    std::string fstype, source, super_options;
     if (field != "-" || !(fields >> fstype >> source)) continue;
+    fields >> super_options;
     unsigned major = 0, minor = 0;
     if (std::sscanf(majmin.c_str(), "%u:%u", &major, &minor) != 2) continue;
     MountEntry e;
@@ -44,6 +45,8 @@ MountTable MountTable::Parse(std::string_view text) {
     e.mount_point = UnescapeMountField(mount_point);
     e.fstype = UnescapeMountField(fstype);
     e.source = UnescapeMountField(source);
+    e.options = UnescapeMountField(options);
+    e.super_options = UnescapeMountField(super_options);
     table.entries_.push_back(std::move(e));
   }
   return table;

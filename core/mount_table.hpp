@@ -19,6 +19,8 @@ struct MountEntry {
   std::string mount_point;  // unescaped
   std::string fstype;
   std::string source;       // e.g. /dev/loop3, tmpfs
+  std::string options;      // per-mount: "rw,relatime"
+  std::string super_options;  // the filesystem's: "rw,errors=remount-ro"
 };
 
 class MountTable {

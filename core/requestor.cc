@@ -249,7 +249,7 @@ class RequestorImpl : public Requestor {
     return Status::Ok();
   }
 
-  RevertResult RevertSet(const std::string& set_id) override {
+  RevertResult RevertSet(const std::string& set_id, const RevertOptions& options) override {
     auto set = catalog_->GetSet(set_id);
     if (!set.ok()) {
       RevertResult r;
@@ -257,10 +257,11 @@ class RequestorImpl : public Requestor {
       r.status = set.status();
       return r;
     }
-    return RevertToSet(env_, *set, {}, kManagementTimeout);
+    return RevertToSet(env_, *set, {}, options, kManagementTimeout);
   }
 
-  RevertResult RevertSnapshot(const std::string& snapshot_id) override {
+  RevertResult RevertSnapshot(const std::string& snapshot_id,
+                              const RevertOptions& options) override {
     RevertResult r;
     auto snap = catalog_->GetSnapshot(snapshot_id);
     if (!snap.ok()) {
@@ -272,7 +273,7 @@ class RequestorImpl : public Requestor {
       r.status = set.status();
       return r;
     }
-    return RevertToSet(env_, *set, {snapshot_id}, kManagementTimeout);
+    return RevertToSet(env_, *set, {snapshot_id}, options, kManagementTimeout);
   }
 
   Status BackupComplete(const std::string& set_id) override {

@@ -2,11 +2,13 @@
 #include "core/set_revert.hpp"
 
 #include <algorithm>
+#include <map>
 #include <memory>
-#include <set>
+#include <optional>
 
 #include "core/mount_table.hpp"
 #include "core/provider_registry.hpp"
+#include "core/remount.hpp"
 #include "core/timeline.hpp"
 #include "core/volume_locks.hpp"
 #include "core/volume_resolver.hpp"
@@ -18,36 +20,51 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// The filesystem mounted on the snapshot's volume now, if any: the volume
-// itself when it names a mount point, what is stacked on it (a filesystem
-// on a loop device over a cow volume), or any mount of the same device
-// (DeviceKey recorded at the cut): the LUN mounted somewhere else.
-std::string MountedOn(const SnapshotRecord& s, const MountTable& mounts) {
-  for (const auto& m : mounts.entries())
-    if (m.mount_point == s.volume) return m.mount_point + " (" + m.source + ")";
+// A filesystem mounted on a snapshot's volume now, and whether it is on a
+// loop device over a cow volume (whose origin that loop device holds open).
+struct VolumeMount {
+  MountEntry mount;
+  bool over_cow = false;
+};
+
+// Every filesystem mounted on the snapshot's volume now: the volume itself
+// when it names a mount point, what is stacked on it (a filesystem on a
+// loop device over a cow volume), and any mount of the same device
+// (DeviceKey recorded at the cut): the LUN mounted somewhere else. Mounts
+// are resolved by their device nodes, never their mount points: /dev and
+// sysfs cannot hang, a filesystem over a stalled LUN or daemon can.
+std::vector<VolumeMount> MountsOf(const SnapshotRecord& s, const MountTable& mounts) {
   ResolverOptions o;
   o.mounts = &mounts;
+  std::vector<std::string> stacked;
   if (s.volume.rfind("cow:", 0) == 0 || s.volume.rfind("/dev/", 0) == 0) {
     auto v = ResolveVolume(s.volume, o);
-    if (v.ok() && !v->upper.empty()) return v->upper.front();
+    if (v.ok()) stacked = v->upper;
   }
-  if (s.volume_device.empty()) return "";
-  // By each mount's device node, never its mount point: /dev and sysfs
-  // cannot hang, a filesystem over a stalled LUN or daemon can.
-  std::set<std::string> seen;  // a device mounted twice (bind mounts) is resolved once
+  std::map<std::string, std::optional<Volume>> devices;  // by source: bind mounts resolve once
+  std::vector<VolumeMount> found;
   for (const auto& m : mounts.entries()) {
-    if (m.source.rfind("/dev/", 0) != 0 || !seen.insert(m.source).second) continue;
-    auto v = ResolveVolume(m.source, o);
-    if (v.ok() && DeviceKey(*v) == s.volume_device)
-      return m.mount_point + " (" + m.source + ", " + s.volume_device + ")";
+    const bool named = m.mount_point == s.volume ||
+                       std::find(stacked.begin(), stacked.end(), m.mount_point) != stacked.end();
+    const bool block = m.source.rfind("/dev/", 0) == 0;
+    if (!named && (!block || s.volume_device.empty())) continue;
+    if (block && !devices.count(m.source)) {
+      auto v = ResolveVolume(m.source, o);
+      devices[m.source] = v.ok() ? std::optional<Volume>(*v) : std::nullopt;
+    }
+    const std::optional<Volume>* device = block ? &devices[m.source] : nullptr;
+    const bool same =
+        device && *device && !s.volume_device.empty() && DeviceKey(**device) == s.volume_device;
+    if (named || same) found.push_back({m, device && *device && !(*device)->lower.empty()});
   }
-  return "";
+  return found;
 }
 
 }  // namespace
 
 RevertResult RevertToSet(const CreationEnv& env, const SetRecord& set,
-                         const std::vector<std::string>& only, std::chrono::milliseconds timeout) {
+                         const std::vector<std::string>& only, const RevertOptions& options,
+                         std::chrono::milliseconds timeout) {
   RevertResult result;
   result.set_id = set.set_id;
   auto timeline = std::make_shared<Timeline>();
@@ -76,17 +93,32 @@ RevertResult RevertToSet(const CreationEnv& env, const SetRecord& set,
   auto mounts = MountTable::Read();
   if (!mounts.ok()) return finish(mounts.status());
   std::vector<ProviderInstance*> providers;
+  std::vector<MountEntry> take_down;  // --remount: in mount order
+  std::vector<bool> detach_loop;
   for (const auto* s : targets) {
     ProviderInstance* p = env.registry->FindById(s->provider_id);
     if (!p)
       return finish(Status::Config("snapshot " + s->snapshot_id + " is on provider " +
                                    s->provider_name + ", which is no longer registered"));
-    const std::string mounted = MountedOn(*s, *mounts);
-    if (!mounted.empty())
-      return finish(Status::BadState(
-          "volume " + s->volume + " carries the mounted filesystem " + mounted +
-          "; a revert replaces the blocks under it: stop what uses it, unmount it (and detach "
-          "a loop device over it), then revert again"));
+    for (const VolumeMount& on : MountsOf(*s, *mounts)) {
+      const MountEntry& m = on.mount;
+      if (!options.remount)
+        return finish(Status::BadState(
+            "volume " + s->volume + " carries the mounted filesystem " + m.mount_point + " (" +
+            m.source + (s->volume_device.empty() ? "" : ", " + s->volume_device) +
+            "); a revert replaces the blocks under it: stop what uses it, unmount it (and "
+            "detach a loop device over it), then revert again, or pass --remount to let "
+            "snapset unmount it and mount it again around the revert"));
+      if (Status ok = CheckRemountable(m, *mounts); !ok.ok())
+        return finish(ok.WithContext("volume " + s->volume));
+      const bool listed = std::any_of(take_down.begin(), take_down.end(), [&](const MountEntry& t) {
+        return t.mount_point == m.mount_point;
+      });
+      if (!listed) {
+        take_down.push_back(m);
+        detach_loop.push_back(on.over_cow);
+      }
+    }
     // All or none: a provider that cannot revert one of them refuses the
     // whole before the first volume changes.
     if (!p->offers_revert())
@@ -122,6 +154,28 @@ RevertResult RevertToSet(const CreationEnv& env, const SetRecord& set,
   timeline->End("set", "writers pre-restore", pre);
   if (!pre.ok()) return finish(Status(pre.code(), "nothing was reverted: " + pre.message()));
 
+  // --remount: the filesystems go down now that the writers let go of them.
+  std::vector<TakenDown> down;
+  if (!take_down.empty()) {
+    timeline->Begin("set", "unmount");
+    auto taken = TakeDown(take_down, detach_loop);
+    timeline->End("set", "unmount", taken.ok() ? Status::Ok() : taken.status());
+    if (!taken.ok()) {
+      (void)SendRestoreEvent(wo, writer::Event::kPostRestore, set.set_id, volumes, set.writers);
+      return finish(
+          Status(taken.status().code(), "nothing was reverted: " + taken.status().message()));
+    }
+    down = std::move(*taken);
+  }
+  // Mounted again before the writers hear post-restore, whatever happened.
+  auto put_back = [&]() -> Status {
+    if (down.empty()) return Status::Ok();
+    timeline->Begin("set", "mount again");
+    Status s = PutBack(down);
+    timeline->End("set", "mount again", s);
+    return s;
+  };
+
   for (size_t i = 0; i < targets.size(); ++i) {
     const std::string lane = "provider:" + providers[i]->name();
     timeline->Begin(lane, "revert_to_snapshot");
@@ -136,19 +190,24 @@ RevertResult RevertToSet(const CreationEnv& env, const SetRecord& set,
           result.reverted.empty()
               ? "nothing was reverted"
               : "already reverted (cannot be undone): " + done + "; revert again once fixed";
+      const Status back = put_back();
       (void)SendRestoreEvent(wo, writer::Event::kPostRestore, set.set_id, volumes, set.writers);
       return finish(s.WithContext("reverting " + targets[i]->volume + " to snapshot " +
                                   targets[i]->snapshot_id + " on provider " + providers[i]->name() +
-                                  " (" + what + ")"));
+                                  " (" + what + ")" +
+                                  (back.ok() ? "" : "; and " + back.message())));
     }
     result.reverted.push_back(targets[i]->snapshot_id);
     result.not_reverted.erase(
         std::find(result.not_reverted.begin(), result.not_reverted.end(), targets[i]->snapshot_id));
   }
+  const Status back = put_back();
   timeline->Begin("set", "writers post-restore");
   result.post_restore =
       SendRestoreEvent(wo, writer::Event::kPostRestore, set.set_id, volumes, set.writers);
   timeline->End("set", "writers post-restore", result.post_restore);
+  if (!back.ok())
+    return finish(Status(back.code(), "every volume was reverted, but " + back.message()));
   return finish(Status::Ok());
 }
 

@@ -104,7 +104,8 @@ int RunWritersList(CliContext& ctx);
 // snapset backup-complete SET
 int RunBackupComplete(CliContext& ctx, const std::string& set_id);
 // snapset revert --set ID | --snapshot ID
-int RunRevert(CliContext& ctx, const std::string& set_id, const std::string& snapshot_id);
+int RunRevert(CliContext& ctx, const std::string& set_id, const std::string& snapshot_id,
+              bool remount);
 
 struct CowArgs {
   enum Command { kCreate, kList, kDelete, kStats } command = kList;

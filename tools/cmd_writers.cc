@@ -88,10 +88,14 @@ int RunBackupComplete(CliContext& ctx, const std::string& set_id) {
   return 0;
 }
 
-int RunRevert(CliContext& ctx, const std::string& set_id, const std::string& snapshot_id) {
+int RunRevert(CliContext& ctx, const std::string& set_id, const std::string& snapshot_id,
+              bool remount) {
   auto r = ctx.OpenRequestor();
   if (!r.ok()) return ctx.Fail(r.status());
-  RevertResult res = set_id.empty() ? (*r)->RevertSnapshot(snapshot_id) : (*r)->RevertSet(set_id);
+  RevertOptions options;
+  options.remount = remount;
+  RevertResult res = set_id.empty() ? (*r)->RevertSnapshot(snapshot_id, options)
+                                    : (*r)->RevertSet(set_id, options);
   ctx.FlushLogs();
   if (ctx.json()) {
     rapidjson::Document doc(rapidjson::kObjectType);

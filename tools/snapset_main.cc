@@ -162,12 +162,17 @@ int main(int argc, char** argv) {
   cow_args.socket = EnvOr("SNAPSET_COWD_SOCKET", snapset::cow::kDefaultSocket);
   std::string revert_set, revert_snapshot;
   auto* revert = app.add_subcommand(
-      "revert", "revert volumes to a set (all of them) or to one snapshot; unmount them first");
+      "revert",
+      "revert volumes to a set (all of them) or to one snapshot; unmount them first, or pass "
+      "--remount");
   auto* revert_set_opt = revert->add_option("--set", revert_set, "revert every volume of set ID");
   auto* revert_snap_opt =
       revert->add_option("--snapshot", revert_snapshot, "revert one volume to snapshot ID");
   revert_set_opt->excludes(revert_snap_opt);
-  revert->require_option(1);
+  bool revert_remount = false;
+  revert->add_flag("--remount", revert_remount,
+                   "unmount the volumes' filesystems after the writers' pre-restore and mount "
+                   "them again before their post-restore (else a mounted volume is refused)");
 
   std::string backup_complete_id;
   auto* backup_complete = app.add_subcommand(
@@ -248,7 +253,14 @@ int main(int argc, char** argv) {
   if (*unexpose) return RunUnexpose(ctx, unexpose_id);
   if (*writers_list) return RunWritersList(ctx);
   if (*backup_complete) return RunBackupComplete(ctx, backup_complete_id);
-  if (*revert) return RunRevert(ctx, revert_set, revert_snapshot);
+  if (*revert) {
+    if (revert_set.empty() == revert_snapshot.empty()) {
+      std::cerr << "snapset: usage error: revert takes one of --set ID and --snapshot ID\n\n"
+                << revert->help();
+      return kExitUsage;
+    }
+    return RunRevert(ctx, revert_set, revert_snapshot, revert_remount);
+  }
   if (*cow) {
     if (*cow_create) cow_args.command = CowArgs::kCreate;
     if (*cow_list) cow_args.command = CowArgs::kList;

@@ -169,6 +169,16 @@ struct OrphanRemoval {
   Status status;  // OK when removed (or, in a dry run, when it would be tried)
 };
 
+// How to revert.
+struct RevertOptions {
+  // Unmount the volumes' filesystems (and detach a cow volume's loop
+  // device) after the writers' pre-restore, and mount them again, with the
+  // same options, before their post-restore. Without it a mounted volume
+  // is refused. A filesystem that is busy, mounted twice or a subtree is
+  // refused before any volume changes.
+  bool remount = false;
+};
+
 // What a revert did.
 struct RevertResult {
   Status status;  // OK only if every volume asked for was reverted
@@ -222,10 +232,16 @@ class Requestor {
   // to one snapshot (RevertSnapshot), on providers that offer revert: the
   // set's writers get pre-restore (any refusal stops the revert before a
   // volume changes) and post-restore. Refused before anything changes: a
-  // volume with a mounted filesystem (unmount it first), a set being
-  // created on a volume, a snapshot its provider no longer has.
-  virtual RevertResult RevertSet(const std::string& set_id) = 0;
-  virtual RevertResult RevertSnapshot(const std::string& snapshot_id) = 0;
+  // volume with a mounted filesystem (unmount it first, or ask for
+  // RevertOptions::remount), a set being created on a volume, a snapshot
+  // its provider no longer has.
+  virtual RevertResult RevertSet(const std::string& set_id, const RevertOptions& options) = 0;
+  virtual RevertResult RevertSnapshot(const std::string& snapshot_id,
+                                      const RevertOptions& options) = 0;
+  RevertResult RevertSet(const std::string& set_id) { return RevertSet(set_id, {}); }
+  RevertResult RevertSnapshot(const std::string& snapshot_id) {
+    return RevertSnapshot(snapshot_id, {});
+  }
 
   virtual Result<std::string> ExposeSnapshot(const std::string& snapshot_id) = 0;
   virtual Status UnexposeSnapshot(const std::string& snapshot_id) = 0;

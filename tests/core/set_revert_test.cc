@@ -108,6 +108,72 @@ BOOST_AUTO_TEST_CASE(a_volume_reverted_to_a_set_holds_that_instant_and_mounted_i
              "pre-restore " + set + "\npost-restore " + set + "\n");
 }
 
+// Where the filesystem of `stack` is mounted now, as /proc/self/mounts says:
+// "SOURCE TYPE", or "" when it is not.
+std::string MountedAs(const CowStack& stack) {
+  std::ifstream mounts("/proc/self/mounts");
+  std::string source, point, type, rest, found;
+  while (mounts >> source >> point >> type && std::getline(mounts, rest))
+    if (point == stack.mnt().string()) found = source + " " + type;
+  return found;
+}
+
+BOOST_AUTO_TEST_CASE(remount_unmounts_reverts_and_mounts_again_before_post_restore) {
+  if (!CowStackAvailable()) return;
+  CowStack stack;
+  // The writer reads the volume at post-restore: it must be mounted again.
+  const std::string bin = stack.dir().str() + "/bin/record";
+  const std::string events = stack.dir().str() + "/events";
+  stack.dir().Write("bin/record", "#!/bin/sh\necho \"$1 $(cat " + (stack.mnt() / "data").string() +
+                                      " 2>&1)\" >> " + events + "\n");
+  ::chmod(bin.c_str(), 0755);
+  stack.dir().Write("config/writers.d/app.json",
+                    R"({"metadata": {"name": "app"}, "commands": {"pre-restore": [")" + bin +
+                        R"(", "pre-restore"], "post-restore": [")" + bin +
+                        R"(", "post-restore"]}})");
+  WriteSynced(stack.mnt() / "data", "as at the set");
+  rapidjson::Document made = stack.Create({stack.mnt().string()});
+  const std::string set = made["set_id"].GetString();
+  WriteSynced(stack.mnt() / "data", "changed after the set");
+  const std::string before = MountedAs(stack);
+  BOOST_TEST_REQUIRE(!before.empty());
+
+  // Busy: a process has a file open on it. Refused, nothing reverted, still
+  // mounted; the writers get post-restore after their pre-restore.
+  {
+    std::ifstream busy(stack.mnt() / "data");
+    auto refused = stack.Cli({"revert", "--set", set, "--remount"});
+    BOOST_TEST(refused.exit_code == 8, refused.output);
+    BOOST_TEST(refused.output.find("nothing was reverted") != std::string::npos, refused.output);
+    BOOST_TEST(refused.output.find("fuser -vm " + stack.mnt().string()) != std::string::npos,
+               refused.output);
+  }
+  BOOST_TEST(MountedAs(stack) == before);
+  BOOST_TEST(Read(stack.mnt() / "data") == "changed after the set");
+  BOOST_TEST(Read(events) ==
+             "pre-restore changed after the set\npost-restore changed after the set\n");
+  fs::remove(events);
+
+  // Mounted twice: which one goes back where is the administrator's call.
+  const std::string twice = stack.dir().str() + "/twice";
+  fs::create_directories(twice);
+  BOOST_TEST_REQUIRE(RunCommand({"mount", "--bind", stack.mnt().string(), twice}).exit_code == 0);
+  auto bound = stack.Cli({"revert", "--set", set, "--remount"});
+  RunCommand({"umount", twice});
+  BOOST_TEST(bound.exit_code == 8, bound.output);
+  BOOST_TEST(bound.output.find("is mounted on both") != std::string::npos, bound.output);
+  BOOST_TEST(!fs::exists(events));  // refused before the writers were asked
+
+  // Free: unmounted, the loop device detached, reverted, attached and
+  // mounted again, then post-restore.
+  auto done = stack.Cli({"--json", "revert", "--set", set, "--remount"});
+  stack.FollowMount();
+  BOOST_TEST_REQUIRE(done.exit_code == 0, done.output);
+  BOOST_TEST(MountedAs(stack).find(" ext4") != std::string::npos, MountedAs(stack));
+  BOOST_TEST(Read(stack.mnt() / "data") == "as at the set");
+  BOOST_TEST(Read(events) == "pre-restore changed after the set\npost-restore as at the set\n");
+}
+
 BOOST_AUTO_TEST_CASE(reverting_an_unknown_set_or_snapshot_is_not_found) {
   if (!CowStackAvailable()) return;
   CowStack stack;

@@ -129,7 +129,8 @@ BOOST_AUTO_TEST_SUITE(mount_table)
 BOOST_AUTO_TEST_CASE(mountinfo_is_parsed_with_escapes_and_stacking) {
   const char* text =
       "22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw\n"
-      "40 22 7:3 / /mnt/my\\040data rw,relatime shared:5 - ext4 /dev/loop3 rw\n"
+      "40 22 7:3 / /mnt/my\\040data rw,nosuid,relatime shared:5 - ext4 /dev/loop3 "
+      "rw,errors=remount-ro\n"
       "41 22 7:4 / /srv rw - xfs /dev/loop4 rw\n"
       "42 41 7:5 / /srv rw - ext4 /dev/loop5 rw\n"
       "43 22 7:3 /sub /bind rw - ext4 /dev/loop3 rw\n"
@@ -140,6 +141,9 @@ BOOST_AUTO_TEST_CASE(mountinfo_is_parsed_with_escapes_and_stacking) {
   BOOST_TEST_REQUIRE(m.has_value());
   BOOST_TEST(m->mount_point == "/mnt/my data");
   BOOST_TEST(m->source == "/dev/loop3");
+  // What mounting it again takes.
+  BOOST_TEST(m->options == "rw,nosuid,relatime");
+  BOOST_TEST(m->super_options == "rw,errors=remount-ro");
   // /mnt/my is not inside "/mnt/my data".
   BOOST_TEST(t.Containing("/mnt/my")->mount_point == "/");
   // The later of two mounts on /srv hides the earlier.

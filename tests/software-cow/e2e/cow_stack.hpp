@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -92,6 +93,20 @@ class CowStack {
     if (RunCommand({"mount", loop_, mnt_}).exit_code != 0)
       throw std::runtime_error("cannot mount " + loop_);
     mounted_ = true;
+  }
+
+  // After something else (snapset revert --remount) mounted it again: the
+  // loop device it is on now, so that the destructor detaches that one.
+  void FollowMount() {
+    std::ifstream mounts("/proc/self/mounts");
+    std::string source, point, rest;
+    mounted_ = false;
+    loop_.clear();
+    while (mounts >> source >> point && std::getline(mounts, rest)) {
+      if (point != mnt_) continue;
+      loop_ = source;
+      mounted_ = true;
+    }
   }
 
   // The snapset command line for `args`, with this stack's directories.
