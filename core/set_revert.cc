@@ -161,7 +161,8 @@ RevertResult RevertToSet(const CreationEnv& env, const SetRecord& set,
     auto taken = TakeDown(take_down, detach_loop);
     timeline->End("set", "unmount", taken.ok() ? Status::Ok() : taken.status());
     if (!taken.ok()) {
-      (void)SendRestoreEvent(wo, writer::Event::kPostRestore, set.set_id, volumes, set.writers);
+      (void)SendRestoreEvent(wo, writer::Event::kPostRestore, set.set_id, volumes, set.writers,
+                             "not-reverted");
       return finish(
           Status(taken.status().code(), "nothing was reverted: " + taken.status().message()));
     }
@@ -191,7 +192,8 @@ RevertResult RevertToSet(const CreationEnv& env, const SetRecord& set,
               ? "nothing was reverted"
               : "already reverted (cannot be undone): " + done + "; revert again once fixed";
       const Status back = put_back();
-      (void)SendRestoreEvent(wo, writer::Event::kPostRestore, set.set_id, volumes, set.writers);
+      (void)SendRestoreEvent(wo, writer::Event::kPostRestore, set.set_id, volumes, set.writers,
+                             result.reverted.empty() ? "not-reverted" : "partly-reverted");
       return finish(s.WithContext("reverting " + targets[i]->volume + " to snapshot " +
                                   targets[i]->snapshot_id + " on provider " + providers[i]->name() +
                                   " (" + what + ")" +
@@ -203,8 +205,8 @@ RevertResult RevertToSet(const CreationEnv& env, const SetRecord& set,
   }
   const Status back = put_back();
   timeline->Begin("set", "writers post-restore");
-  result.post_restore =
-      SendRestoreEvent(wo, writer::Event::kPostRestore, set.set_id, volumes, set.writers);
+  result.post_restore = SendRestoreEvent(wo, writer::Event::kPostRestore, set.set_id, volumes,
+                                         set.writers, "reverted");
   timeline->End("set", "writers post-restore", result.post_restore);
   if (!back.ok())
     return finish(Status(back.code(), "every volume was reverted, but " + back.message()));

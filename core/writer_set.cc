@@ -430,7 +430,8 @@ namespace {
 // One event outside a set's own connection, to each recorded writer.
 Status SendToRecordedWriters(const WriterSetOptions& options, Event event,
                              const std::string& set_id, const std::vector<std::string>& volumes,
-                             const std::vector<WriterRecord>& writers) {
+                             const std::vector<WriterRecord>& writers,
+                             const std::string& restore_status = "") {
   auto allowed = LoadAllowedWriterUsers(options.config_dir);
   if (!allowed.ok()) return allowed.status();
   const std::string name(writer::EventName(event));
@@ -454,6 +455,7 @@ Status SendToRecordedWriters(const WriterSetOptions& options, Event event,
       q.set_id = set_id;
       q.volumes = volumes;
       q.timeout_ms = options.event_timeout.count();
+      q.restore_status = restore_status;
       if (auto blob = writer_protocol::BlobFromJson(w.backup_blob_json); blob.ok())
         q.backup_blob = std::move(*blob);
       auto reply = (*conn)->Call(q, deadline);
@@ -491,8 +493,9 @@ Status SendBackupComplete(const WriterSetOptions& options, const std::string& se
 
 Status SendRestoreEvent(const WriterSetOptions& options, Event event, const std::string& set_id,
                         const std::vector<std::string>& volumes,
-                        const std::vector<WriterRecord>& writers) {
-  return SendToRecordedWriters(options, event, set_id, volumes, writers);
+                        const std::vector<WriterRecord>& writers,
+                        const std::string& restore_status) {
+  return SendToRecordedWriters(options, event, set_id, volumes, writers, restore_status);
 }
 
 Result<std::vector<WriterStatus>> ListWriters(const WriterSetOptions& options) {

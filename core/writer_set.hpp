@@ -92,10 +92,12 @@ Status SendBackupComplete(const WriterSetOptions& options, const std::string& se
 // the set's writers, each with the backup documents it returned for the
 // set; express writers run their command for it. Every writer is told; the
 // first failure is returned, naming the writer (Unavailable: a writer
-// process that is not running).
+// process that is not running). `restore_status`, for post-restore: what
+// the revert did ("reverted", "not-reverted", "partly-reverted").
 Status SendRestoreEvent(const WriterSetOptions& options, writer::Event event,
                         const std::string& set_id, const std::vector<std::string>& volumes,
-                        const std::vector<WriterRecord>& writers);
+                        const std::vector<WriterRecord>& writers,
+                        const std::string& restore_status = "");
 
 class WriterSet {
  public:

@@ -411,6 +411,7 @@ std::string EncodeRequest(const Request& r) {
     w.Key("backup_blob");
     Blob(w, r.backup_blob);
   }
+  if (!r.restore_status.empty()) Str(w, "restore_status", r.restore_status);
   w.EndObject();
   return Finish(buf);
 }
@@ -457,6 +458,7 @@ Result<Request> DecodeRequest(std::string_view line) {
   SNAPSET_RETURN_IF_ERROR(r.Int("timeout_ms", &q.timeout_ms, false));
   if (q.timeout_ms < 0) return Status::InvalidArgument("timeout_ms must not be negative");
   SNAPSET_RETURN_IF_ERROR(r.Blob("backup_blob", &q.backup_blob));
+  SNAPSET_RETURN_IF_ERROR(r.String("restore_status", &q.restore_status, false));
   return q;
 }
 

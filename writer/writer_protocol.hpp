@@ -37,6 +37,9 @@ struct Request {
   std::string backup_type = "full";
   int64_t timeout_ms = 0;  // time the writer has to answer (freeze: until thawed)
   std::map<std::string, std::string> backup_blob;
+  // post-restore: "reverted", "not-reverted" or "partly-reverted" (absent
+  // from a coordinator older than it; "" then).
+  std::string restore_status;
 };
 
 // Writer -> coordinator: one per request.

@@ -96,6 +96,7 @@ EventContext Server::ContextFor(const Request& q) const {
   e.deadline = Clock::now() + std::chrono::milliseconds(q.timeout_ms > 0 ? q.timeout_ms : 60000);
   e.backup_blob = q.backup_blob;
   if (e.backup_blob.empty()) e.backup_blob = blob_;
+  e.restore_status = q.restore_status;
   return e;
 }
 

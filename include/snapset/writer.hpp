@@ -155,6 +155,11 @@ struct EventContext {
   // The documents the writer returned for the set being restored
   // (pre-restore, post-restore), or returned so far in this set.
   std::map<std::string, std::string> backup_blob;
+  // post-restore: whether the volumes now hold the set -- "reverted",
+  // "not-reverted" (nothing changed: resume as before) or "partly-reverted"
+  // (some volumes went back, others not: do not start on them). "" from a
+  // coordinator that does not say.
+  std::string restore_status;
 };
 
 // A handler's answer. Default: success.

@@ -8,6 +8,7 @@
 // process run as postgres and allowed by writers.json, the snapset CLI.
 #define BOOST_TEST_MODULE pg_writer
 #include <rapidjson/document.h>
+#include <signal.h>
 
 #include <boost/test/unit_test.hpp>
 #include <filesystem>
@@ -180,6 +181,81 @@ BOOST_AUTO_TEST_CASE(a_cluster_reverted_to_a_set_recovers_its_rows_and_loses_lat
   BOOST_TEST(back.Sql("SELECT count(*) FROM acks WHERE seq = -1") == "0");
   auto check = back.Tool({"pg_amcheck", "--install-missing", "--all", "-h", back.socket_dir(), "-p",
                           "5432", "-U", "postgres"});
+  BOOST_TEST(check.exit_code == 0, check.output);
+}
+
+// The server the writer started again (not this process's child): stopped
+// by the pid in its postmaster.pid at scope exit.
+struct StopServerOf {
+  std::string data;
+  ~StopServerOf() {
+    std::ifstream pidfile(data + "/postmaster.pid");
+    pid_t pid = 0;
+    if (!(pidfile >> pid) || pid <= 0) return;
+    ::kill(pid, SIGINT);
+    for (int i = 0; i < 300 && ::kill(pid, 0) == 0; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    ::kill(pid, SIGKILL);
+  }
+};
+
+BOOST_AUTO_TEST_CASE(with_restart_and_remount_one_command_stops_reverts_and_recovers_the_cluster) {
+  if (!PgPrerequisites()) return;
+  CowStack stack("640M");
+  ::chmod(stack.dir().str().c_str(), 0755);
+  const std::string data = stack.mnt().string() + "/pgdata";
+  const std::string archive = stack.dir().str() + "/wal-archive";
+  fs::create_directories(archive);
+  PostgresServer pg(data, stack.dir().str() + "/pgsock", /*init=*/true,
+                    {"archive_mode=on",
+                     "archive_command=test ! -f " + archive + "/%f && cp %p " + archive + "/%f"});
+  StopServerOf restarted{data};
+  pg.Own(archive);
+  pg.Sql("CREATE TABLE acks (seq bigint PRIMARY KEY)");
+  // As postgres: pg_ctl refuses to run as root.
+  fs::create_directories(stack.run_dir() + "/writers");
+  ::chmod(stack.run_dir().c_str(), 0755);
+  ::chmod((stack.run_dir() + "/writers").c_str(), 01777);
+  stack.dir().Write("config/writers.json", "{\"allowed_users\": [\"postgres\"]}");
+  WriterProcess writer(
+      {"/usr/bin/setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--",
+       SNAPSET_PG_WRITER, "--dbname", pg.conninfo(), "--name", "pg", "--run-dir", stack.run_dir(),
+       "--restart", "--restore-command", "cp " + archive + "/%f %p"},
+      stack.run_dir() + "/writers/pg.sock");
+  Acker acker;
+  acker.conninfo = pg.conninfo();
+  acker.Start();
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  rapidjson::Document made = stack.Create({stack.mnt().string()});
+  acker.Stop();
+  const std::string set_id = made["set_id"].GetString();
+  const int64_t acked_before_freeze =
+      acker.AckedBefore(EventTime(made["timeline"], "writer:pg", "freeze", "begin"));
+  BOOST_TEST_REQUIRE(acked_before_freeze > 0);
+  pg.Sql("INSERT INTO acks VALUES (-1)");  // after the set: the revert must lose it
+
+  // Busy (a file open on the filesystem): nothing reverted, and the writer
+  // starts the cluster again as it was, without recovery.
+  {
+    std::ifstream busy(data + "/PG_VERSION");
+    auto refused = stack.Cli({"revert", "--set", set_id, "--remount"});
+    BOOST_TEST(refused.exit_code == 8, refused.output);
+    BOOST_TEST(refused.output.find("nothing was reverted") != std::string::npos, refused.output);
+  }
+  BOOST_TEST(pg.Sql("SELECT count(*) FROM acks WHERE seq = -1") == "1");
+  BOOST_TEST(!fs::exists(data + "/recovery.signal"));
+
+  // One command: stopped, unmounted, reverted, mounted, recovering.
+  auto reverted = stack.Cli({"--json", "revert", "--set", set_id, "--remount"});
+  stack.FollowMount();
+  BOOST_TEST_REQUIRE(reverted.exit_code == 0, reverted.output);
+  WaitPromoted(pg);  // the same socket: the server the writer started
+  const int64_t max_seq = std::stoll(pg.Sql("SELECT coalesce(max(seq), 0) FROM acks"));
+  BOOST_TEST(max_seq >= acked_before_freeze);
+  BOOST_TEST(std::stoll(pg.Sql("SELECT count(*) FROM acks WHERE seq > 0")) == max_seq);
+  BOOST_TEST(pg.Sql("SELECT count(*) FROM acks WHERE seq = -1") == "0");
+  auto check = pg.Tool({"pg_amcheck", "--install-missing", "--all", "-h", pg.socket_dir(), "-p",
+                        "5432", "-U", "postgres"});
   BOOST_TEST(check.exit_code == 0, check.output);
 }
 

@@ -31,19 +31,29 @@
 // start. A session that broke during the set makes the set fail
 // (inconsistent-snapshot): its label would be lost.
 //
+// Restore (a revert to a set): pre-restore refuses while the cluster runs,
+// unless --restart: then it stops the cluster, and post-restore starts it
+// again with the set's backup_label and archive recovery to the set's
+// instant (pg_server_control.hpp) -- or, when the revert changed nothing,
+// as it was.
+//
 //   snapset-pg-writer --dbname CONNINFO [--name NAME] [--run-dir DIR]
-//                     [--allow-uid UID]...
-#include <snapset/writer.hpp>
-
+//                     [--allow-uid UID]... [--restart --restore-command CMD]
 #include <libpq-fe.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <optional>
+#include <snapset/writer.hpp>
 #include <string>
 #include <vector>
+
+#include "pg_server_control.hpp"
 
 namespace {
 
@@ -64,10 +74,20 @@ std::string Trim(std::string s) {
   return s;
 }
 
+// The seconds left until `deadline`, at least 5: pg_ctl's -t.
+int SecondsLeft(std::chrono::steady_clock::time_point deadline) {
+  const auto left =
+      std::chrono::duration_cast<std::chrono::seconds>(deadline - std::chrono::steady_clock::now());
+  return std::max<int>(5, int(left.count()) - 2);
+}
+
 class PgWriter : public Writer {
  public:
-  PgWriter(std::string conninfo, std::string name)
-      : conninfo_(std::move(conninfo)), name_(std::move(name)) {}
+  // `restore_command` non-empty: --restart, with that archive recovery.
+  PgWriter(std::string conninfo, std::string name, std::string restore_command)
+      : conninfo_(std::move(conninfo)),
+        name_(std::move(name)),
+        restore_command_(std::move(restore_command)) {}
 
   Metadata Identify() override {
     Metadata m;
@@ -177,14 +197,51 @@ class PgWriter : public Writer {
   }
 
   // A revert replaces the cluster's files: PostgreSQL must not be running
-  // on them. Starting it afterwards is the administrator's step, with the
-  // set's backup_label (docs/writer-protocol.md, "Restore").
-  Outcome OnPreRestore(const EventContext&) override {
-    if (Conn c = Connect())
+  // on them. Without --restart, stopping it and starting it afterwards with
+  // the set's backup_label are the administrator's steps
+  // (docs/writer-protocol.md, "Restore").
+  Outcome OnPreRestore(const EventContext& e) override {
+    stopped_.reset();
+    Conn c = Connect();
+    if (!c) return {};
+    if (restore_command_.empty())
       return Outcome::Fail(Failure::kNonRetryable,
                            "PostgreSQL is running (" + conninfo_ +
                                "); stop it (pg_ctl stop -m fast -D DATA) and unmount its "
-                               "filesystem before reverting: a revert replaces its files");
+                               "filesystem before reverting: a revert replaces its files (or "
+                               "run snapset-pg-writer with --restart, and revert with "
+                               "--remount)");
+    const std::string data = One(c.get(), "SELECT current_setting('data_directory')");
+    c.reset();
+    if (data.empty())
+      return Outcome::Fail(Failure::kRetryable, "cannot read data_directory: " + error_);
+    auto stopped = snapset::pg::StopServer(data, SecondsLeft(e.deadline));
+    if (!stopped.ok()) return Outcome::Fail(Failure::kRetryable, stopped.status().message());
+    stopped_ = std::move(*stopped);
+    return {};
+  }
+
+  // Only a server this writer stopped is started again: with recovery from
+  // the set's label when the volumes now hold the set, as it was when the
+  // revert changed nothing, and not at all on a half-reverted cluster.
+  Outcome OnPostRestore(const EventContext& e) override {
+    if (!stopped_) return {};
+    const snapset::pg::StoppedServer server = *stopped_;
+    stopped_.reset();
+    const int timeout_s = SecondsLeft(e.deadline);
+    snapset::Status s;
+    if (e.restore_status == "not-reverted") {
+      s = snapset::pg::StartServer(server, timeout_s);
+    } else if (e.restore_status == "reverted") {
+      s = snapset::pg::StartWithRecovery(server, e.backup_blob, restore_command_, timeout_s);
+    } else {
+      return Outcome::Fail(Failure::kNonRetryable,
+                           "the revert of set " + e.set_id + " was " +
+                               (e.restore_status.empty() ? "not reported" : e.restore_status) +
+                               ", so PostgreSQL (" + server.data_dir +
+                               ") was left stopped: revert again, then start it");
+    }
+    if (!s.ok()) return Outcome::Fail(Failure::kNonRetryable, s.message());
     return {};
   }
 
@@ -228,7 +285,8 @@ class PgWriter : public Writer {
     return PQgetvalue(r.get(), 0, 0);
   }
 
-  std::string conninfo_, name_, error_;
+  std::string conninfo_, name_, restore_command_, error_;
+  std::optional<snapset::pg::StoppedServer> stopped_;  // by pre-restore, for post-restore
   Conn session_;
   bool in_backup_ = false;
 };
@@ -236,20 +294,25 @@ class PgWriter : public Writer {
 int Usage(const std::string& why) {
   std::cerr << "snapset-pg-writer: " << why
             << "\nusage: snapset-pg-writer --dbname CONNINFO [--name NAME] [--run-dir DIR] "
-               "[--allow-uid UID]...\n";
+               "[--allow-uid UID]... [--restart --restore-command CMD]\n";
   return 2;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string conninfo, name = "postgresql", run_dir;
+  std::string conninfo, name = "postgresql", run_dir, restore_command;
+  bool restart = false;
   std::vector<uid_t> allowed;
   for (int i = 1; i < argc; ++i) {
     const std::string k = argv[i];
     if (k == "-h" || k == "--help") {
       Usage("a snapset writer for one PostgreSQL cluster");
       return 0;
+    }
+    if (k == "--restart") {
+      restart = true;
+      continue;
     }
     if (i + 1 >= argc) return Usage("option " + k + " needs a value");
     const std::string v = argv[++i];
@@ -259,6 +322,8 @@ int main(int argc, char** argv) {
       name = v;
     else if (k == "--run-dir")
       run_dir = v;
+    else if (k == "--restore-command")
+      restore_command = v;
     else if (k == "--allow-uid")
       allowed.push_back(static_cast<uid_t>(std::strtoul(v.c_str(), nullptr, 10)));
     else
@@ -266,6 +331,10 @@ int main(int argc, char** argv) {
   }
   if (conninfo.empty())
     return Usage("--dbname CONNINFO is required (e.g. \"host=/run/postgresql dbname=postgres\")");
+  if (restart != !restore_command.empty())
+    return Usage(
+        "--restart and --restore-command go together: after a revert the cluster "
+        "recovers from the WAL archive (e.g. --restore-command 'cp /archive/%f %p')");
   // Fail at start, not at the first set, when the cluster cannot be reached.
   Conn probe(PQconnectdb(conninfo.c_str()));
   if (!probe || PQstatus(probe.get()) != CONNECTION_OK) {
@@ -274,7 +343,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   probe.reset();
-  PgWriter w(conninfo, name);
+  PgWriter w(conninfo, name, restore_command);
   ServeOptions o;
   o.name = name;
   if (!run_dir.empty()) o.run_dir = run_dir;
