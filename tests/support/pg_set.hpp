@@ -129,6 +129,22 @@ inline void PrepareRecovery(
   RunCommand({"chown", "-R", "postgres:postgres", data});
 }
 
+// A server this process did not start (snapset-pg-writer --restart did):
+// stopped by the pid in <data>/postmaster.pid at scope exit, fast shutdown
+// then SIGKILL after 30 s.
+struct StopServerOf {
+  std::string data;
+  ~StopServerOf() {
+    std::ifstream pidfile(data + "/postmaster.pid");
+    pid_t pid = 0;
+    if (!(pidfile >> pid) || pid <= 0) return;
+    ::kill(pid, SIGINT);
+    for (int i = 0; i < 300 && ::kill(pid, 0) == 0; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    ::kill(pid, SIGKILL);
+  }
+};
+
 // Waits until archive recovery has ended by promoting, up to a minute.
 inline void WaitPromoted(const PostgresServer& server) {
   std::string in_recovery = "t";

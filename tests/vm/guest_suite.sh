@@ -16,7 +16,7 @@ set -a
 # shellcheck disable=SC1090
 . "$env_file"
 set +a
-per_test_timeout=${GUEST_TEST_TIMEOUT:-240}
+per_test_timeout=${GUEST_TEST_TIMEOUT:-400}
 now() { cut -d' ' -f1 /proc/uptime; }
 echo "guest suite on $(uname -r), $(nproc) cpus; uptime $(now) s"
 

@@ -13,7 +13,11 @@
 // - revert: refused while the filesystems are mounted, also where one is
 //   mounted somewhere else; after the cluster is stopped and both
 //   unmounted, each array reverts its LUN in place, and the cluster started
-//   with recovery holds the set's rows and not a later one.
+//   with recovery holds the set's rows and not a later one; then again in
+//   one command, `snapset revert --set ID --remount` with the writer run
+//   with --restart: it stops the cluster, snapset unmounts both LUNs, the
+//   arrays revert, snapset mounts them again, the writer starts the cluster
+//   with recovery from the set's label.
 // Runs in the test bed's guest (tests/vm/guest_suite.sh).
 #define BOOST_TEST_MODULE pg_array_guest_test
 #include <sys/stat.h>
@@ -70,7 +74,7 @@ ProviderFixtureOptions Options(const std::string& snap_chap_file) {
   ProviderFixtureOptions o;
   o.luns_a = 1;
   o.luns_b = 1;
-  o.lun_bytes = 128 << 20;
+  o.lun_bytes = 256 << 20;
   o.host_chap_user = kHostChapUser;
   o.host_chap_password = kHostChapSecret;
   o.config_a = o.config_b = R"("chap_file": ")" + snap_chap_file + "\"";
@@ -158,17 +162,22 @@ BOOST_AUTO_TEST_CASE(a_cluster_on_two_arrays_recovers_from_its_set_elsewhere_and
   fs::create_directories(space);
   auto pg = std::make_unique<PostgresServer>(
       data, bed.work().str() + "/pgsock", /*init=*/true,
-      std::vector<std::string>{"archive_mode=on", "archive_command=test ! -f " + archive +
-                                                      "/%f && cp %p " + archive + "/%f"});
+      std::vector<std::string>{
+          "archive_mode=on",
+          "archive_command=test ! -f " + archive + "/%f && cp %p " + archive + "/%f",
+          "min_wal_size=32MB", "max_wal_size=64MB"});
   pg->Own(archive);
   pg->Own(space);
   pg->Sql("CREATE TABLESPACE space LOCATION '" + space + "'");
   pg->Sql("CREATE TABLE acks (seq bigint PRIMARY KEY) TABLESPACE space");
   auto init = pg->Tool({"pgbench", "-i", "-s", "1", "-q", pg->conninfo()});
   BOOST_TEST_REQUIRE(init.exit_code == 0, init.output);
+  // --restart: at the second revert the writer stops and starts the
+  // cluster itself (pg_ctl refuses root, hence postgres).
   WriterProcess writer(
       {"/usr/bin/setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--",
-       SNAPSET_PG_WRITER, "--dbname", pg->conninfo(), "--name", "pg", "--run-dir", bed.run_dir()},
+       SNAPSET_PG_WRITER, "--dbname", pg->conninfo(), "--name", "pg", "--run-dir", bed.run_dir(),
+       "--restart", "--restore-command", "cp " + archive + "/%f %p"},
       bed.writer_socket());
 
   // The set, under load, planned from the writer's metadata alone.
@@ -288,18 +297,40 @@ BOOST_AUTO_TEST_CASE(a_cluster_on_two_arrays_recovers_from_its_set_elsewhere_and
     bed.Mount(i);
   }
   PrepareRecovery(data, blob);
-  PostgresServer back(data, bed.work().str() + "/pgsock3", /*init=*/false,
-                      {"restore_command=cp " + archive + "/%f %p", "recovery_target=immediate",
-                       "recovery_target_action=promote", "archive_mode=off"});
-  WaitPromoted(back);
-  const int64_t max_seq = std::stoll(back.Sql("SELECT coalesce(max(seq), 0) FROM acks"));
-  BOOST_TEST(max_seq >= acked_before_freeze);
-  BOOST_TEST(std::stoll(back.Sql("SELECT count(*) FROM acks WHERE seq > 0")) == max_seq);
-  BOOST_TEST(back.Sql("SELECT count(*) FROM acks WHERE seq = -1") == "0");
-  auto check = back.Tool({"pg_amcheck", "--install-missing", "--all", "-h", back.socket_dir(), "-p",
-                          "5432", "-U", "postgres"});
-  BOOST_TEST(check.exit_code == 0, check.output);
-  back.Stop();
+  // As the administrator runs it: on its own socket, archiving on.
+  PostgresServer back(data, bed.work().str() + "/pgsock", /*init=*/false,
+                      {"archive_mode=on",
+                       "archive_command=test ! -f " + archive + "/%f && cp %p " + archive + "/%f",
+                       "restore_command=cp " + archive + "/%f %p", "recovery_target=immediate",
+                       "recovery_target_action=promote", "min_wal_size=32MB", "max_wal_size=64MB"});
+  auto holds_the_set = [&](const char* when) {
+    BOOST_TEST_CONTEXT(when) {
+      WaitPromoted(back);  // the server on that socket, whoever started it
+      const int64_t max_seq = std::stoll(back.Sql("SELECT coalesce(max(seq), 0) FROM acks"));
+      BOOST_TEST(max_seq >= acked_before_freeze);
+      BOOST_TEST(std::stoll(back.Sql("SELECT count(*) FROM acks WHERE seq > 0")) == max_seq);
+      BOOST_TEST(back.Sql("SELECT count(*) FROM acks WHERE seq < 0") == "0");
+      auto check = back.Tool({"pg_amcheck", "--install-missing", "--all", "-h", back.socket_dir(),
+                              "-p", "5432", "-U", "postgres"});
+      BOOST_TEST(check.exit_code == 0, check.output);
+    }
+  };
+  holds_the_set("reverted by hand");
+
+  // Again, in one command: the writer stops the cluster, snapset unmounts
+  // both LUNs, both arrays revert, snapset mounts them again, the writer
+  // starts the cluster with recovery from the set's label.
+  back.Sql("INSERT INTO acks VALUES (-2)");
+  StopServerOf restarted{data};
+  CommandResult again = bed.Cli({"--json", "revert", "--set", set_id, "--remount"});
+  BOOST_TEST_REQUIRE(again.exit_code == 0, again.output);
+  BOOST_TEST_REQUIRE(
+      JsonOfOutput(again.output)["post_restore"].IsNull(),
+      again.output << "\nthe writer's restore log:\n"
+                   << RunCommand({"tail", "-n", "30", data + "/snapset-restore.log"}).output);
+  for (size_t i = 0; i < 2; ++i)
+    BOOST_TEST(Must({"findmnt", "-n", "-o", "SOURCE", bed.mount(i)}).find("/dev/sd") == 0u);
+  holds_the_set("reverted with --remount and the writer's --restart");
 
   CommandResult deleted = f.Cli({"delete", "--set", set_id});
   BOOST_TEST(deleted.exit_code == 0, deleted.output);

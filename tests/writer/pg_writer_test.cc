@@ -184,21 +184,6 @@ BOOST_AUTO_TEST_CASE(a_cluster_reverted_to_a_set_recovers_its_rows_and_loses_lat
   BOOST_TEST(check.exit_code == 0, check.output);
 }
 
-// The server the writer started again (not this process's child): stopped
-// by the pid in its postmaster.pid at scope exit.
-struct StopServerOf {
-  std::string data;
-  ~StopServerOf() {
-    std::ifstream pidfile(data + "/postmaster.pid");
-    pid_t pid = 0;
-    if (!(pidfile >> pid) || pid <= 0) return;
-    ::kill(pid, SIGINT);
-    for (int i = 0; i < 300 && ::kill(pid, 0) == 0; ++i)
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    ::kill(pid, SIGKILL);
-  }
-};
-
 BOOST_AUTO_TEST_CASE(with_restart_and_remount_one_command_stops_reverts_and_recovers_the_cluster) {
   if (!PgPrerequisites()) return;
   CowStack stack("640M");

@@ -51,6 +51,7 @@
 #include <optional>
 #include <snapset/writer.hpp>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "pg_server_control.hpp"
@@ -242,7 +243,22 @@ class PgWriter : public Writer {
                                ") was left stopped: revert again, then start it");
     }
     if (!s.ok()) return Outcome::Fail(Failure::kNonRetryable, s.message());
-    return {};
+    // Answered once the cluster is back, not when it starts to recover:
+    // recovery can still fail (a full disk, a WAL file missing from the
+    // archive), and the coordinator reports what the writer says.
+    const std::string wanted = e.restore_status == "reverted" ? "f" : "";
+    while (true) {
+      if (Conn c = Connect()) {
+        const std::string in_recovery = One(c.get(), "SELECT pg_is_in_recovery()");
+        if (wanted.empty() || in_recovery == wanted) return {};
+      }
+      if (std::chrono::steady_clock::now() > e.deadline)
+        return Outcome::Fail(Failure::kNonRetryable,
+                             "PostgreSQL (" + server.data_dir + ") did not come back" +
+                                 (wanted.empty() ? "" : " from recovery") + " in time (" + error_ +
+                                 "); its log: " + server.data_dir + "/snapset-restore.log");
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
   }
 
   void OnAbort(const EventContext&) override {
