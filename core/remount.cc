@@ -101,8 +101,7 @@ Status CheckRemountable(const MountEntry& mount, const MountTable& mounts) {
   return Status::Ok();
 }
 
-Result<std::vector<TakenDown>> TakeDown(const std::vector<MountEntry>& mounts,
-                                        const std::vector<bool>& detach_loop,
+Result<std::vector<TakenDown>> TakeDown(const std::vector<VolumeMount>& mounts,
                                         const std::string& sysfs_root) {
   std::vector<TakenDown> down;
   auto undo = [&](Status why) -> Status {
@@ -113,10 +112,10 @@ Result<std::vector<TakenDown>> TakeDown(const std::vector<MountEntry>& mounts,
                                               "unmounted failed: " +
                                               back.message());
   };
-  for (size_t i = 0; i < mounts.size(); ++i) {
+  for (size_t i = mounts.size(); i-- > 0;) {
     TakenDown d;
-    d.mount = mounts[i];
-    const std::string loop = detach_loop[i] ? LoopName(d.mount.source) : "";
+    d.mount = mounts[i].mount;
+    const std::string loop = mounts[i].over_cow ? LoopName(d.mount.source) : "";
     if (!loop.empty()) {
       d.loop_backing = ReadSysfs(sysfs_root + "/block/" + loop + "/loop/backing_file");
       d.loop_direct_io = ReadSysfs(sysfs_root + "/block/" + loop + "/loop/dio") == "1";
@@ -140,7 +139,8 @@ Result<std::vector<TakenDown>> TakeDown(const std::vector<MountEntry>& mounts,
 
 Status PutBack(const std::vector<TakenDown>& down) {
   std::string failed;
-  for (const TakenDown& d : down) {
+  for (auto it = down.rbegin(); it != down.rend(); ++it) {
+    const TakenDown& d = *it;
     std::string device = d.mount.source;
     if (!d.loop_backing.empty()) {
       Result<std::string> attached = AttachLoop(d);

@@ -23,6 +23,14 @@
 
 namespace snapset {
 
+// A filesystem mounted on a volume to revert. `over_cow`: it is on a loop
+// device over a cow volume, whose origin that loop device holds open, so
+// the loop device goes too.
+struct VolumeMount {
+  MountEntry mount;
+  bool over_cow = false;
+};
+
 // One filesystem taken down, and how to put it back.
 struct TakenDown {
   MountEntry mount;          // as it was mounted
@@ -34,16 +42,18 @@ struct TakenDown {
 // was: a filesystem mounted more than once or a subtree of one.
 Status CheckRemountable(const MountEntry& mount, const MountTable& mounts);
 
-// Unmounts each of `mounts` (and detaches the loop device under one when
-// `detach_loop`, as for a cow volume). On the first that cannot be (busy:
-// a process still uses it), puts back those already taken down and fails,
-// naming it and what to run to see who uses it.
-Result<std::vector<TakenDown>> TakeDown(const std::vector<MountEntry>& mounts,
-                                        const std::vector<bool>& detach_loop,
+// Unmounts each of `mounts`, given in mount order (as the mount table lists
+// them), the last mounted first: one mounted inside another goes down
+// before it, with the loop device under it when it is over a cow volume.
+// On the first that cannot be (busy: a process still uses
+// it), puts back those already taken down and fails, naming it and what to
+// run to see who uses it. The result is in the order they went down.
+Result<std::vector<TakenDown>> TakeDown(const std::vector<VolumeMount>& mounts,
                                         const std::string& sysfs_root = "/sys");
 
-// Attaches and mounts again, in the order they were taken down; an error
-// names each one left down and the commands to put it back by hand.
+// Attaches and mounts again, in the reverse of the order they were taken
+// down (mount order); an error names each one left down and the commands
+// to put it back by hand.
 Status PutBack(const std::vector<TakenDown>& down);
 
 }  // namespace snapset

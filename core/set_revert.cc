@@ -20,13 +20,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// A filesystem mounted on a snapshot's volume now, and whether it is on a
-// loop device over a cow volume (whose origin that loop device holds open).
-struct VolumeMount {
-  MountEntry mount;
-  bool over_cow = false;
-};
-
 // Every filesystem mounted on the snapshot's volume now: the volume itself
 // when it names a mount point, what is stacked on it (a filesystem on a
 // loop device over a cow volume), and any mount of the same device
@@ -93,8 +86,7 @@ RevertResult RevertToSet(const CreationEnv& env, const SetRecord& set,
   auto mounts = MountTable::Read();
   if (!mounts.ok()) return finish(mounts.status());
   std::vector<ProviderInstance*> providers;
-  std::vector<MountEntry> take_down;  // --remount: in mount order
-  std::vector<bool> detach_loop;
+  std::vector<VolumeMount> take_down;  // --remount
   for (const auto* s : targets) {
     ProviderInstance* p = env.registry->FindById(s->provider_id);
     if (!p)
@@ -111,13 +103,10 @@ RevertResult RevertToSet(const CreationEnv& env, const SetRecord& set,
             "snapset unmount it and mount it again around the revert"));
       if (Status ok = CheckRemountable(m, *mounts); !ok.ok())
         return finish(ok.WithContext("volume " + s->volume));
-      const bool listed = std::any_of(take_down.begin(), take_down.end(), [&](const MountEntry& t) {
-        return t.mount_point == m.mount_point;
+      const bool listed = std::any_of(take_down.begin(), take_down.end(), [&](const auto& t) {
+        return t.mount.mount_point == m.mount_point;
       });
-      if (!listed) {
-        take_down.push_back(m);
-        detach_loop.push_back(on.over_cow);
-      }
+      if (!listed) take_down.push_back(on);
     }
     // All or none: a provider that cannot revert one of them refuses the
     // whole before the first volume changes.
@@ -141,6 +130,15 @@ RevertResult RevertToSet(const CreationEnv& env, const SetRecord& set,
           "snapshot another way (expose it and copy)"));
     providers.push_back(p);
   }
+  // In mount order: TakeDown unmounts the last mounted first.
+  auto position = [&](const VolumeMount& v) {
+    const auto& all = mounts->entries();
+    return std::find_if(all.begin(), all.end(),
+                        [&](const MountEntry& e) { return e.mount_point == v.mount.mount_point; }) -
+           all.begin();
+  };
+  std::stable_sort(take_down.begin(), take_down.end(),
+                   [&](const auto& a, const auto& b) { return position(a) < position(b); });
   auto locks = VolumeLocks::Acquire(env.state_dir, volumes, set.set_id);
   if (!locks.ok()) return finish(locks.status());
   timeline->End("set", "check", Status::Ok());
@@ -158,7 +156,7 @@ RevertResult RevertToSet(const CreationEnv& env, const SetRecord& set,
   std::vector<TakenDown> down;
   if (!take_down.empty()) {
     timeline->Begin("set", "unmount");
-    auto taken = TakeDown(take_down, detach_loop);
+    auto taken = TakeDown(take_down);
     timeline->End("set", "unmount", taken.ok() ? Status::Ok() : taken.status());
     if (!taken.ok()) {
       (void)SendRestoreEvent(wo, writer::Event::kPostRestore, set.set_id, volumes, set.writers,

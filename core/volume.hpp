@@ -57,15 +57,18 @@ struct Volume {
   // filesystems on it in `upper`. Both are held in a commit window.
   std::string lower;
   std::vector<std::string> upper;
+  // A loop device's backing file (a cow volume's served origin, an image).
+  std::string backing_file;
 };
 
 // What a volume is, whatever it is mounted on or named by: "naa.<hex>" for
-// a SCSI or iSCSI disk with an NAA (the same LUN through any path), the cow
-// volume ("cow:NAME") under a filesystem on a loop device over it, else its
+// a SCSI or iSCSI disk with an NAA (the same LUN through any path), the
+// file under a loop device ("file:<path>": a cow volume's origin in its
+// daemon's mount, whichever loop device is attached to it now), else its
 // device ("/dev/vdb", "cow:NAME"). Two volumes with one key are one volume.
 inline std::string DeviceKey(const Volume& v) {
   if (const std::string naa = v.identity.Naa(); !naa.empty()) return "naa." + naa;
-  if (!v.lower.empty()) return v.lower;
+  if (!v.backing_file.empty()) return "file:" + v.backing_file;
   return v.device_path;
 }
 

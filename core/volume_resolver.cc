@@ -96,6 +96,7 @@ Status ReadBlockDevice(const std::string& sysfs_root, dev_t device, Volume* v) {
   }
   if (v->device_path.empty()) v->device_path = "/dev/" + dir.filename().string();
   ReadIdentity(disk, &v->identity);
+  if (ReadText(disk / "loop" / "backing_file", &text)) v->backing_file = text;
   return Status::Ok();
 }
 
