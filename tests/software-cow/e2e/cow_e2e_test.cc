@@ -94,7 +94,7 @@ BOOST_AUTO_TEST_CASE(snapshot_of_ext4_on_cow_volume_holds_the_files_of_that_inst
     std::lock_guard<std::mutex> lock(mu);
     finished_before_create = written;
   }
-  auto doc = stack.Create({"cow:db"});
+  auto doc = stack.Create({stack.volume()});
   const auto create_returned = std::chrono::steady_clock::now();
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   stop = true;
@@ -108,8 +108,8 @@ BOOST_AUTO_TEST_CASE(snapshot_of_ext4_on_cow_volume_holds_the_files_of_that_inst
   const auto& timeline = doc["timeline"];
   const std::string fs_lane = "volume:" + stack.mnt().string();
   const int64_t freeze = EventTime(timeline, fs_lane, "hold", "begin");
-  const int64_t gate = EventTime(timeline, "volume:cow:db", "hold", "begin");
-  const int64_t gate_released = EventTime(timeline, "volume:cow:db", "hold", "end");
+  const int64_t gate = EventTime(timeline, "volume:" + stack.volume(), "hold", "begin");
+  const int64_t gate_released = EventTime(timeline, "volume:" + stack.volume(), "hold", "end");
   const int64_t thawed = EventTime(timeline, fs_lane, "hold", "end");
   BOOST_TEST_REQUIRE(freeze > 0);
   BOOST_TEST_REQUIRE(gate > 0);
@@ -126,7 +126,7 @@ BOOST_AUTO_TEST_CASE(snapshot_of_ext4_on_cow_volume_holds_the_files_of_that_inst
   WriteFileSynced(stack.mnt() / "after-the-snapshot", "must not be in the snapshot");
 
   // The snapshot file passes e2fsck on a read-only loop device.
-  const std::string snap_file = stack.daemon().mount() + "/db/snapshots/" + snapshot_id;
+  const std::string snap_file = stack.daemon().mount() + "/" + stack.name() + "/snapshots/" + snapshot_id;
   auto ro = RunCommand({"losetup", "--read-only", "--find", "--show", snap_file});
   BOOST_TEST_REQUIRE(ro.exit_code == 0, ro.output);
   const std::string ro_loop = ro.output.substr(0, ro.output.find('\n'));
@@ -167,9 +167,9 @@ BOOST_AUTO_TEST_CASE(naming_the_mount_point_takes_the_same_stack) {
   BOOST_TEST(ReadFile(stack.ExposeMounted(id) / "a") == "first");
 
   // snapset volumes show tells the stack from either end.
-  auto shown = stack.Cli({"volumes", "show", "cow:db", stack.mnt().string()});
+  auto shown = stack.Cli({"volumes", "show", stack.volume(), stack.mnt().string()});
   BOOST_TEST(shown.exit_code == 0);
-  BOOST_TEST(shown.output.find("is a filesystem on cow:db") != std::string::npos, shown.output);
+  BOOST_TEST(shown.output.find("is a filesystem on " + stack.volume()) != std::string::npos, shown.output);
   BOOST_TEST(shown.output.find("carries the filesystem mounted on " + stack.mnt().string()) !=
                  std::string::npos,
              shown.output);
@@ -178,10 +178,10 @@ BOOST_AUTO_TEST_CASE(naming_the_mount_point_takes_the_same_stack) {
 BOOST_AUTO_TEST_CASE(naming_both_ends_of_a_stack_is_refused_and_nothing_is_made) {
   if (!CowStackAvailable()) return;
   CowStack stack;
-  auto r = stack.Cli({"create", "cow:db", stack.mnt().string()});
+  auto r = stack.Cli({"create", stack.volume(), stack.mnt().string()});
   BOOST_TEST(r.exit_code == 3, r.output);  // invalid argument
   BOOST_TEST(r.output.find("are one stack") != std::string::npos, r.output);
-  auto listed = stack.Cli({"--json", "cow", "stats", "db"});
+  auto listed = stack.Cli({"--json", "cow", "stats", stack.name()});
   BOOST_TEST(listed.output.find("\"snapshots\": 0") != std::string::npos, listed.output);
 }
 
@@ -192,13 +192,13 @@ BOOST_AUTO_TEST_CASE(many_snapshots_each_keep_their_instant_and_delete_reclaims_
   for (int i = 0; i < 6; ++i) {
     const std::string content = "generation " + std::to_string(i) + std::string(300000, 'a' + i);
     WriteFileSynced(stack.mnt() / "f", content);
-    auto doc = stack.Create({"cow:db"});
+    auto doc = stack.Create({stack.volume()});
     taken.emplace_back(doc["snapshots"][0]["snapshot_id"].GetString(), content);
   }
   for (const auto& [id, content] : taken)
     BOOST_TEST((ReadFile(stack.ExposeMounted(id) / "f") == content), "snapshot " << id);
   auto stats = [&] {
-    auto r = stack.Cli({"--json", "cow", "stats", "db"});
+    auto r = stack.Cli({"--json", "cow", "stats", stack.name()});
     rapidjson::Document d;
     d.Parse(r.output.c_str());
     BOOST_TEST_REQUIRE((!d.HasParseError() && d.HasMember("volume")), r.output);
@@ -228,7 +228,7 @@ BOOST_AUTO_TEST_CASE(killing_snapset_create_at_any_moment_leaves_nothing_frozen_
   WriteFileSynced(stack.mnt() / "f", "data");
   std::mt19937 rng(3);
   for (int trial = 0; trial < 10; ++trial) {
-    const pid_t pid = SpawnQuietly(stack.CliArgv({"create", "cow:db"}));
+    const pid_t pid = SpawnQuietly(stack.CliArgv({"create", stack.volume()}));
     BOOST_REQUIRE(pid > 0);
     std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 150));
     ::kill(pid, SIGKILL);

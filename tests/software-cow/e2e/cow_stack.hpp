@@ -40,9 +40,12 @@ class CowStack {
     dir_.Write("config/providers.d/software-cow.json",
                Registration("6d1f7c1e-7a43-4d0b-9a64-3c1f2b5e9d01", "software-cow", "software",
                             SNAPSET_COW_PROVIDER, "{\"socket\": \"" + daemon_->socket() + "\"}"));
-    auto made = Cli({"cow", "create", "db", "--size", size, "--chunk", "64K"});
+    // Unique on the host: the core finds what is stacked on cow:NAME in
+    // every snapset-cowd mount, so two tests' "db" would be one volume to it.
+    name_ = "db-" + dir_.str().substr(dir_.str().rfind('-') + 1);
+    auto made = Cli({"cow", "create", name_, "--size", size, "--chunk", "64K"});
     if (made.exit_code != 0) throw std::runtime_error("cow create: " + made.output);
-    origin_ = daemon_->mount() + "/db/origin";
+    origin_ = daemon_->mount() + "/" + name_ + "/origin";
     auto loop = RunCommand({"losetup", "--direct-io=on", "--find", "--show", origin_});
     if (loop.exit_code != 0) throw std::runtime_error("losetup: " + loop.output);
     loop_ = loop.output.substr(0, loop.output.find('\n'));
@@ -145,6 +148,8 @@ class CowStack {
 
   const path mnt() const { return mnt_; }
   const std::string& loop() const { return loop_; }
+  const std::string& name() const { return name_; }  // the cow volume's, "db-XXXXXX"
+  std::string volume() const { return "cow:" + name_; }
   const std::string& origin() const { return origin_; }
   const cowd::Daemon& daemon() const { return *daemon_; }
   const TempDir& dir() const { return dir_; }
@@ -153,7 +158,7 @@ class CowStack {
  private:
   TempDir dir_;
   std::unique_ptr<cowd::Daemon> daemon_;
-  std::string config_, state_, run_, origin_, loop_, mnt_;
+  std::string config_, state_, run_, name_, origin_, loop_, mnt_;
   bool mounted_ = false;
   std::vector<std::string> extra_mounts_;
 };
