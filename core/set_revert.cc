@@ -150,7 +150,13 @@ RevertResult RevertToSet(const CreationEnv& env, const SetRecord& set,
   timeline->Begin("set", "writers pre-restore");
   Status pre = SendRestoreEvent(wo, writer::Event::kPreRestore, set.set_id, volumes, set.writers);
   timeline->End("set", "writers pre-restore", pre);
-  if (!pre.ok()) return finish(Status(pre.code(), "nothing was reverted: " + pre.message()));
+  if (!pre.ok()) {
+    // The writers that accepted may have stopped their applications: they
+    // hear that nothing changed, and resume.
+    (void)SendRestoreEvent(wo, writer::Event::kPostRestore, set.set_id, volumes, set.writers,
+                           "not-reverted");
+    return finish(Status(pre.code(), "nothing was reverted: " + pre.message()));
+  }
 
   // --remount: the filesystems go down now that the writers let go of them.
   std::vector<TakenDown> down;

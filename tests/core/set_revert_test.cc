@@ -84,7 +84,8 @@ BOOST_AUTO_TEST_CASE(a_volume_reverted_to_a_set_holds_that_instant_and_mounted_i
              moved.output);
   BOOST_TEST(Read(stack.mnt() / "data") == "changed after the set");
 
-  // A writer refusing pre-restore: nothing reverted.
+  // A writer refusing pre-restore: nothing reverted, and every writer hears
+  // so at post-restore (one that accepted may have stopped its application).
   stack.Detach();
   std::ofstream(refuse) << "";
   auto refused = stack.Cli({"revert", "--set", set});
@@ -92,6 +93,8 @@ BOOST_AUTO_TEST_CASE(a_volume_reverted_to_a_set_holds_that_instant_and_mounted_i
   BOOST_TEST(refused.output.find("nothing was reverted") != std::string::npos, refused.output);
   stack.Attach();
   BOOST_TEST(Read(stack.mnt() / "data") == "changed after the set");
+  BOOST_TEST(Read(stack.dir().path() / "events") == "post-restore " + set + "\n");
+  fs::remove(stack.dir().path() / "events");
 
   // Unmounted and accepted: the set's instant, and both writer events.
   stack.Detach();

@@ -39,6 +39,8 @@
 //
 //   snapset-pg-writer --dbname CONNINFO [--name NAME] [--run-dir DIR]
 //                     [--allow-uid UID]... [--restart --restore-command CMD]
+#include <snapset/writer.hpp>
+
 #include <libpq-fe.h>
 #include <unistd.h>
 
@@ -49,7 +51,6 @@
 #include <iostream>
 #include <memory>
 #include <optional>
-#include <snapset/writer.hpp>
 #include <string>
 #include <thread>
 #include <vector>

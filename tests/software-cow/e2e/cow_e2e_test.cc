@@ -126,7 +126,8 @@ BOOST_AUTO_TEST_CASE(snapshot_of_ext4_on_cow_volume_holds_the_files_of_that_inst
   WriteFileSynced(stack.mnt() / "after-the-snapshot", "must not be in the snapshot");
 
   // The snapshot file passes e2fsck on a read-only loop device.
-  const std::string snap_file = stack.daemon().mount() + "/" + stack.name() + "/snapshots/" + snapshot_id;
+  const std::string snap_file =
+      stack.daemon().mount() + "/" + stack.name() + "/snapshots/" + snapshot_id;
   auto ro = RunCommand({"losetup", "--read-only", "--find", "--show", snap_file});
   BOOST_TEST_REQUIRE(ro.exit_code == 0, ro.output);
   const std::string ro_loop = ro.output.substr(0, ro.output.find('\n'));
@@ -169,7 +170,8 @@ BOOST_AUTO_TEST_CASE(naming_the_mount_point_takes_the_same_stack) {
   // snapset volumes show tells the stack from either end.
   auto shown = stack.Cli({"volumes", "show", stack.volume(), stack.mnt().string()});
   BOOST_TEST(shown.exit_code == 0);
-  BOOST_TEST(shown.output.find("is a filesystem on " + stack.volume()) != std::string::npos, shown.output);
+  BOOST_TEST(shown.output.find("is a filesystem on " + stack.volume()) != std::string::npos,
+             shown.output);
   BOOST_TEST(shown.output.find("carries the filesystem mounted on " + stack.mnt().string()) !=
                  std::string::npos,
              shown.output);
