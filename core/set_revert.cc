@@ -26,32 +26,44 @@ using Clock = std::chrono::steady_clock;
 // (DeviceKey recorded at the cut): the LUN mounted somewhere else. Mounts
 // are resolved by their device nodes, never their mount points: /dev and
 // sysfs cannot hang, a filesystem over a stalled LUN or daemon can.
-std::vector<VolumeMount> MountsOf(const SnapshotRecord& s, const MountTable& mounts) {
-  ResolverOptions o;
-  o.mounts = &mounts;
-  std::vector<std::string> stacked;
-  if (s.volume.rfind("cow:", 0) == 0 || s.volume.rfind("/dev/", 0) == 0) {
-    auto v = ResolveVolume(s.volume, o);
-    if (v.ok()) stacked = v->upper;
-  }
-  std::map<std::string, std::optional<Volume>> devices;  // by source: bind mounts resolve once
-  std::vector<VolumeMount> found;
-  for (const auto& m : mounts.entries()) {
-    const bool named = m.mount_point == s.volume ||
-                       std::find(stacked.begin(), stacked.end(), m.mount_point) != stacked.end();
-    const bool block = m.source.rfind("/dev/", 0) == 0;
-    if (!named && (!block || s.volume_device.empty())) continue;
-    if (block && !devices.count(m.source)) {
-      auto v = ResolveVolume(m.source, o);
-      devices[m.source] = v.ok() ? std::optional<Volume>(*v) : std::nullopt;
+class MountedVolumes {
+ public:
+  explicit MountedVolumes(const MountTable& mounts) : mounts_(mounts) { options_.mounts = &mounts; }
+
+  std::vector<VolumeMount> Of(const SnapshotRecord& s) {
+    std::vector<std::string> stacked;
+    if (s.volume.rfind("cow:", 0) == 0 || s.volume.rfind("/dev/", 0) == 0) {
+      auto v = ResolveVolume(s.volume, options_);
+      if (v.ok()) stacked = v->upper;
     }
-    const std::optional<Volume>* device = block ? &devices[m.source] : nullptr;
-    const bool same =
-        device && *device && !s.volume_device.empty() && DeviceKey(**device) == s.volume_device;
-    if (named || same) found.push_back({m, device && *device && !(*device)->lower.empty()});
+    std::vector<VolumeMount> found;
+    for (const auto& m : mounts_.entries()) {
+      const bool named = m.mount_point == s.volume ||
+                         std::find(stacked.begin(), stacked.end(), m.mount_point) != stacked.end();
+      const Volume* device = Device(m.source);
+      const bool same = device && !s.volume_device.empty() && DeviceKey(*device) == s.volume_device;
+      if (named || same) found.push_back({m, device && !device->lower.empty()});
+    }
+    return found;
   }
-  return found;
-}
+
+ private:
+  // What the block device a mount is from is, or null (not a /dev
+  // source, or gone); resolved once for all snapshots and bind mounts.
+  const Volume* Device(const std::string& source) {
+    if (source.rfind("/dev/", 0) != 0) return nullptr;
+    auto [it, added] = devices_.try_emplace(source);
+    if (added) {
+      auto v = ResolveVolume(source, options_);
+      if (v.ok()) it->second = std::move(*v);
+    }
+    return it->second ? &*it->second : nullptr;
+  }
+
+  const MountTable& mounts_;
+  ResolverOptions options_;
+  std::map<std::string, std::optional<Volume>> devices_;
+};
 
 }  // namespace
 
@@ -87,12 +99,13 @@ RevertResult RevertToSet(const CreationEnv& env, const SetRecord& set,
   if (!mounts.ok()) return finish(mounts.status());
   std::vector<ProviderInstance*> providers;
   std::vector<VolumeMount> take_down;  // --remount
+  MountedVolumes mounted(*mounts);
   for (const auto* s : targets) {
     ProviderInstance* p = env.registry->FindById(s->provider_id);
     if (!p)
       return finish(Status::Config("snapshot " + s->snapshot_id + " is on provider " +
                                    s->provider_name + ", which is no longer registered"));
-    for (const VolumeMount& on : MountsOf(*s, *mounts)) {
+    for (const VolumeMount& on : mounted.Of(*s)) {
       const MountEntry& m = on.mount;
       if (!options.remount)
         return finish(Status::BadState(

@@ -72,10 +72,6 @@ class CounterWriter {
   std::thread thread_;
 };
 
-std::string Field(const rapidjson::Value& v, const char* key) {
-  return v.HasMember(key) && v[key].IsString() ? v[key].GetString() : "";
-}
-
 BOOST_AUTO_TEST_CASE(explain_picks_the_iscsi_provider_with_the_array_and_the_naa) {
   if (!ProviderFixtureAvailable(/*cow=*/true)) return;
   ProviderFixtureOptions o;

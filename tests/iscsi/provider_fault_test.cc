@@ -38,10 +38,6 @@ constexpr int kUnavailable = 15;
 
 constexpr char kTaskService[] = "/redfish/v1/TaskService";
 
-std::string Field(const rapidjson::Value& v, const char* key) {
-  return v.IsObject() && v.HasMember(key) && v[key].IsString() ? v[key].GetString() : "";
-}
-
 std::string Fault(const std::string& op, const std::string& mode, const std::string& more = "") {
   return R"({"Operation":")" + op + R"(","Mode":")" + mode + "\"" +
          (more.empty() ? "" : "," + more) + "}";

@@ -344,6 +344,18 @@ CommandResult ProviderFixture::Cli(const std::vector<std::string>& args) const {
   return RunCommand(CliArgv(args), std::chrono::seconds(120));
 }
 
+std::string Field(const rapidjson::Value& v, const char* key) {
+  return v.IsObject() && v.HasMember(key) && v[key].IsString() ? v[key].GetString() : "";
+}
+
+std::string WriteChapFile(const TempDir& dir, const std::string& name, const char* user,
+                          const char* secret) {
+  const std::string path = dir.Write(
+      name, std::string(R"({"CHAPUsername":")") + user + R"(","CHAPPassword":")" + secret + "\"}");
+  ::chmod(path.c_str(), 0600);
+  return path;
+}
+
 rapidjson::Document JsonOfOutput(const std::string& output) {
   size_t start = output.find("\n{");
   start = output.compare(0, 1, "{") == 0 ? 0 : (start == std::string::npos ? 0 : start + 1);

@@ -153,6 +153,14 @@ class ProviderFixture {
 // array); false (a skip) outside CI, a failure in CI.
 bool ProviderFixtureAvailable(bool cow = false);
 
+// The string member `key` of `v`, or "" when `v` is no object or has none.
+std::string Field(const rapidjson::Value& v, const char* key);
+
+// A target CHAP credentials file (chmod 600) in `dir`, as `expose
+// --chap-file` and the provider's config take it.
+std::string WriteChapFile(const TempDir& dir, const std::string& name, const char* user,
+                          const char* secret);
+
 // The JSON document in a CLI's output, which also holds the log lines the
 // command wrote to stderr (the provider's loud warning about an http://
 // array, for one): it starts at the first line that starts with '{'.

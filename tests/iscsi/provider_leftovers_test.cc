@@ -50,10 +50,6 @@ std::string Fault(const std::string& op, const std::string& mode, const std::str
   return R"({"Operation":")" + op + R"(","Mode":")" + mode + "\"," + more + "}";
 }
 
-std::string Field(const rapidjson::Value& v, const char* key) {
-  return v.IsObject() && v.HasMember(key) && v[key].IsString() ? v[key].GetString() : "";
-}
-
 // The URLs of array a's LUNs.
 std::vector<std::string> UrlsOnA(const ProviderFixture& f) {
   std::vector<std::string> urls;

@@ -42,10 +42,6 @@ std::string Block0(const std::string& url) {
   return text.substr(0, text.find(';'));
 }
 
-std::string Field(const rapidjson::Value& v, const char* key) {
-  return v.HasMember(key) && v[key].IsString() ? v[key].GetString() : "";
-}
-
 // The array's own ids (as /mock/state gives them) of LUN `lun` and of a
 // snapshot of another LUN of the same array.
 struct Ids {

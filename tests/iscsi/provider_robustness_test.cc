@@ -30,10 +30,6 @@ using std::chrono::steady_clock;
 // snapset's exit codes (tools/exit_codes.hpp, docs/cli.md).
 constexpr int kHoldWritesTimeout = 9;
 
-std::string Field(const rapidjson::Value& v, const char* key) {
-  return v.IsObject() && v.HasMember(key) && v[key].IsString() ? v[key].GetString() : "";
-}
-
 std::vector<std::string> With(std::vector<std::string> head, const std::vector<std::string>& tail) {
   head.insert(head.end(), tail.begin(), tail.end());
   return head;

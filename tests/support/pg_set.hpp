@@ -39,6 +39,16 @@ inline int64_t MonotonicNs() {
       .count();
 }
 
+// The server settings that archive its WAL into `archive` (the writer
+// requires archiving: recovery from a set needs the WAL written until
+// pg_backup_stop, after the cut), plus `more`.
+inline std::vector<std::string> ArchivingTo(const std::string& archive,
+                                            std::vector<std::string> more = {}) {
+  more.insert(more.begin(), {"archive_mode=on", "archive_command=test ! -f " + archive +
+                                                    "/%f && cp %p " + archive + "/%f"});
+  return more;
+}
+
 // A client that inserts one row per transaction into `acks (seq)` and
 // records when each commit was acknowledged.
 struct Acker {

@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "tests/iscsi/provider_fixture.hpp"
+#include "tests/support/must.hpp"
 #include "tests/support/prerequisites.hpp"
 #include "tools/iscsi_attach.hpp"
 
@@ -51,24 +52,11 @@ constexpr char kSnapChapSecret[] = "snap-secret-14";
 constexpr const char* kNames[] = {"a1", "a2", "b1"};  // the fixture's LUN order
 constexpr int kFilesPerFs = 4;
 
-std::string Field(const rapidjson::Value& v, const char* key) {
-  return v.IsObject() && v.HasMember(key) && v[key].IsString() ? v[key].GetString() : "";
-}
-
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path);
   std::stringstream s;
   s << in.rdbuf();
   return s.str();
-}
-
-// Runs a command that must succeed; its output.
-std::string Must(const std::vector<std::string>& argv, seconds timeout = seconds(120)) {
-  CommandResult r = RunCommand(argv, timeout);
-  std::string shown;
-  for (const auto& a : argv) shown += a + " ";
-  BOOST_TEST_REQUIRE(r.exit_code == 0, shown << "failed (" << r.exit_code << "): " << r.output);
-  return r.output;
 }
 
 // "HASH  PATH" lines of sha256sum: path -> hash.
@@ -184,14 +172,6 @@ ProviderFixtureOptions BedOptions(const std::string& snap_chap_file) {
   // The provider exposes snapshots with target CHAP.
   o.config_a = o.config_b = R"("chap_file": ")" + snap_chap_file + "\"";
   return o;
-}
-
-std::string WriteChapFile(const TempDir& dir, const std::string& name, const char* user,
-                          const char* secret) {
-  const std::string path = dir.Write(
-      name, std::string(R"({"CHAPUsername":")") + user + R"(","CHAPPassword":")" + secret + "\"}");
-  ::chmod(path.c_str(), 0600);
-  return path;
 }
 
 // The source LUNs attached to this host with Open-iSCSI and CHAP, ext4 on

@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "tests/iscsi/provider_fixture.hpp"
+#include "tests/support/must.hpp"
 #include "tests/support/pg_set.hpp"
 #include "tests/support/postgres_server.hpp"
 #include "tests/support/prerequisites.hpp"
@@ -51,24 +52,6 @@ constexpr char kHostChapSecret[] = "host-secret-15";
 constexpr char kSnapChapUser[] = "snapset-snaps";
 constexpr char kSnapChapSecret[] = "snap-secret-15";
 constexpr const char* kNames[] = {"data", "space"};  // LUN 0 on array a, LUN 1 on array b
-
-std::string Field(const rapidjson::Value& v, const char* key) {
-  return v.IsObject() && v.HasMember(key) && v[key].IsString() ? v[key].GetString() : "";
-}
-
-std::string Must(const std::vector<std::string>& argv, seconds timeout = seconds(120)) {
-  CommandResult r = RunCommand(argv, timeout);
-  BOOST_TEST_REQUIRE(r.exit_code == 0, argv[0] << " failed (" << r.exit_code << "): " << r.output);
-  return r.output;
-}
-
-std::string WriteChapFile(const TempDir& dir, const std::string& name, const char* user,
-                          const char* secret) {
-  const std::string path = dir.Write(
-      name, std::string(R"({"CHAPUsername":")") + user + R"(","CHAPPassword":")" + secret + "\"}");
-  ::chmod(path.c_str(), 0600);
-  return path;
-}
 
 ProviderFixtureOptions Options(const std::string& snap_chap_file) {
   ProviderFixtureOptions o;
@@ -162,10 +145,7 @@ BOOST_AUTO_TEST_CASE(a_cluster_on_two_arrays_recovers_from_its_set_elsewhere_and
   fs::create_directories(space);
   auto pg = std::make_unique<PostgresServer>(
       data, bed.work().str() + "/pgsock", /*init=*/true,
-      std::vector<std::string>{
-          "archive_mode=on",
-          "archive_command=test ! -f " + archive + "/%f && cp %p " + archive + "/%f",
-          "min_wal_size=32MB", "max_wal_size=64MB"});
+      ArchivingTo(archive, {"min_wal_size=32MB", "max_wal_size=64MB"}));
   pg->Own(archive);
   pg->Own(space);
   pg->Sql("CREATE TABLESPACE space LOCATION '" + space + "'");
@@ -298,11 +278,11 @@ BOOST_AUTO_TEST_CASE(a_cluster_on_two_arrays_recovers_from_its_set_elsewhere_and
   }
   PrepareRecovery(data, blob);
   // As the administrator runs it: on its own socket, archiving on.
-  PostgresServer back(data, bed.work().str() + "/pgsock", /*init=*/false,
-                      {"archive_mode=on",
-                       "archive_command=test ! -f " + archive + "/%f && cp %p " + archive + "/%f",
-                       "restore_command=cp " + archive + "/%f %p", "recovery_target=immediate",
-                       "recovery_target_action=promote", "min_wal_size=32MB", "max_wal_size=64MB"});
+  PostgresServer back(
+      data, bed.work().str() + "/pgsock", /*init=*/false,
+      ArchivingTo(archive,
+                  {"restore_command=cp " + archive + "/%f %p", "recovery_target=immediate",
+                   "recovery_target_action=promote", "min_wal_size=32MB", "max_wal_size=64MB"}));
   auto holds_the_set = [&](const char* when) {
     BOOST_TEST_CONTEXT(when) {
       WaitPromoted(back);  // the server on that socket, whoever started it

@@ -43,19 +43,14 @@ BOOST_AUTO_TEST_CASE(a_set_under_pgbench_recovers_on_a_second_server_with_every_
   // until pg_backup_stop, after the cut.
   const std::string archive = stack.dir().str() + "/wal-archive";
   fs::create_directories(archive);
-  PostgresServer pg(data, sock, /*init=*/true,
-                    {"archive_mode=on",
-                     "archive_command=test ! -f " + archive + "/%f && cp %p " + archive + "/%f"});
+  PostgresServer pg(data, sock, /*init=*/true, ArchivingTo(archive));
   pg.Own(archive);
   pg.Sql("CREATE TABLE acks (seq bigint PRIMARY KEY)");
   auto init = pg.Tool({"pgbench", "-i", "-s", "2", "-q", pg.conninfo()});
   BOOST_TEST_REQUIRE(init.exit_code == 0, init.output);
 
   // The writer runs as postgres; snapset accepts it because writers.json says so.
-  fs::create_directories(stack.run_dir() + "/writers");
-  ::chmod(stack.run_dir().c_str(), 0755);
-  ::chmod((stack.run_dir() + "/writers").c_str(), 01777);
-  stack.dir().Write("config/writers.json", "{\"allowed_users\": [\"postgres\"]}");
+  stack.AllowWriterUser("postgres");
   WriterProcess writer(
       {"/usr/bin/setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--",
        SNAPSET_PG_WRITER, "--dbname", pg.conninfo(), "--name", "pg", "--run-dir", stack.run_dir()},
@@ -125,10 +120,8 @@ BOOST_AUTO_TEST_CASE(a_cluster_reverted_to_a_set_recovers_its_rows_and_loses_lat
   const std::string data = stack.mnt().string() + "/pgdata";
   const std::string archive = stack.dir().str() + "/wal-archive";
   fs::create_directories(archive);
-  auto pg = std::make_unique<PostgresServer>(
-      data, stack.dir().str() + "/pgsock", /*init=*/true,
-      std::vector<std::string>{"archive_mode=on", "archive_command=test ! -f " + archive +
-                                                      "/%f && cp %p " + archive + "/%f"});
+  auto pg = std::make_unique<PostgresServer>(data, stack.dir().str() + "/pgsock", /*init=*/true,
+                                             ArchivingTo(archive));
   pg->Own(archive);
   pg->Sql("CREATE TABLE acks (seq bigint PRIMARY KEY)");
   WriterProcess writer(
@@ -191,17 +184,12 @@ BOOST_AUTO_TEST_CASE(with_restart_and_remount_one_command_stops_reverts_and_reco
   const std::string data = stack.mnt().string() + "/pgdata";
   const std::string archive = stack.dir().str() + "/wal-archive";
   fs::create_directories(archive);
-  PostgresServer pg(data, stack.dir().str() + "/pgsock", /*init=*/true,
-                    {"archive_mode=on",
-                     "archive_command=test ! -f " + archive + "/%f && cp %p " + archive + "/%f"});
+  PostgresServer pg(data, stack.dir().str() + "/pgsock", /*init=*/true, ArchivingTo(archive));
   StopServerOf restarted{data};
   pg.Own(archive);
   pg.Sql("CREATE TABLE acks (seq bigint PRIMARY KEY)");
   // As postgres: pg_ctl refuses to run as root.
-  fs::create_directories(stack.run_dir() + "/writers");
-  ::chmod(stack.run_dir().c_str(), 0755);
-  ::chmod((stack.run_dir() + "/writers").c_str(), 01777);
-  stack.dir().Write("config/writers.json", "{\"allowed_users\": [\"postgres\"]}");
+  stack.AllowWriterUser("postgres");
   WriterProcess writer(
       {"/usr/bin/setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--",
        SNAPSET_PG_WRITER, "--dbname", pg.conninfo(), "--name", "pg", "--run-dir", stack.run_dir(),

@@ -9,6 +9,7 @@
 #define SNAPSET_TESTS_SOFTWARE_COW_E2E_COW_STACK_HPP
 
 #include <rapidjson/document.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -96,6 +97,15 @@ class CowStack {
     if (RunCommand({"mount", loop_, mnt_}).exit_code != 0)
       throw std::runtime_error("cannot mount " + loop_);
     mounted_ = true;
+  }
+
+  // Lets writer processes run as `user` join: its run directory's writers/
+  // open to it (sticky, as /tmp) and writers.json allowing it.
+  void AllowWriterUser(const std::string& user) {
+    std::filesystem::create_directories(run_ + "/writers");
+    ::chmod(run_.c_str(), 0755);
+    ::chmod((run_ + "/writers").c_str(), 01777);
+    dir_.Write("config/writers.json", "{\"allowed_users\": [\"" + user + "\"]}");
   }
 
   // After something else (snapset revert --remount) mounted it again: the
