@@ -9,7 +9,7 @@ PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config
   # libraries (DESIGN §2)
   libiscsi-dev libcurl4-openssl-dev rapidjson-dev libboost-test-dev
-  libcpp-httplib-dev libssl-dev libsqlite3-dev libfuse3-dev libcli11-dev zlib1g-dev
+  libcpp-httplib-dev libssl-dev libsqlite3-dev libfuse3-dev libcli11-dev libisal-dev
   # the bundled PostgreSQL writer's client library (writer/postgresql)
   libpq-dev
   # system tools the tests and demo drive for real

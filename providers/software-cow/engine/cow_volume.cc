@@ -25,10 +25,10 @@ namespace snapset::cow {
 
 namespace testing {
 namespace {
-std::atomic<bool> g_skip_data_sync{false};
+std::atomic<bool> g_skip_data_check{false};
 }
-void SetSkipDataSyncForTesting(bool skip) { g_skip_data_sync.store(skip); }
-bool SkipDataSyncForTesting() { return g_skip_data_sync.load(std::memory_order_relaxed); }
+void SetSkipDataCheckForTesting(bool skip) { g_skip_data_check.store(skip); }
+bool SkipDataCheckForTesting() { return g_skip_data_check.load(std::memory_order_relaxed); }
 }  // namespace testing
 
 namespace {
@@ -138,7 +138,7 @@ Status CowVolume::Impl::WriteBatch(uint64_t offset, const uint8_t* buf, size_t n
         } else {
           uint64_t mask = 0;
           bool origin_failed = false;
-          st = CopyOut(copies, &mask, &origin_failed);
+          st = CopyOut(&copies, &mask, &origin_failed);
           if (!st.ok() && origin_failed) {
             // The old data cannot be read, so it cannot be saved: do not
             // overwrite it either. No entry was written; the slots are free.
@@ -196,8 +196,9 @@ bool CowVolume::Impl::TakeSlots(std::vector<format::SlotEntry>* copies,
   return true;
 }
 
-Status CowVolume::Impl::CopyOut(const std::vector<format::SlotEntry>& copies, uint64_t* file_mask,
+Status CowVolume::Impl::CopyOut(std::vector<format::SlotEntry>* copies_out, uint64_t* file_mask,
                                 bool* origin_failed) {
+  auto& copies = *copies_out;
   auto& buf = tls_copy_buf;
   const uint32_t shift = geo.chunk_shift;
   size_t i = 0;
@@ -213,6 +214,11 @@ Status CowVolume::Impl::CopyOut(const std::vector<format::SlotEntry>& copies, ui
     if (!st.ok()) {
       *origin_failed = true;
       return st;
+    }
+    for (size_t k = i; k <= j; ++k) {
+      const uint64_t boff = (copies[k].chunk - copies[i].chunk) << shift;
+      copies[k].data_crc =
+          format::Crc32(buf.data() + boff, size_t(std::min<uint64_t>(geo.chunk_size, len - boff)));
     }
     // Within the run, consecutive slots of one file: one diff-area write.
     size_t k = i;
@@ -237,36 +243,48 @@ Status CowVolume::Impl::CopyOut(const std::vector<format::SlotEntry>& copies, ui
 }
 
 // The leader's commit for a whole group: steps 1 and 2 of the ordering in
-// cow_volume.hpp. Entries of slots with consecutive numbers are adjacent in
-// the table and go out in one write.
+// cow_volume.hpp. The old data is in its slots already (CopyOut); the
+// entries go out, entries of consecutive slots in one write, and then one
+// sync per file touched makes data and entries durable together.
+// Groups are serialized (one leader at a time), so when group g starts
+// every earlier group's sync has returned: g - 1 is its `durable`, unless a
+// group failed, whose entries may be on disk without their data; from then
+// on `durable` stays below the failed group, so Open checks the data of
+// every entry written since.
 Status CowVolume::Impl::CommitGroup(const std::vector<CommitRequest*>& group) {
-  uint64_t mask = 0;
+  const uint64_t g = ++last_group;
+  const uint64_t durable = group_failed ? durable_floor : g - 1;
+  uint64_t mask = 1;  // file 0 holds the table
   std::vector<format::SlotEntry> all;
   for (const CommitRequest* r : group) {
     mask |= r->file_mask;
     all.insert(all.end(), r->entries->begin(), r->entries->end());
   }
-  if (!testing::SkipDataSyncForTesting()) {
-    for (size_t f = 0; f < diff.size(); ++f) {
-      if (mask & (uint64_t(1) << f)) SNAPSET_RETURN_IF_ERROR(diff[f]->Sync());
-    }
-  }
   std::sort(all.begin(), all.end(),
             [](const format::SlotEntry& a, const format::SlotEntry& b) { return a.slot < b.slot; });
   std::vector<uint8_t> bytes(all.size() * format::kSlotEntrySize);
   for (size_t i = 0; i < all.size(); ++i) {
+    all[i].group = g;
+    all[i].durable = durable;
     format::EncodeSlotEntry(all[i], area_tag, &bytes[i * format::kSlotEntrySize]);
   }
+  Status st;
   size_t i = 0;
-  while (i < all.size()) {
+  while (st.ok() && i < all.size()) {
     size_t j = i;
     while (j + 1 < all.size() && all[j + 1].slot == all[j].slot + 1) ++j;
-    SNAPSET_RETURN_IF_ERROR(diff[0]->WriteAt(geo.EntryOffset(all[i].slot),
-                                             &bytes[i * format::kSlotEntrySize],
-                                             (j - i + 1) * format::kSlotEntrySize));
+    st = diff[0]->WriteAt(geo.EntryOffset(all[i].slot), &bytes[i * format::kSlotEntrySize],
+                          (j - i + 1) * format::kSlotEntrySize);
     i = j + 1;
   }
-  return diff[0]->Sync();
+  for (size_t f = 0; st.ok() && f < diff.size(); ++f) {
+    if (mask & (uint64_t(1) << f)) st = diff[f]->Sync();
+  }
+  if (!st.ok() && !group_failed) {
+    group_failed = true;
+    durable_floor = g - 1;
+  }
+  return st;
 }
 
 uint64_t CowVolume::Impl::CountCopiesNeeded(uint64_t first, uint64_t last) const {

@@ -13,7 +13,7 @@
 // longer holds a live snapshot.
 //
 // On disk (diff area; all integers little-endian, every record checksummed
-// with zlib's CRC-32):
+// with the CRC-32 of gzip and zlib, computed by ISA-L):
 //   file 0: superblock copy A (64 KiB) | superblock copy B (64 KiB) |
 //           slot table (one 64-byte entry per slot, padded to 4 KiB) |
 //           data slots (chunk_size each)
@@ -31,13 +31,24 @@
 // write can damage only an entry whose origin write never happened.
 //
 // Ordering (the crash-safety argument):
-//   1. the old chunk data is written to its slot, then Sync (data durable);
-//   2. the slot entry is written, then Sync (mapping durable);
-//   3. only then the origin write is issued and the caller's Write returns.
-// Concurrent writers share steps 1 and 2 (group commit: one leader syncs for
-// everyone queued). CreateSnapshot syncs the origin before it records the
-// snapshot, so a snapshot's view of uncopied chunks is durable too. Freed
-// slots are reused only after the superblock that freed them is durable.
+//   1. the old chunk data is written to its slot, with its CRC-32 in the
+//      slot entry, and the entry is written; then one Sync of each file
+//      touched makes both durable (one sync per group, not one for the data
+//      and one for the mapping);
+//   2. only then the origin write is issued and the caller's Write returns.
+// Concurrent writers share step 1 (group commit: one leader syncs for
+// everyone queued). A crash inside step 1 may keep an entry whose data did
+// not reach the disk; its origin write was never issued, so the origin
+// still holds the data the entry's snapshots need. Open finds such entries
+// without reading the whole diff area: groups are numbered and each entry
+// records a group up to which everything was durable when it was written
+// (the previous group, since groups run one at a time; after a failed
+// group, the one before the failure). Only entries above every such mark
+// get their data checked; one whose data fails its CRC is dropped (and
+// zeroed on disk), so its snapshots read the origin. CreateSnapshot syncs
+// the origin before it records the snapshot, so a snapshot's view of
+// uncopied chunks is durable too. Freed slots are reused only after the
+// superblock that freed them is durable.
 //
 // Thread-safety: every method may be called from any thread concurrently.
 // Writes to the same chunk are serialized; reads of the origin are not
@@ -104,7 +115,7 @@ struct Stats {
   uint64_t diff_bytes_used = 0;  // slots_used * chunk_size
   uint64_t snapshots = 0;
   uint64_t chunks_copied = 0;               // since open
-  uint64_t group_commits = 0;               // sync pairs since open
+  uint64_t group_commits = 0;               // group commits (one sync each) since open
   uint64_t snapshots_deleted_by_overflow = 0;  // ever (from the superblock)
   uint64_t index_memory_bytes = 0;          // in-memory mapping index
 };
@@ -128,12 +139,13 @@ class CowVolume {
   // Opens an existing volume from its diff area's file 0 and recovers:
   // picks the newest valid superblock, rebuilds the index from the slot
   // table (entries with a bad checksum or a range holding no live snapshot
-  // are free), finishes an interrupted revert, and marks snapshots invalid
-  // with the reason when their data cannot be trusted (an extension file
-  // missing or of the wrong area, the origin's size changed). Errors:
-  // NotFound (no such file), InvalidArgument ("not a snapset diff area" or
-  // a corrupt header: both superblock copies fail their checksum), BadState
-  // (in use by another volume).
+  // are free, and so are entries of the newest groups whose data did not
+  // reach the disk), syncs the diff area, finishes an interrupted revert,
+  // and marks snapshots invalid with the reason when their data cannot be
+  // trusted (an extension file missing or of the wrong area, the origin's
+  // size changed). Errors: NotFound (no such file), InvalidArgument ("not a
+  // snapset diff area" or a corrupt header: both superblock copies fail
+  // their checksum), BadState (in use by another volume).
   static Result<std::unique_ptr<CowVolume>> Open(FileSystem* fs, const std::string& diff_path);
 
   ~CowVolume();

@@ -77,6 +77,12 @@ struct CowVolume::Impl {
 
   std::atomic<uint64_t> chunks_copied{0};
 
+  // ---- group numbering (format.hpp, SlotEntry); touched only by the
+  // group-commit leader, or by Open before any write ----
+  uint64_t last_group = 0;     // the highest group on disk or committed
+  bool group_failed = false;   // a group's write or sync failed since Open
+  uint64_t durable_floor = 0;  // the `durable` of every group since then
+
   // Origin durability, so an idle origin is not synced again: every
   // completed origin write bumps origin_writes; a sync that began after
   // the n-th write raises origin_synced to n once it is done.
@@ -93,8 +99,8 @@ struct CowVolume::Impl {
   bool TakeSlots(std::vector<format::SlotEntry>* copies, std::vector<uint32_t>* reserved);
   // Reads the old data of `copies` from the origin and writes it to their
   // slots. *origin_failed tells a failed origin read from a diff-area error.
-  Status CopyOut(const std::vector<format::SlotEntry>& copies, uint64_t* file_mask,
-                 bool* origin_failed);
+  // Fills in each copy's data_crc.
+  Status CopyOut(std::vector<format::SlotEntry>* copies, uint64_t* file_mask, bool* origin_failed);
   Status CommitGroup(const std::vector<CommitRequest*>& group);
   uint64_t CountCopiesNeeded(uint64_t first, uint64_t last) const;
   void MakeRoom(uint64_t first, uint64_t last, std::vector<uint32_t>* reserved);
@@ -143,6 +149,10 @@ struct CowVolume::Impl {
   Status CreateFiles(const CreateOptions& o, std::vector<std::string>* created);
   Status Prewrite();
   Status Load(const std::string& path);
+  // REQUIRES: Open, the snapshot set loaded. Removes the entries whose data
+  // did not reach the disk; syncs the diff area.
+  Status DropEntriesWithoutData(std::vector<format::SlotEntry>* entries,
+                                const std::vector<std::string>& unusable);
   void LoadMeta(const SuperblockData& sb);
 };
 

@@ -49,7 +49,8 @@ class FaultInjectionFileSystem : public FileSystem {
   Status Remove(const std::string& path) override;
   bool Exists(const std::string& path) override;
 
-  // Power loss, then power back: see the file comment. Clears KillAfter.
+  // Power loss, then power back: see the file comment. Clears KillAfter
+  // and any FailNthWrite / FailNthSync not yet reached.
   void Crash(uint64_t seed, CrashMode mode = CrashMode::kKeepRandomSectors);
 
   // After `ops` more mutating calls (WriteAt, Sync, Allocate) succeed, all
@@ -59,6 +60,8 @@ class FaultInjectionFileSystem : public FileSystem {
 
   // The n-th WriteAt / Sync (1 = the next one) on a file whose path
   // contains `path_part` fails once with Internal "injected ... fault".
+  // A failed Sync loses that file's unsynced writes to the durable image
+  // (they stay readable until Crash), as Linux does when writeback fails.
   void FailNthWrite(uint64_t n, const std::string& path_part = "");
   void FailNthSync(uint64_t n, const std::string& path_part = "");
 

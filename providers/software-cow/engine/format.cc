@@ -1,6 +1,6 @@
 #include "providers/software-cow/engine/format.hpp"
 
-#include <zlib.h>
+#include <isa-l/crc.h>
 
 #include <cstring>
 #include <random>
@@ -8,15 +8,15 @@
 namespace snapset::cow::format {
 
 uint32_t Crc32(const void* data, size_t n) {
-  uLong crc = crc32(0L, Z_NULL, 0);
-  const auto* p = static_cast<const Bytef*>(data);
-  while (n > 0) {  // zlib takes uInt lengths
-    const uInt part = n > (1u << 30) ? (1u << 30) : uInt(n);
-    crc = crc32(crc, p, part);
+  uint32_t crc = 0;
+  const auto* p = static_cast<const unsigned char*>(data);
+  while (n > 0) {  // ISA-L takes 64-bit lengths; bounded anyway, as zlib's were
+    const size_t part = n > (size_t(1) << 30) ? (size_t(1) << 30) : n;
+    crc = crc32_gzip_refl(crc, p, part);
     p += part;
     n -= part;
   }
-  return uint32_t(crc);
+  return crc;
 }
 
 Uuid RandomUuid() {
@@ -111,6 +111,13 @@ void EncodeSlotEntry(const SlotEntry& e, uint64_t area_tag, uint8_t out[kSlotEnt
   PutU64(out + 24, e.from);
   PutU64(out + 32, e.to);
   PutU64(out + 40, area_tag);
+  PutU32(out + 48, e.data_crc);
+  PutU64(out + 52, e.group);
+  uint32_t lag = 0xffffffff;  // durable 0: nothing known
+  if (e.durable > 0 && e.durable <= e.group && e.group - e.durable < 0xffffffff) {
+    lag = uint32_t(e.group - e.durable);
+  }
+  PutU32(out + 60, lag);
   PutU32(out + 4, Crc32(out + 8, kSlotEntrySize - 8));
 }
 
@@ -123,6 +130,10 @@ bool DecodeSlotEntry(const uint8_t in[kSlotEntrySize], uint64_t slot, uint64_t a
   e->chunk = GetU64(in + 16);
   e->from = GetU64(in + 24);
   e->to = GetU64(in + 32);
+  e->data_crc = GetU32(in + 48);
+  e->group = GetU64(in + 52);
+  const uint32_t lag = GetU32(in + 60);
+  e->durable = lag == 0xffffffff || lag > e->group ? 0 : e->group - lag;
   return e->from < e->to;
 }
 

@@ -3,8 +3,9 @@
 // small fixed-size records, the slot entry and the extension-file header.
 // The superblock, which is larger and variable, is in superblock.hpp.
 //
-// Every record carries zlib's CRC-32, so a torn or stray write is detected
-// on Open instead of being trusted.
+// Every record carries the CRC-32 of gzip and zlib (computed with ISA-L),
+// so a torn or stray write is detected on Open instead of being trusted.
+// Copied chunk data is checksummed too (SlotEntry::data_crc).
 #ifndef SNAPSET_COW_FORMAT_HPP
 #define SNAPSET_COW_FORMAT_HPP
 
@@ -83,12 +84,24 @@ uint64_t GetU64(const uint8_t* p);
 
 // One slot-table entry: "chunk `chunk`, epochs (from, to] -> slot `slot`".
 //   [0,4) magic  [4,8) crc of [8,64)  [8,16) slot  [16,24) chunk
-//   [24,32) from [32,40) to           [40,48) area tag  [48,64) zero
+//   [24,32) from [32,40) to           [40,48) area tag
+//   [48,52) crc of the slot's data    [52,60) group
+//   [60,64) group - durable (0xffffffff: durable is 0)
+// `group` numbers the group commit that wrote the entry (1, 2, ...), and
+// `durable` is a group up to which every group's data and entries were
+// durable when this one was written: an entry of a group above every
+// entry's `durable` may have reached the disk without its data, so Open
+// checks its data against `data_crc` (cow_volume.hpp, "Ordering"). Group 0
+// is an entry written before groups existed, when the data was synced
+// before its entry: durable.
 struct SlotEntry {
   uint64_t slot = 0;
   uint64_t chunk = 0;
   uint64_t from = 0;
   uint64_t to = 0;
+  uint32_t data_crc = 0;
+  uint64_t group = 0;
+  uint64_t durable = 0;
 };
 void EncodeSlotEntry(const SlotEntry& e, uint64_t area_tag, uint8_t out[kSlotEntrySize]);
 // False for a free (all-zero), torn or foreign entry, or one written for

@@ -4,10 +4,11 @@
 // A writer that has written old chunk data to diff-area slots queues a
 // request holding the entries that map those slots. The request at the
 // head of the queue becomes the leader: it takes every request queued so
-// far, and runs one commit for all of them (sync the data, write all
-// entries, sync the table), then wakes them. Writers that queued while the
-// leader was busy form the next group, so N concurrent writers cost about
-// two syncs per group instead of two each.
+// far, and runs one commit for all of them (write all entries, then one
+// sync for their data and the table), then wakes them. Writers that queued
+// while the leader was busy form the next group, so N concurrent writers
+// cost one sync per group instead of one each. Groups run one at a time,
+// which is what lets each know that every earlier group is durable.
 #ifndef SNAPSET_COW_GROUP_COMMIT_HPP
 #define SNAPSET_COW_GROUP_COMMIT_HPP
 

@@ -6,11 +6,12 @@
 
 namespace snapset::cow::testing {
 
-// Skips the sync between writing old chunk data to its slot and writing the
-// slot entry that maps it (step 1 of the ordering in cow_volume.hpp). With
-// it skipped a crash can keep a mapping whose data never reached the disk.
-void SetSkipDataSyncForTesting(bool skip);
-bool SkipDataSyncForTesting();
+// Skips Open's check of the copied data of the entries that may have
+// reached the disk without it (the data CRC of the newest group, see
+// "Ordering" in cow_volume.hpp). With it skipped a crash can leave a
+// mapping whose data never reached the disk, and it is trusted.
+void SetSkipDataCheckForTesting(bool skip);
+bool SkipDataCheckForTesting();
 
 }  // namespace snapset::cow::testing
 
