@@ -77,6 +77,8 @@ SnapshotInfo InfoOf(const snapset_snapshot_properties* p) {
   info.attributes = p->attributes;
   info.exposed_as = str(p->exposed_as);
   info.snapshot_device = str(p->snapshot_device);
+  if (SNAPSET_HAS_MEMBER(p, snapset_snapshot_properties, invalid_reason))
+    info.invalid_reason = str(p->invalid_reason);
   return info;
 }
 

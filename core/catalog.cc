@@ -83,6 +83,15 @@ ALTER TABLE snapshots ADD COLUMN volume_device TEXT NOT NULL DEFAULT '';
 PRAGMA user_version = 4;
 )sql";
 
+// What schema 5 adds: a snapshot its provider no longer holds, or can no
+// longer read (a software provider's overflow deleted it), is kept as lost,
+// with the provider's reason and when snapset learnt it. '' and 0: not lost.
+constexpr char kSchema5Additions[] = R"sql(
+ALTER TABLE snapshots ADD COLUMN lost_reason TEXT NOT NULL DEFAULT '';
+ALTER TABLE snapshots ADD COLUMN lost_ns INTEGER NOT NULL DEFAULT 0;
+PRAGMA user_version = 5;
+)sql";
+
 std::string FreshSchema() {
   return SetsTable("sets") + R"sql(
 CREATE TABLE snapshots (
@@ -100,8 +109,8 @@ CREATE TABLE snapshots (
 );
 CREATE INDEX snapshots_by_volume ON snapshots (volume, created_ns);
 PRAGMA application_id = 1397641299;
-)sql" + kSchema2Additions + kSchema3Additions +
-         kSchema4Additions;
+)sql" + kSchema2Additions +
+         kSchema3Additions + kSchema4Additions + kSchema5Additions;
 }
 
 // Schema 1 -> 2: the new state needs a new CHECK, which SQLite gives only by
@@ -121,7 +130,7 @@ ALTER TABLE sets_v2 RENAME TO sets;
 // 'SNPS': marks the file as a snapset catalog, so a foreign SQLite database
 // is told apart from a catalog of another schema version.
 constexpr int64_t kApplicationId = 0x534E5053;
-constexpr int64_t kSchemaVersion = 4;
+constexpr int64_t kSchemaVersion = 5;
 constexpr int kBusyTimeoutMs = 5000;
 
 constexpr char kSetColumns[] =
@@ -129,7 +138,7 @@ constexpr char kSetColumns[] =
     "sets.timeline_json";
 constexpr char kSnapshotColumns[] =
     "s.snapshot_id, s.set_id, s.volume, s.provider_id, s.provider_name, s.created_ns, "
-    "s.attributes, s.exposed_as, s.snapshot_device, s.volume_device";
+    "s.attributes, s.exposed_as, s.snapshot_device, s.volume_device, s.lost_reason, s.lost_ns";
 
 struct StmtDeleter {
   void operator()(sqlite3_stmt* s) const { sqlite3_finalize(s); }
@@ -329,6 +338,8 @@ SnapshotRecord ReadSnapshot(sqlite3_stmt* s) {
   r.exposed_as = Text(s, 7);
   r.snapshot_device = Text(s, 8);
   r.volume_device = Text(s, 9);
+  r.lost_reason = Text(s, 10);
+  r.lost_ns = sqlite3_column_int64(s, 11);
   return r;
 }
 
@@ -607,6 +618,8 @@ Status Initialize(const Op& op) {
       SNAPSET_RETURN_IF_ERROR(op.Exec(kSchema3Additions));
     if (now->user_version >= 1 && now->user_version <= 3)
       SNAPSET_RETURN_IF_ERROR(op.Exec(kSchema4Additions));
+    if (now->user_version >= 1 && now->user_version <= 4)
+      SNAPSET_RETURN_IF_ERROR(op.Exec(kSchema5Additions));
     SNAPSET_RETURN_IF_ERROR(txn.Commit());
   }
 
@@ -867,6 +880,19 @@ Status Catalog::SetExposed(const std::string& snapshot_id, const std::string& ex
   if (!owner.ok()) return owner.status();
   Result<int> done = op.Run("UPDATE snapshots SET exposed_as = ?2 WHERE snapshot_id = ?1",
                             snapshot_id, exposed_as);
+  if (!done.ok()) return done.status();
+  return txn.Commit();
+}
+
+Status Catalog::MarkLost(const std::string& snapshot_id, const std::string& reason) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Op op(db_, path_, "mark snapshot " + snapshot_id + " lost");
+  Transaction txn(op);
+  SNAPSET_RETURN_IF_ERROR(txn.BeginWrite());
+  // The first reason stays: it is the one nearest to what happened.
+  Result<int> done = op.Run(
+      "UPDATE snapshots SET lost_reason = ?2, lost_ns = ?3 WHERE snapshot_id = ?1 AND lost_ns = 0",
+      snapshot_id, reason, RealtimeNs());
   if (!done.ok()) return done.status();
   return txn.Commit();
 }

@@ -54,6 +54,10 @@ struct SnapshotRecord {
   std::string exposed_as;     // "" when not exposed
   std::string snapshot_device;
   std::string volume_device;  // DeviceKey of the volume at the cut; "" if unknown
+  // Lost: its provider no longer holds it or can no longer read it (why,
+  // in the provider's words, and when snapset learnt it). "" and 0: not.
+  std::string lost_reason;
+  int64_t lost_ns = 0;
 };
 
 // What a failed abort left on one provider.
@@ -154,6 +158,9 @@ class Catalog {
   // Records where a snapshot is exposed ("" = not exposed); attributes are
   // left as the provider reported them. NotFound / BadState as DeleteSnapshot.
   Status SetExposed(const std::string& snapshot_id, const std::string& exposed_as);
+  // Records the snapshot as lost, with the reason, unless it is already
+  // (the first reason stays). A snapshot that is not there: nothing to do.
+  Status MarkLost(const std::string& snapshot_id, const std::string& reason);
 
  private:
   Catalog() = default;

@@ -69,9 +69,17 @@ std::vector<VerifyFinding> AuditHoldings(const std::vector<ProviderHoldings>& pr
             {id, p.provider_name, "cannot verify: " + p.snapshots_listed.ToString()});
     } else {
       const std::set<std::string> listed(p.snapshot_ids.begin(), p.snapshot_ids.end());
-      for (const auto& id : expected)
-        if (!listed.count(id))
-          findings.push_back({id, p.provider_name, "in the catalog but not on the provider"});
+      for (const auto& id : expected) {
+        const std::string& lost = before.snapshot_records.at(id)->lost_reason;
+        const std::string known = lost.empty() ? "" : " (recorded lost: " + lost + ")";
+        if (!listed.count(id)) {
+          findings.push_back(
+              {id, p.provider_name, "in the catalog but not on the provider" + known});
+        } else if (auto bad = p.invalid.find(id); bad != p.invalid.end()) {
+          findings.push_back(
+              {id, p.provider_name, "on the provider, but it cannot be read: " + bad->second});
+        }
+      }
       for (const auto& id : listed) {
         auto owner = after.set_of_snapshot.find(id);
         const SetRecord* set = owner == after.set_of_snapshot.end() ? nullptr : owner->second;

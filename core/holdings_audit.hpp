@@ -15,8 +15,9 @@
 //   an object made for an abort-incomplete set        -> reported, not orphan
 //   any other object (a set that ended or is unknown) -> orphan
 // and, the other way round, a snapshot of a complete set that its provider
-// does not list is reported (the provider lost it), as is one whose
-// provider is no longer registered.
+// does not list is reported (the provider lost it), as is one it lists as
+// invalid (held, but no longer readable), and one whose provider is no
+// longer registered.
 //
 // Races: the caller lists the providers between two reads of the catalog.
 // A set begun after the first read, or completed between the reads, is in
@@ -27,6 +28,7 @@
 #ifndef SNAPSET_CORE_HOLDINGS_AUDIT_HPP
 #define SNAPSET_CORE_HOLDINGS_AUDIT_HPP
 
+#include <map>
 #include <snapset/provider_object.hpp>
 #include <snapset/requestor.hpp>
 #include <snapset/status.hpp>
@@ -43,6 +45,9 @@ struct ProviderHoldings {
   std::string provider_name;
   Status snapshots_listed;  // list_snapshots' answer
   std::vector<std::string> snapshot_ids;
+  // Listed with SNAPSET_ATTR_INVALID: held, but no longer readable (id ->
+  // the provider's reason).
+  std::map<std::string, std::string> invalid;
   Status objects_listed;  // list_objects' answer; NotImplemented: none offered
   std::vector<ProviderObject> objects;
 };

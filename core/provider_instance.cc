@@ -83,6 +83,10 @@ void CopyProperties(void* cookie, const snapset_snapshot_properties* p) {
   info.attributes = p->attributes;
   info.exposed_as = str(p->exposed_as);
   info.snapshot_device = str(p->snapshot_device);
+  if (SNAPSET_HAS_MEMBER(p, snapset_snapshot_properties, invalid_reason))
+    info.invalid_reason = str(p->invalid_reason);
+  if ((info.attributes & SNAPSET_ATTR_INVALID) && info.invalid_reason.empty())
+    info.invalid_reason = "the provider says it cannot be read, and gave no reason";
   out->push_back(std::move(info));
 }
 

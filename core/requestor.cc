@@ -1,7 +1,5 @@
 // The requestor API (include/snapset/requestor.hpp) over the core: the
 // registry of providers, the catalog, and set creation.
-#include <snapset/requestor.hpp>
-
 #include <signal.h>
 #include <unistd.h>
 
@@ -10,7 +8,9 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <snapset/requestor.hpp>
 
+#include "core/bounded_calls.hpp"
 #include "core/catalog.hpp"
 #include "core/holdings_audit.hpp"
 #include "core/host_log.hpp"
@@ -26,8 +26,9 @@ namespace snapset {
 namespace {
 
 SnapshotEntry ToEntry(const SnapshotRecord& r) {
-  return {r.snapshot_id, r.set_id,     r.volume,     r.provider_name,  r.provider_id,
-          r.created_ns,  r.attributes, r.exposed_as, r.snapshot_device};
+  return {r.snapshot_id,     r.set_id,      r.volume,     r.provider_name,
+          r.provider_id,     r.created_ns,  r.attributes, r.exposed_as,
+          r.snapshot_device, r.lost_reason, r.lost_ns};
 }
 
 SetEntry ToEntry(const SetRecord& r) {
@@ -53,6 +54,9 @@ SetEntry ToEntry(const SetRecord& r) {
 
 // Bound on each provider call of a management command.
 constexpr std::chrono::seconds kManagementTimeout{60};
+// RefreshLost runs before every `snapset list`: a provider that does not
+// answer within this costs the listing no more, and changes nothing.
+constexpr std::chrono::seconds kRefreshTimeout{5};
 
 bool ProcessAlive(pid_t pid) { return pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM); }
 
@@ -160,6 +164,96 @@ class RequestorImpl : public Requestor {
     return ToEntry(*s);
   }
 
+  Result<LostRefresh> RefreshLost() override {
+    auto sets = catalog_->ListSets(false);
+    if (!sets.ok()) return sets.status();
+    std::map<std::string, std::vector<std::string>> by_provider;  // id -> snapshot ids
+    std::map<std::string, SnapshotEntry> entry_of;
+    for (const auto& set : *sets) {
+      if (set.state != SetState::kComplete) continue;
+      for (const auto& s : set.snapshots) {
+        if (s.lost_ns != 0) continue;
+        by_provider[s.provider_id].push_back(s.snapshot_id);
+        entry_of[s.snapshot_id] = ToEntry(s);
+      }
+    }
+    // Each provider asked on a thread of its own, all bounded together: one
+    // that hangs costs `list` kRefreshTimeout, never more (its thread is
+    // abandoned, what it finds later is dropped, and the provider is kept
+    // loaded as unhealthy: its code may still run).
+    struct Probe {
+      ProviderInstance* provider = nullptr;
+      std::vector<std::string> ids;
+      std::vector<std::pair<std::string, std::string>> lost;  // id, reason
+      Status failure;
+    };
+    auto probes = std::make_shared<std::vector<Probe>>();
+    for (const auto& [provider_id, ids] : by_provider) {
+      ProviderInstance* p = registry_->FindById(provider_id);
+      if (p) probes->push_back({p, ids, {}, Status::Ok()});  // else list --verify reports it
+    }
+    const auto deadline = std::chrono::steady_clock::now() + kRefreshTimeout;
+    BoundedCalls calls;
+    for (size_t i = 0; i < probes->size(); ++i)
+      calls.Start([probes, i, deadline] { return LostOn(&(*probes)[i], deadline); });
+    const std::vector<Status> done =
+        calls.Wait(deadline, Status::Unavailable("it did not answer within " +
+                                                 std::to_string(kRefreshTimeout.count()) + " s"));
+    LostRefresh out;
+    for (size_t i = 0; i < probes->size(); ++i) {
+      const Probe& probe = (*probes)[i];
+      const std::string& name = probe.provider->name();
+      if (calls.abandoned()[i]) probe.provider->MarkUnhealthy("hung listing its snapshots");
+      if (!done[i].ok()) {
+        out.unanswered.emplace_back(name, done[i].ToString());
+        continue;
+      }
+      if (!probe.failure.ok()) out.unanswered.emplace_back(name, probe.failure.ToString());
+      for (const auto& [id, why] : probe.lost) {
+        const std::string reason =
+            why.rfind(name + ":", 0) == 0 ? why : "provider " + name + ": " + why;
+        SNAPSET_RETURN_IF_ERROR(catalog_->MarkLost(id, reason));
+        SnapshotEntry e = entry_of[id];
+        e.lost_reason = reason;
+        e.lost_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count();
+        out.newly_lost.push_back(std::move(e));
+      }
+    }
+    return out;
+  }
+
+  // Which of probe->ids the provider no longer holds or cannot read, and
+  // why; a provider that cannot say leaves probe->failure.
+  template <typename Probe>
+  static Status LostOn(Probe* probe, std::chrono::steady_clock::time_point deadline) {
+    ProviderInstance* p = probe->provider;
+    CallOptions o;
+    o.deadline = deadline;
+    auto listed = p->ListSnapshots(o);
+    if (!listed.ok()) return listed.status();
+    std::map<std::string, const SnapshotInfo*> held;
+    for (const auto& info : *listed) held[info.snapshot_id] = &info;
+    for (const auto& id : probe->ids) {
+      auto it = held.find(id);
+      if (it != held.end()) {
+        if (it->second->attributes & SNAPSET_ATTR_INVALID)
+          probe->lost.emplace_back(id, it->second->invalid_reason);
+        continue;
+      }
+      // Gone: the provider's own answer for it says why, if it knows.
+      auto props = p->GetSnapshotProperties(id, o);
+      if (props.ok()) continue;  // there after all (listed while it was being made)
+      if (!props.status().IsNotFound()) {
+        probe->failure = props.status();
+        continue;
+      }
+      probe->lost.emplace_back(id, props.status().message());
+    }
+    return Status::Ok();
+  }
+
   Result<std::vector<VerifyFinding>> Verify() override {
     // Catalog, providers, catalog again: see core/holdings_audit.hpp.
     auto before = catalog_->ListSets(true);
@@ -173,8 +267,13 @@ class RequestorImpl : public Requestor {
       o.deadline = std::chrono::steady_clock::now() + kManagementTimeout;
       auto listed = p->ListSnapshots(o);
       h.snapshots_listed = listed.status();
-      if (listed.ok())
-        for (const auto& info : *listed) h.snapshot_ids.push_back(info.snapshot_id);
+      if (listed.ok()) {
+        for (const auto& info : *listed) {
+          h.snapshot_ids.push_back(info.snapshot_id);
+          if (info.attributes & SNAPSET_ATTR_INVALID)
+            h.invalid[info.snapshot_id] = info.invalid_reason;
+        }
+      }
       o.deadline = std::chrono::steady_clock::now() + kManagementTimeout;
       auto objects = p->ListObjects(o);
       h.objects_listed = objects.status();

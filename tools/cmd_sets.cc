@@ -38,6 +38,7 @@ std::string Attributes(uint32_t a) {
   add(SNAPSET_ATTR_EXPOSED, "exposed");
   add(SNAPSET_ATTR_CRASH_CONSISTENT, "crash-consistent");
   add(SNAPSET_ATTR_NO_REVERT, "no-revert");
+  add(SNAPSET_ATTR_INVALID, "invalid");
   return s.empty() ? "-" : s;
 }
 
@@ -79,7 +80,40 @@ Value SnapshotJson(const SnapshotEntry& s, rapidjson::Document::AllocatorType& a
   o.AddMember("exposed_as", s.exposed_as.empty() ? Value() : Str(s.exposed_as, a), a);
   o.AddMember("snapshot_device",
               s.snapshot_device.empty() ? Value() : Str(s.snapshot_device, a), a);
+  o.AddMember("lost", s.lost_ns != 0, a);
+  o.AddMember("lost_reason", s.lost_ns == 0 ? Value() : Str(s.lost_reason, a), a);
+  o.AddMember("lost_ns", s.lost_ns, a);
   return o;
+}
+
+// Before showing the catalog: what providers lost on their own (a software
+// provider's overflow) is marked lost. A provider that does not answer is
+// named, on stderr or in the JSON, and its snapshots show as they were.
+std::vector<std::pair<std::string, std::string>> RefreshLost(CliContext& ctx, Requestor& r) {
+  auto refreshed = r.RefreshLost();
+  if (!refreshed.ok()) return {{"catalog", refreshed.status().ToString()}};
+  if (!ctx.json()) {
+    for (const auto& [provider, why] : refreshed->unanswered)
+      std::cerr << "snapset: provider " << provider << " did not say which snapshots it still "
+                << "holds (" << why << "); its snapshots are shown as last known\n";
+  }
+  return refreshed->unanswered;
+}
+
+Value UnansweredJson(const std::vector<std::pair<std::string, std::string>>& u,
+                     rapidjson::Document::AllocatorType& a) {
+  Value arr(rapidjson::kArrayType);
+  for (const auto& [provider, why] : u) {
+    Value o(rapidjson::kObjectType);
+    o.AddMember("provider", Str(provider, a), a);
+    o.AddMember("error", Str(why, a), a);
+    arr.PushBack(o, a);
+  }
+  return arr;
+}
+
+std::string LostColumn(const SnapshotEntry& s) {
+  return s.lost_ns == 0 ? Attributes(s.attributes) : "LOST," + Attributes(s.attributes);
 }
 
 Value TimelineJson(const TimelineData& t, rapidjson::Document::AllocatorType& a) {
@@ -343,6 +377,7 @@ int RunList(CliContext& ctx, const ListArgs& args) {
     }
     return findings->empty() ? 0 : ExitCodeOf(Status::BadState(""));
   }
+  const auto unanswered = RefreshLost(ctx, **r);
   auto sets = (*r)->ListSets(false);
   if (!sets.ok()) return ctx.Fail(sets.status());
   const std::string volume = args.volume.empty() ? "" : CanonicalVolume(args.volume);
@@ -358,6 +393,7 @@ int RunList(CliContext& ctx, const ListArgs& args) {
     Value arr(rapidjson::kArrayType);
     for (const auto& s : shown) arr.PushBack(SnapshotJson(s, a), a);
     doc.AddMember("snapshots", arr, a);
+    doc.AddMember("unanswered", UnansweredJson(unanswered, a), a);
     ctx.PrintJson(doc);
     return 0;
   }
@@ -367,9 +403,17 @@ int RunList(CliContext& ctx, const ListArgs& args) {
   }
   Table t({"SNAPSHOT", "SET", "VOLUME", "PROVIDER", "CREATED", "ATTRIBUTES"});
   for (const auto& s : shown)
-    t.Add({s.snapshot_id, s.set_id, s.volume, s.provider, LocalTime(s.created_ns),
-           Attributes(s.attributes)});
+    t.Add({s.snapshot_id, s.set_id, s.volume, s.provider, LocalTime(s.created_ns), LostColumn(s)});
   t.Print(std::cout);
+  bool header = false;
+  for (const auto& s : shown) {
+    if (s.lost_ns == 0) continue;
+    if (!header)
+      std::cout << "\nLost: the provider no longer holds them or cannot read them, so their "
+                   "data is gone (`snapset delete SNAPSHOT` takes one out of the catalog):\n";
+    header = true;
+    std::cout << "  " << s.snapshot_id << ": " << s.lost_reason << "\n";
+  }
   return 0;
 }
 
@@ -435,6 +479,7 @@ void PrintWriters(const std::vector<SetWriterEntry>& writers) {
 int RunShow(CliContext& ctx, const std::string& id, bool timeline, bool writers) {
   auto r = ctx.OpenRequestor();
   if (!r.ok()) return ctx.Fail(r.status());
+  const auto unanswered = RefreshLost(ctx, **r);
   std::string set_id = id;
   std::optional<SnapshotEntry> snapshot;
   if (auto snap = (*r)->GetSnapshot(id); snap.ok()) {
@@ -462,6 +507,7 @@ int RunShow(CliContext& ctx, const std::string& id, bool timeline, bool writers)
     if (writers) s.AddMember("writers", WritersJson(set->writers, a), a);
     if (timeline) s.AddMember("timeline", TimelineJson(set->timeline, a), a);
     doc.AddMember("set", s, a);
+    doc.AddMember("unanswered", UnansweredJson(unanswered, a), a);
     ctx.PrintJson(doc);
     return 0;
   }
@@ -471,6 +517,9 @@ int RunShow(CliContext& ctx, const std::string& id, bool timeline, bool writers)
               << "  provider    " << snapshot->provider << " (" << snapshot->provider_id << ")\n"
               << "  created     " << LocalTime(snapshot->created_ns) << "\n"
               << "  attributes  " << Attributes(snapshot->attributes) << "\n";
+    if (snapshot->lost_ns != 0)
+      std::cout << "  LOST        since " << LocalTime(snapshot->lost_ns) << ": "
+                << snapshot->lost_reason << "\n";
     if (!snapshot->exposed_as.empty()) std::cout << "  exposed as  " << snapshot->exposed_as << "\n";
     if (!snapshot->snapshot_device.empty())
       std::cout << "  device      " << snapshot->snapshot_device << "\n";
@@ -486,8 +535,12 @@ int RunShow(CliContext& ctx, const std::string& id, bool timeline, bool writers)
   if (!snapshot && !set->snapshots.empty()) {
     if (set->state != "complete") std::cout << "  planned:\n";
     Table t({"SNAPSHOT", "VOLUME", "PROVIDER"});
-    for (const auto& s : set->snapshots) t.Add({s.snapshot_id, s.volume, s.provider});
+    for (const auto& s : set->snapshots)
+      t.Add({s.snapshot_id, s.volume + (s.lost_ns != 0 ? " (LOST)" : ""), s.provider});
     t.Print(std::cout, "  ");
+    for (const auto& s : set->snapshots)
+      if (s.lost_ns != 0)
+        std::cout << "  " << s.snapshot_id << " is lost: " << s.lost_reason << "\n";
   }
   if (writers) PrintWriters(set->writers);
   if (timeline) {

@@ -62,7 +62,7 @@ extern "C" {
 /* ---------------------------------------------------------------- versions */
 
 #define SNAPSET_ABI_VERSION_MAJOR 1
-#define SNAPSET_ABI_VERSION_MINOR 2
+#define SNAPSET_ABI_VERSION_MINOR 3
 #define SNAPSET_ABI_MAKE_VERSION(major, minor) \
   ((uint32_t)(((uint32_t)(major) << 16) | ((uint32_t)(minor)&0xffffu)))
 #define SNAPSET_ABI_VERSION \
@@ -223,7 +223,12 @@ enum {
    * (say, an array whose driver has no revert), so that the host refuses a
    * set's revert before any volume changes. A provider that does not know
    * the bit never sets it, which means "revert as offered". */
-  SNAPSET_ATTR_NO_REVERT = 1u << 7
+  SNAPSET_ATTR_NO_REVERT = 1u << 7,
+  /* 1.3: the provider still holds the snapshot but can no longer give back
+   * its contents (a software provider's diff area lost data it needed);
+   * snapset_snapshot_properties.invalid_reason says why. The host marks the
+   * snapshot lost in its catalog. */
+  SNAPSET_ATTR_INVALID = 1u << 8
 };
 
 /* Per-set provider state machine (DESIGN §3). */
@@ -253,6 +258,10 @@ typedef struct snapset_snapshot_properties {
   /* Identity of the snapshot's own device (e.g. the array replica's NAA),
    * NULL if it has none. */
   const char *snapshot_device;
+  /* ---- 1.3 ---- */
+  /* With SNAPSET_ATTR_INVALID: why the snapshot cannot be read, one
+   * sentence; else NULL. */
+  const char *invalid_reason;
 } snapset_snapshot_properties;
 
 /* Receives snapshot properties from list_snapshots / get_snapshot_properties.
@@ -470,8 +479,9 @@ typedef struct snapset_provider_ops {
  * static storage duration; never NULL. Must not do I/O. */
 typedef const snapset_provider_ops *(*snapset_provider_entry_fn)(void);
 
-/* Sizes pinned for ABI 1.2 on LP64 (1.0 ended before can_hold_writes, 1.1
- * before list_objects). A change here breaks every plugin. */
+/* Sizes pinned for ABI 1.3 on LP64 (1.0 ended before can_hold_writes, 1.1
+ * before list_objects; 1.3 grew the snapshot properties). A change here
+ * breaks every plugin. */
 #if defined(__LP64__)
 #ifdef __cplusplus
 #define SNAPSET_STATIC_ASSERT static_assert
@@ -483,8 +493,10 @@ SNAPSET_STATIC_ASSERT(sizeof(snapset_designator) == 16,
                       "snapset_designator layout");
 SNAPSET_STATIC_ASSERT(sizeof(snapset_volume) == 80,
                       "snapset_volume 1.0 layout");
-SNAPSET_STATIC_ASSERT(sizeof(snapset_snapshot_properties) == 72,
-                      "snapset_snapshot_properties 1.0 layout");
+SNAPSET_STATIC_ASSERT(sizeof(snapset_snapshot_properties) == 80,
+                      "snapset_snapshot_properties 1.3 layout");
+SNAPSET_STATIC_ASSERT(offsetof(snapset_snapshot_properties, invalid_reason) == 72,
+                      "1.3 members follow every 1.0 member");
 SNAPSET_STATIC_ASSERT(sizeof(snapset_provider_object) == 48,
                       "snapset_provider_object 1.2 layout");
 SNAPSET_STATIC_ASSERT(sizeof(snapset_provider_ops) == 8 + 22 * 8,

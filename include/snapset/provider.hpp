@@ -349,6 +349,7 @@ inline void EmitProperties(const SnapshotInfo& info, snapset_properties_sink sin
   p.attributes = info.attributes;
   p.exposed_as = info.exposed_as.empty() ? nullptr : info.exposed_as.c_str();
   p.snapshot_device = info.snapshot_device.empty() ? nullptr : info.snapshot_device.c_str();
+  p.invalid_reason = info.invalid_reason.empty() ? nullptr : info.invalid_reason.c_str();
   sink(cookie, &p);
 }
 

@@ -113,6 +113,19 @@ struct SnapshotEntry {
   uint32_t attributes = 0;  // SNAPSET_ATTR_*
   std::string exposed_as;
   std::string snapshot_device;
+  // Lost: its provider no longer holds it, or can no longer read it (a
+  // software provider's overflow deleted it). Why, in the provider's words,
+  // and when snapset learnt it (RefreshLost). "" and 0: not lost.
+  std::string lost_reason;
+  int64_t lost_ns = 0;
+};
+
+// What Requestor::RefreshLost learnt.
+struct LostRefresh {
+  std::vector<SnapshotEntry> newly_lost;  // found lost now, reason filled in
+  // Providers that could not be asked (provider name, why): their
+  // snapshots keep the state the catalog had.
+  std::vector<std::pair<std::string, std::string>> unanswered;
 };
 
 // What a failed abort left on one provider (abort-incomplete sets).
@@ -206,6 +219,13 @@ class Requestor {
       const std::function<void(const std::vector<PlannedVolume>&)>& on_plan = nullptr) = 0;
 
   virtual Result<std::vector<SetEntry>> ListSets(bool include_failed = false) = 0;
+  // Asks every provider holding snapshots of complete sets which of them it
+  // still holds and can read (one list_snapshots each, bounded by a few
+  // seconds), and records the others in the catalog as lost, with the
+  // provider's reason: a software provider's overflow deletes snapshots on
+  // its own. `snapset list` and `show` run it first. A provider that does
+  // not answer changes nothing and is named in `unanswered`.
+  virtual Result<LostRefresh> RefreshLost() = 0;
   virtual Result<SetEntry> GetSet(const std::string& set_id) = 0;
   virtual Result<SnapshotEntry> GetSnapshot(const std::string& snapshot_id) = 0;
   // Compares the catalog with what every provider holds. Lists providers

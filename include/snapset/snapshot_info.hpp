@@ -21,6 +21,7 @@ struct SnapshotInfo {
   int32_t state = SNAPSET_STATE_COMPLETE;
   std::string exposed_as;       // empty when not exposed
   std::string snapshot_device;  // empty when none
+  std::string invalid_reason;   // with SNAPSET_ATTR_INVALID: why it cannot be read
 };
 
 }  // namespace snapset

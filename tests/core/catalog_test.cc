@@ -615,7 +615,7 @@ BOOST_AUTO_TEST_CASE(everything_survives_closing_and_reopening_the_catalog) {
   // WAL is a property of the file, seen by any other connection to it.
   RawDb raw = OpenRaw(path);
   BOOST_TEST(TextRaw(raw.get(), "PRAGMA journal_mode") == "wal");
-  BOOST_TEST(TextRaw(raw.get(), "PRAGMA user_version") == "4");
+  BOOST_TEST(TextRaw(raw.get(), "PRAGMA user_version") == "5");
 }
 
 BOOST_AUTO_TEST_CASE(two_catalogs_on_one_file_see_each_others_commits) {
@@ -731,13 +731,13 @@ BOOST_AUTO_TEST_CASE(a_catalog_of_another_schema_version_is_refused_with_what_to
   }
   {
     RawDb raw = OpenRaw(path);
-    ExecRaw(raw.get(), "PRAGMA user_version = 5");
+    ExecRaw(raw.get(), "PRAGMA user_version = 6");
   }
   auto c = Catalog::Open(dir.str());
   BOOST_TEST_REQUIRE(!c.ok());
   BOOST_TEST(c.status().Is(Code::kInternal), c.status().ToString());
   BOOST_TEST(Contains(c.status().message(), path));
-  BOOST_TEST(Contains(c.status().message(), "schema version 5"));
+  BOOST_TEST(Contains(c.status().message(), "schema version 6"));
   BOOST_TEST(Contains(c.status().message(), "snapset release that wrote it"));
 }
 
@@ -794,7 +794,7 @@ BOOST_AUTO_TEST_CASE(a_schema_1_catalog_is_migrated_in_place_with_every_set_kept
   BOOST_TEST_REQUIRE(c->DeleteSet("done").ok());
   BOOST_TEST(c->GetSnapshot("d1").status().IsNotFound());
   RawDb raw = OpenRaw(path);
-  BOOST_TEST(TextRaw(raw.get(), "PRAGMA user_version") == "4");
+  BOOST_TEST(TextRaw(raw.get(), "PRAGMA user_version") == "5");
   BOOST_TEST(TextRaw(raw.get(), "SELECT count(*) FROM snapshots") == "1");
   BOOST_TEST(TextRaw(raw.get(), "PRAGMA foreign_key_check") == "");
 }
@@ -837,14 +837,15 @@ BOOST_AUTO_TEST_CASE(a_schema_2_catalog_gains_the_writers_table_with_every_set_k
     RawDb raw = OpenRaw(path);
     ExecRaw(raw.get(),
             "DROP TABLE set_writers; ALTER TABLE snapshots DROP COLUMN volume_device; "
-            "PRAGMA user_version = 2");
+            "ALTER TABLE snapshots DROP COLUMN lost_reason; "
+            "ALTER TABLE snapshots DROP COLUMN lost_ns; PRAGMA user_version = 2");
   }
   auto c = OpenOrDie(dir.str());
   auto set = c->GetSet("set");
   BOOST_TEST_REQUIRE(set.ok(), set.status().ToString());
   BOOST_TEST(set->writers.empty());
   RawDb raw = OpenRaw(path);
-  BOOST_TEST(TextRaw(raw.get(), "PRAGMA user_version") == "4");
+  BOOST_TEST(TextRaw(raw.get(), "PRAGMA user_version") == "5");
 }
 
 BOOST_AUTO_TEST_CASE(a_schema_3_catalog_gains_each_snapshots_device_unknown_for_the_old_ones) {
@@ -857,7 +858,9 @@ BOOST_AUTO_TEST_CASE(a_schema_3_catalog_gains_each_snapshots_device_unknown_for_
   }
   {
     RawDb raw = OpenRaw(path);
-    ExecRaw(raw.get(), "ALTER TABLE snapshots DROP COLUMN volume_device; PRAGMA user_version = 3");
+    ExecRaw(raw.get(),
+            "ALTER TABLE snapshots DROP COLUMN volume_device; ALTER TABLE snapshots DROP COLUMN "
+            "lost_reason; ALTER TABLE snapshots DROP COLUMN lost_ns; PRAGMA user_version = 3");
   }
   auto c = OpenOrDie(dir.str());
   auto set = c->GetSet("set");
@@ -870,7 +873,41 @@ BOOST_AUTO_TEST_CASE(a_schema_3_catalog_gains_each_snapshots_device_unknown_for_
   BOOST_TEST_REQUIRE(next.ok(), next.status().ToString());
   BOOST_TEST(next->snapshots[0].volume_device == "naa.6next-0");
   RawDb raw = OpenRaw(path);
-  BOOST_TEST(TextRaw(raw.get(), "PRAGMA user_version") == "4");
+  BOOST_TEST(TextRaw(raw.get(), "PRAGMA user_version") == "5");
+}
+
+BOOST_AUTO_TEST_CASE(a_schema_4_catalog_gains_lost_snapshots_and_the_first_reason_stays) {
+  TempDir dir;
+  std::string path;
+  {
+    auto c = OpenOrDie(dir.str());
+    path = c->path();
+    AddComplete(*c, "set", 1, {"/v", "/w"});
+  }
+  {
+    RawDb raw = OpenRaw(path);
+    ExecRaw(raw.get(),
+            "ALTER TABLE snapshots DROP COLUMN lost_reason; ALTER TABLE snapshots DROP COLUMN "
+            "lost_ns; PRAGMA user_version = 4");
+  }
+  auto c = OpenOrDie(dir.str());
+  auto set = c->GetSet("set");
+  BOOST_TEST_REQUIRE(set.ok(), set.status().ToString());
+  BOOST_TEST_REQUIRE(set->snapshots.size() == 2u);
+  for (const auto& s : set->snapshots) BOOST_TEST((s.lost_reason.empty() && s.lost_ns == 0));
+  const std::string id = set->snapshots[0].snapshot_id;
+  BOOST_TEST_REQUIRE(c->MarkLost(id, "deleted by overflow").ok());
+  BOOST_TEST_REQUIRE(c->MarkLost(id, "not listed").ok());  // a later look says less
+  BOOST_TEST(c->MarkLost("no-such-snapshot", "x").ok());
+  auto lost = c->GetSnapshot(id);
+  BOOST_TEST_REQUIRE(lost.ok(), lost.status().ToString());
+  BOOST_TEST(lost->lost_reason == "deleted by overflow");
+  BOOST_TEST(lost->lost_ns > 0);
+  auto other = c->GetSnapshot(set->snapshots[1].snapshot_id);
+  BOOST_TEST_REQUIRE(other.ok());
+  BOOST_TEST(other->lost_ns == 0);
+  RawDb raw = OpenRaw(path);
+  BOOST_TEST(TextRaw(raw.get(), "PRAGMA user_version") == "5");
 }
 
 BOOST_AUTO_TEST_CASE(a_missing_state_directory_is_created_private_to_its_owner) {

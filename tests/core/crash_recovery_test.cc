@@ -571,3 +571,91 @@ BOOST_AUTO_TEST_CASE(orphans_are_found_listed_in_a_dry_run_and_removed) {
   BOOST_TEST(r->GetSet(made.set_id)->state == "complete");
   BOOST_TEST(ReadState(w.provider_state("hw")).CompleteOf(made.set_id).size() == 1u);
 }
+
+// A provider can lose snapshots on its own (a software provider's overflow,
+// an array's retention): RefreshLost records them lost with the provider's
+// reason, once; a provider that cannot list changes nothing and is named.
+BOOST_AUTO_TEST_CASE(snapshots_a_provider_lost_or_cannot_read_are_recorded_lost_once) {
+  World w;
+  w.SetProvider("gone", "hardware", "name-prefix:cow:a");
+  w.SetProvider("bad", "software", "name-prefix:cow:b");
+  w.SetProvider("mute", "software", "name-prefix:cow:c");
+  std::map<std::string, std::string> snapshot_of;  // volume -> snapshot id
+  {
+    auto r = w.Open();
+    for (const char* v : {"cow:a1", "cow:b1", "cow:c1"}) {
+      SetRequest req;
+      req.volumes = {v};
+      SetResult made = r->CreateSet(req);
+      BOOST_TEST_REQUIRE(made.status.ok(), made.status.ToString());
+      snapshot_of[v] = made.snapshots.at(0).snapshot_id;
+    }
+    auto nothing = r->RefreshLost();
+    BOOST_TEST_REQUIRE(nothing.ok(), nothing.status().ToString());
+    BOOST_TEST(nothing->newly_lost.empty());
+    BOOST_TEST(nothing->unanswered.empty());
+  }
+  w.SetProvider("gone", "hardware", "name-prefix:cow:a", R"(, "lost": true)");
+  w.SetProvider("bad", "software", "name-prefix:cow:b",
+                R"(, "invalid_reason": "the diff area failed")");
+  w.SetProvider("mute", "software", "name-prefix:cow:c",
+                R"(, "fail": {"list_snapshots": "unavailable"})");
+  auto r = w.Open();
+  auto refreshed = r->RefreshLost();
+  BOOST_TEST_REQUIRE(refreshed.ok(), refreshed.status().ToString());
+  std::map<std::string, std::string> reason_of;
+  for (const auto& s : refreshed->newly_lost) reason_of[s.snapshot_id] = s.lost_reason;
+  BOOST_TEST_REQUIRE(reason_of.size() == 2u);
+  BOOST_TEST(reason_of[snapshot_of["cow:a1"]] ==
+             "provider gone: no snapshot " + snapshot_of["cow:a1"]);
+  BOOST_TEST(reason_of[snapshot_of["cow:b1"]] == "provider bad: the diff area failed");
+  BOOST_TEST_REQUIRE(refreshed->unanswered.size() == 1u);
+  BOOST_TEST(refreshed->unanswered[0].first == "mute");
+  for (const char* v : {"cow:a1", "cow:b1"}) {
+    auto s = r->GetSnapshot(snapshot_of[v]);
+    BOOST_TEST_REQUIRE(s.ok());
+    BOOST_TEST(s->lost_ns > 0);
+    BOOST_TEST(s->lost_reason == reason_of[snapshot_of[v]]);
+  }
+  BOOST_TEST(r->GetSnapshot(snapshot_of["cow:c1"])->lost_ns == 0);
+  // Once recorded, not again; and Verify still says what it sees.
+  auto again = r->RefreshLost();
+  BOOST_TEST_REQUIRE(again.ok());
+  BOOST_TEST(again->newly_lost.empty());
+  auto findings = r->Verify();
+  BOOST_TEST_REQUIRE(findings.ok(), findings.status().ToString());
+  std::map<std::string, std::string> problem_of;
+  for (const auto& f : *findings) problem_of[f.snapshot_id] = f.problem;
+  BOOST_TEST(problem_of[snapshot_of["cow:b1"]] ==
+             "on the provider, but it cannot be read: the diff area failed");
+  BOOST_TEST(problem_of[snapshot_of["cow:a1"]].find("recorded lost") != std::string::npos);
+}
+
+// `snapset list` asks providers first; one that hangs must not hang it.
+BOOST_AUTO_TEST_CASE(a_provider_that_hangs_while_listing_costs_the_refresh_its_bound_only) {
+  World w;
+  w.SetProvider("slow", "software", "name-prefix:cow:a");
+  std::string id;
+  {
+    auto r = w.Open();
+    SetRequest req;
+    req.volumes = {"cow:a1"};
+    SetResult made = r->CreateSet(req);
+    BOOST_TEST_REQUIRE(made.status.ok(), made.status.ToString());
+    id = made.snapshots.at(0).snapshot_id;
+  }
+  w.SetProvider("slow", "software", "name-prefix:cow:a",
+                R"(, "delay_ms": {"list_snapshots": 60000})");
+  auto r = w.Open();
+  const auto start = std::chrono::steady_clock::now();
+  auto refreshed = r->RefreshLost();
+  const auto took = std::chrono::steady_clock::now() - start;
+  BOOST_TEST_REQUIRE(refreshed.ok(), refreshed.status().ToString());
+  BOOST_TEST(took < std::chrono::seconds(15));  // bound 5 s, with a margin
+  BOOST_TEST_REQUIRE(refreshed->unanswered.size() == 1u);
+  BOOST_TEST(refreshed->unanswered[0].first == "slow");
+  BOOST_TEST(refreshed->unanswered[0].second.find("did not answer within 5 s") != std::string::npos,
+             refreshed->unanswered[0].second);
+  BOOST_TEST(refreshed->newly_lost.empty());
+  BOOST_TEST(r->GetSnapshot(id)->lost_ns == 0);
+}

@@ -122,6 +122,24 @@ BOOST_AUTO_TEST_CASE(a_lost_snapshot_and_an_unregistered_provider_are_reported_n
   for (const auto& f : findings) BOOST_TEST(!f.orphan);
 }
 
+BOOST_AUTO_TEST_CASE(
+    a_snapshot_the_provider_lists_as_unreadable_is_reported_and_a_lost_one_says_so) {
+  SetRecord set = Set("done", SetState::kComplete, {"s1", "s2", "s3"});
+  set.snapshots[2].lost_reason = "deleted by overflow";
+  set.snapshots[2].lost_ns = 1;
+  const std::vector<SetRecord> catalog = {set};
+  ProviderHoldings h = Holding({"s1", "s2"}, {});
+  h.invalid["s2"] = "the diff area failed";
+  auto findings = AuditHoldings({h}, catalog, catalog);
+  BOOST_TEST_REQUIRE(findings.size() == 2u);
+  BOOST_TEST(!Find(findings, "s1"));
+  BOOST_TEST(Find(findings, "s2")->problem ==
+             "on the provider, but it cannot be read: the diff area failed");
+  BOOST_TEST(Find(findings, "s3")->problem ==
+             "in the catalog but not on the provider (recorded lost: deleted by overflow)");
+  for (const auto& f : findings) BOOST_TEST(!f.orphan);
+}
+
 BOOST_AUTO_TEST_CASE(a_provider_that_cannot_list_is_reported_and_one_without_objects_is_not) {
   const std::vector<SetRecord> catalog = {Set("done", SetState::kComplete, {"s1"})};
   ProviderHoldings down = Holding({}, {}, Status::Unavailable("array a did not answer"));

@@ -19,6 +19,10 @@
 //                "set_id": "...", "snapshot_id": "..."}]
 //                              what list_objects reports (memory only);
 //                              remove_object takes one away
+//   "invalid_reason": "text"   list_snapshots lists every snapshot as
+//                              SNAPSET_ATTR_INVALID with that reason
+//   "lost": true               list_snapshots lists nothing (and so
+//                              get_snapshot_properties answers NOT_FOUND)
 //   "crash_in": "<event>"      after doing its work in that event, the
 //                              provider kills its own process with SIGKILL:
 //                              the coordinator it runs in dies at that point
@@ -197,6 +201,10 @@ class ScriptedProvider : public snapset::Provider {
       crash_in_ = it->value.GetString();
     if (auto it = doc.FindMember("expose_as"); it != doc.MemberEnd() && it->value.IsString())
       expose_as_ = it->value.GetString();
+    if (auto it = doc.FindMember("invalid_reason"); it != doc.MemberEnd() && it->value.IsString())
+      invalid_reason_ = it->value.GetString();
+    if (auto it = doc.FindMember("lost"); it != doc.MemberEnd() && it->value.IsBool())
+      lost_ = it->value.GetBool();
     if (auto it = doc.FindMember("objects"); it != doc.MemberEnd() && it->value.IsArray()) {
       for (const auto& o : it->value.GetArray()) {
         auto text = [&](const char* key) {
@@ -340,7 +348,13 @@ class ScriptedProvider : public snapset::Provider {
   Status ListSnapshots(const Call&, std::vector<SnapshotInfo>* out) override {
     SNAPSET_RETURN_IF_ERROR(Script("list_snapshots"));
     std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& [id, s] : snapshots_) out->push_back(s);
+    if (lost_) return Status::Ok();
+    for (const auto& [id, s] : snapshots_) {
+      out->push_back(s);
+      if (invalid_reason_.empty()) continue;
+      out->back().attributes |= SNAPSET_ATTR_INVALID;
+      out->back().invalid_reason = invalid_reason_;
+    }
     return Status::Ok();
   }
   Status ExposeSnapshot(const Call&, std::string_view id, std::string* where) override {
@@ -512,6 +526,8 @@ class ScriptedProvider : public snapset::Provider {
   std::map<std::string, int> delay_;
   std::string crash_in_;
   std::string expose_as_ = "scripted://{id}";
+  std::string invalid_reason_;
+  bool lost_ = false;
   std::vector<snapset::ProviderObject> objects_;  // "objects"; guarded by mu_
   std::filesystem::path state_dir_;  // empty: memory only
 

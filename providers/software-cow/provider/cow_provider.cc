@@ -21,23 +21,33 @@
 //
 // config: {"socket": "/run/snapset/cowd.sock", "timeout_ms": 30000}
 // (both optional).
-#include <snapset/provider.hpp>
-
 #include <rapidjson/document.h>
 
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <ctime>
 #include <fstream>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <snapset/provider.hpp>
 #include <string>
 #include <vector>
 
 #include "providers/software-cow/client/cowd_client.hpp"
 
 namespace {
+
+// "2026-12-04T03:35:05Z", for messages.
+std::string UtcTime(int64_t unix_ns) {
+  const time_t secs = time_t(unix_ns / 1000000000);
+  struct tm utc {};
+  ::gmtime_r(&secs, &utc);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return buf;
+}
 
 using snapset::Call;
 using snapset::Result;
@@ -379,6 +389,16 @@ class CowProvider : public snapset::Provider {
       for (auto& s : *snapshots)
         if (s.id == snapshot_id) return std::make_pair(v.name, std::move(s));
     }
+    // The daemon remembers the last snapshots its overflow deleted, and why:
+    // the host records that as the reason the snapshot is lost.
+    for (const auto& v : *volumes) {
+      for (const auto& e : v.overflow_events) {
+        if (e.snapshot_id != snapshot_id) continue;
+        return Status::NotFound("software-cow: snapshot " + std::string(snapshot_id) +
+                                " of cow:" + v.name + " was deleted by snapset-cowd at " +
+                                UtcTime(e.when_unix_ns) + ": " + e.reason);
+      }
+    }
     return Status::NotFound("software-cow: no cow volume has snapshot " + std::string(snapshot_id));
   }
 
@@ -400,6 +420,10 @@ class CowProvider : public snapset::Provider {
     info.attributes = SNAPSET_ATTR_READ_ONLY | SNAPSET_ATTR_PERSISTENT;
     info.state = SNAPSET_STATE_COMPLETE;
     info.snapshot_device = s.path;
+    if (!s.valid) {
+      info.attributes |= SNAPSET_ATTR_INVALID;
+      info.invalid_reason = s.invalid_reason;
+    }
     return info;
   }
 

@@ -220,6 +220,56 @@ BOOST_AUTO_TEST_CASE(many_snapshots_each_keep_their_instant_and_delete_reclaims_
   BOOST_TEST(used_after == 0u, "deleting every snapshot frees the whole diff area");
 }
 
+// The diff area's overflow deletes snapshots on its own, to keep origin
+// writes going: the catalog must follow, without waiting for a
+// `list --verify`. `list` and `show` then show the set's snapshot as lost,
+// with the daemon's reason, and `list --verify` still reports it.
+BOOST_AUTO_TEST_CASE(a_snapshot_the_diff_area_overflow_deleted_is_listed_as_lost_with_the_reason) {
+  if (!CowStackAvailable()) return;
+  CowStack stack("96M", "8M");
+  WriteFileSynced(stack.mnt() / "before", "kept by the first snapshot");
+  auto first = stack.Create({stack.volume()});
+  const std::string lost = first["snapshots"][0]["snapshot_id"].GetString();
+  // 24 MiB of new data into an 8 MiB diff area: the first snapshot goes.
+  std::mt19937_64 rng(7);
+  WriteFileSynced(stack.mnt() / "big", RandomBytes(rng, 24 << 20));
+  auto second = stack.Create({stack.volume()});
+  const std::string kept = second["snapshots"][0]["snapshot_id"].GetString();
+
+  auto r = stack.Cli({"--json", "list"});
+  BOOST_TEST_REQUIRE(r.exit_code == 0, r.output);
+  rapidjson::Document d;
+  d.Parse(r.output.c_str());
+  BOOST_TEST_REQUIRE((!d.HasParseError() && d.HasMember("snapshots")), r.output);
+  std::map<std::string, const rapidjson::Value*> by_id;
+  for (const auto& s : d["snapshots"].GetArray()) by_id[s["snapshot_id"].GetString()] = &s;
+  BOOST_TEST_REQUIRE(by_id.count(lost) == 1u, r.output);
+  BOOST_TEST_REQUIRE(by_id.count(kept) == 1u, r.output);
+  const auto& gone = *by_id[lost];
+  BOOST_TEST(gone["lost"].GetBool(), r.output);
+  const std::string reason = gone["lost_reason"].IsString() ? gone["lost_reason"].GetString() : "";
+  BOOST_TEST(reason.find("deleted by snapset-cowd") != std::string::npos, reason);
+  BOOST_TEST(reason.find("diff area full") != std::string::npos, reason);
+  BOOST_TEST(gone["lost_ns"].GetInt64() > 0);
+  BOOST_TEST(!(*by_id[kept])["lost"].GetBool(), r.output);
+  BOOST_TEST(d["unanswered"].GetArray().Size() == 0u, r.output);
+
+  auto text = stack.Cli({"list"});
+  BOOST_TEST(text.exit_code == 0, text.output);
+  BOOST_TEST(text.output.find("LOST") != std::string::npos, text.output);
+  BOOST_TEST(text.output.find("diff area full") != std::string::npos, text.output);
+  auto show = stack.Cli({"show", lost});
+  BOOST_TEST(show.exit_code == 0, show.output);
+  BOOST_TEST(show.output.find("LOST") != std::string::npos, show.output);
+  auto verify = stack.Cli({"list", "--verify"});
+  BOOST_TEST(verify.exit_code != 0, verify.output);
+  BOOST_TEST(verify.output.find("recorded lost") != std::string::npos, verify.output);
+  // Deleting the lost snapshot takes it out of the catalog; the kept one is whole.
+  auto del = stack.Cli({"delete", lost});
+  BOOST_TEST(del.exit_code == 0, del.output);
+  BOOST_TEST(ReadFile(stack.ExposeMounted(kept) / "before") == "kept by the first snapshot");
+}
+
 // The coordinator killed (kill -9) at any moment of `snapset create`: the
 // filesystem is thawed (the thaw guard), the daemon's gate is open (the
 // hold died with its connection), and the next snapset run's recovery

@@ -31,8 +31,9 @@ namespace snapset::test {
 class CowStack {
  public:
   using path = std::filesystem::path;
-  // `size`: the cow volume's, as `snapset cow create --size` takes it.
-  explicit CowStack(const std::string& size = "96M") {
+  // `size`: the cow volume's, as `snapset cow create --size` takes it;
+  // `diff_max` its diff area's (`--diff-max`), "" for the default.
+  explicit CowStack(const std::string& size = "96M", const std::string& diff_max = "") {
     daemon_ = std::make_unique<cowd::Daemon>(dir_.str() + "/cowd");
     if (Status s = daemon_->Start(); !s.ok()) throw std::runtime_error(s.ToString());
     config_ = dir_.str() + "/config";
@@ -44,7 +45,9 @@ class CowStack {
     // Unique on the host: the core finds what is stacked on cow:NAME in
     // every snapset-cowd mount, so two tests' "db" would be one volume to it.
     name_ = "db-" + dir_.str().substr(dir_.str().rfind('-') + 1);
-    auto made = Cli({"cow", "create", name_, "--size", size, "--chunk", "64K"});
+    std::vector<std::string> create = {"cow", "create", name_, "--size", size, "--chunk", "64K"};
+    if (!diff_max.empty()) create.insert(create.end(), {"--diff-max", diff_max});
+    auto made = Cli(create);
     if (made.exit_code != 0) throw std::runtime_error("cow create: " + made.output);
     origin_ = daemon_->mount() + "/" + name_ + "/origin";
     auto loop = RunCommand({"losetup", "--direct-io=on", "--find", "--show", origin_});
