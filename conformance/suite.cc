@@ -98,7 +98,8 @@ bool CaseContext::HasCapability(const std::string& name) const {
     auto r = fixture_.ReadRecord(0);
     return r.ok() || r.status().code() != Code::kNotImplemented;
   }
-  return false;  // changed_blocks: the provider ABI has no call for it yet
+  if (name == capability::kChangedBlocks) return ops.changed_blocks != nullptr;
+  return false;
 }
 
 void CaseContext::NeedCapability(const std::string& name) {

@@ -106,6 +106,18 @@ class ProviderInstance {
   // Objects the provider made for snapset besides snapshots (1.2); a
   // provider without list_objects has none the host can see: NotImplemented.
   bool lists_objects() const { return ops_.list_objects && ops_.remove_object; }
+
+  // Changed blocks (ABI 1.3): one page of at most max_ranges ranges of
+  // `snapshot_id` from start_offset on, against `base_snapshot_id` ("" :
+  // allocated ranges). NotImplemented when the provider does not offer it.
+  struct ChangedPage {
+    uint64_t volume_size = 0;
+    std::vector<ByteRange> ranges;
+  };
+  bool offers_changed_blocks() const { return ops_.changed_blocks != nullptr; }
+  Result<ChangedPage> ChangedBlocks(const std::string& snapshot_id,
+                                    const std::string& base_snapshot_id, uint64_t start_offset,
+                                    uint32_t max_ranges, const CallOptions& o = {});
   Result<std::vector<ProviderObject>> ListObjects(const CallOptions& o = {});
   Status RemoveObject(const ProviderObject& object, const CallOptions& o = {});
 

@@ -88,6 +88,8 @@ struct DeleteArgs {
 int RunCreate(CliContext& ctx, const CreateArgs& args);
 int RunList(CliContext& ctx, const ListArgs& args);
 int RunShow(CliContext& ctx, const std::string& id, bool timeline, bool writers);
+// snapset diff SNAPSHOT [--base SNAPSHOT]
+int RunDiff(CliContext& ctx, const std::string& snapshot_id, const std::string& base_id);
 // snapset orphans [--remove]
 int RunOrphans(CliContext& ctx, bool remove);
 int RunDelete(CliContext& ctx, const DeleteArgs& args);

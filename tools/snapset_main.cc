@@ -133,6 +133,14 @@ int main(int argc, char** argv) {
   show_set->add_flag("--writers", show_writers,
                      "the writers of the set: metadata, components, backup documents");
 
+  std::string diff_id, diff_base;
+  auto* diff = app.add_subcommand(
+      "diff", "byte ranges of a snapshot that changed since an older one (incremental backup)");
+  diff->add_option("SNAPSHOT", diff_id, "snapshot id")->required();
+  diff->add_option("--base", diff_base,
+                   "an older snapshot of the same volume; without it, the ranges that may hold "
+                   "data");
+
   DeleteArgs delete_args;
   auto* del = app.add_subcommand("delete", "delete a snapshot, a set, or a volume's oldest snapshot");
   del->add_option("ID", delete_args.id, "snapshot id");
@@ -248,6 +256,7 @@ int main(int argc, char** argv) {
   if (*list_sets) return RunList(ctx, list_args);
   if (*orphans) return RunOrphans(ctx, remove_orphans);
   if (*show_set) return RunShow(ctx, show_id, show_timeline, show_writers);
+  if (*diff) return RunDiff(ctx, diff_id, diff_base);
   if (*del) return RunDelete(ctx, delete_args);
   if (*expose) return RunExpose(ctx, expose_args);
   if (*unexpose) return RunUnexpose(ctx, unexpose_id);

@@ -264,6 +264,10 @@ typedef struct snapset_snapshot_properties {
   const char *invalid_reason;
 } snapset_snapshot_properties;
 
+/* Receives one byte range from changed_blocks (1.3). */
+typedef void (*snapset_range_sink)(void *cookie, uint64_t offset,
+                                   uint64_t length);
+
 /* Receives snapshot properties from list_snapshots / get_snapshot_properties.
  * The host copies what it needs before returning. */
 typedef void (*snapset_properties_sink)(void *cookie,
@@ -472,6 +476,31 @@ typedef struct snapset_provider_ops {
                                   snapset_call *call, uint32_t flags,
                                   const snapset_provider_object *object);
 
+  /* ---- 1.3 ---- */
+
+  /* Changed blocks, for incremental backup (optional; NULL: not offered,
+   * and the host says so). The byte ranges of snapshot_id whose contents
+   * may differ from base_snapshot_id's (an older snapshot of the same
+   * volume), or, with base_snapshot_id NULL, that may hold data at all
+   * (allocated). In the shape of Kubernetes' SnapshotMetadata: ranges are
+   * sorted, do not overlap, end within the volume and lie at or after
+   * start_offset (one that begins before it is cut there); at most
+   * max_ranges (>= 1) are given, one sink call each. Fewer than max_ranges
+   * means there are no more; otherwise the host asks again from the end of
+   * the last one. *volume_size receives the snapshot's size in bytes. A
+   * range may be larger than what changed (the provider's tracking
+   * granularity), never smaller: every byte that differs lies in a range.
+   * Returns: OK, NOT_FOUND (either snapshot), INVALID_ARGUMENT (the base is
+   * not older, or of another volume), BAD_STATE (a snapshot that cannot be
+   * read), UNAVAILABLE. */
+  snapset_status (*changed_blocks)(snapset_provider *instance,
+                                   snapset_call *call, uint32_t flags,
+                                   const char *snapshot_id,
+                                   const char *base_snapshot_id,
+                                   uint64_t start_offset, uint32_t max_ranges,
+                                   uint64_t *volume_size,
+                                   snapset_range_sink sink, void *cookie);
+
   /* ---- new members are added below, grouped by the minor version ---- */
 } snapset_provider_ops;
 
@@ -480,8 +509,8 @@ typedef struct snapset_provider_ops {
 typedef const snapset_provider_ops *(*snapset_provider_entry_fn)(void);
 
 /* Sizes pinned for ABI 1.3 on LP64 (1.0 ended before can_hold_writes, 1.1
- * before list_objects; 1.3 grew the snapshot properties). A change here
- * breaks every plugin. */
+ * before list_objects, 1.2 before changed_blocks; 1.3 also grew the
+ * snapshot properties). A change here breaks every plugin. */
 #if defined(__LP64__)
 #ifdef __cplusplus
 #define SNAPSET_STATIC_ASSERT static_assert
@@ -499,12 +528,14 @@ SNAPSET_STATIC_ASSERT(offsetof(snapset_snapshot_properties, invalid_reason) == 7
                       "1.3 members follow every 1.0 member");
 SNAPSET_STATIC_ASSERT(sizeof(snapset_provider_object) == 48,
                       "snapset_provider_object 1.2 layout");
-SNAPSET_STATIC_ASSERT(sizeof(snapset_provider_ops) == 8 + 22 * 8,
-                      "snapset_provider_ops 1.2 layout");
+SNAPSET_STATIC_ASSERT(sizeof(snapset_provider_ops) == 8 + 23 * 8,
+                      "snapset_provider_ops 1.3 layout");
 SNAPSET_STATIC_ASSERT(offsetof(snapset_provider_ops, can_hold_writes) == 8 + 19 * 8,
                       "1.1 members follow every 1.0 member");
 SNAPSET_STATIC_ASSERT(offsetof(snapset_provider_ops, list_objects) == 8 + 20 * 8,
                       "1.2 members follow every 1.1 member");
+SNAPSET_STATIC_ASSERT(offsetof(snapset_provider_ops, changed_blocks) == 8 + 22 * 8,
+                      "1.3 members follow every 1.2 member");
 SNAPSET_STATIC_ASSERT(offsetof(snapset_provider_ops, on_load) == 8,
                       "ops table starts with abi_version, struct_size");
 #endif

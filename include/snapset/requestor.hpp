@@ -16,14 +16,14 @@
 #ifndef SNAPSET_REQUESTOR_HPP
 #define SNAPSET_REQUESTOR_HPP
 
-#include <snapset/status.hpp>
-#include <snapset/timeline.hpp>
-
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
+#include <snapset/snapshot_info.hpp>
+#include <snapset/status.hpp>
+#include <snapset/timeline.hpp>
 #include <string>
 #include <vector>
 
@@ -118,6 +118,24 @@ struct SnapshotEntry {
   // and when snapset learnt it (RefreshLost). "" and 0: not lost.
   std::string lost_reason;
   int64_t lost_ns = 0;
+};
+
+// What Requestor::Diff found: the byte ranges of a snapshot that may differ
+// from its base (an older snapshot of the same volume), or, without a base,
+// that may hold data. Sorted, merged, each at most as coarse as the
+// provider tracks changes (software-cow: its chunk size).
+struct SnapshotDelta {
+  std::string snapshot_id;
+  std::string base_snapshot_id;  // "" : allocated ranges
+  std::string volume;
+  std::string provider;
+  uint64_t volume_size = 0;
+  std::vector<ByteRange> ranges;
+  uint64_t changed_bytes() const {
+    uint64_t n = 0;
+    for (const auto& r : ranges) n += r.length;
+    return n;
+  }
 };
 
 // What Requestor::RefreshLost learnt.
@@ -226,6 +244,14 @@ class Requestor {
   // its own. `snapset list` and `show` run it first. A provider that does
   // not answer changes nothing and is named in `unanswered`.
   virtual Result<LostRefresh> RefreshLost() = 0;
+  // Changed blocks for incremental backup (provider ABI 1.3
+  // changed_blocks): what `snapshot_id` may change against
+  // `base_snapshot_id` ("" : its allocated ranges). InvalidArgument when
+  // the base is not an older snapshot of the same volume and provider,
+  // NotImplemented when the provider does not report changed blocks,
+  // BadState for a lost snapshot.
+  virtual Result<SnapshotDelta> Diff(const std::string& snapshot_id,
+                                     const std::string& base_snapshot_id = "") = 0;
   virtual Result<SetEntry> GetSet(const std::string& set_id) = 0;
   virtual Result<SnapshotEntry> GetSnapshot(const std::string& snapshot_id) = 0;
   // Compares the catalog with what every provider holds. Lists providers

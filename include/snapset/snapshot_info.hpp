@@ -24,6 +24,13 @@ struct SnapshotInfo {
   std::string invalid_reason;   // with SNAPSET_ATTR_INVALID: why it cannot be read
 };
 
+// Bytes [offset, offset + length) of a volume or snapshot (changed blocks).
+struct ByteRange {
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  bool operator==(const ByteRange&) const = default;
+};
+
 }  // namespace snapset
 
 #endif  // SNAPSET_SNAPSHOT_INFO_HPP

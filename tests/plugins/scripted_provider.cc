@@ -23,6 +23,10 @@
 //                              SNAPSET_ATTR_INVALID with that reason
 //   "lost": true               list_snapshots lists nothing (and so
 //                              get_snapshot_properties answers NOT_FOUND)
+//   "changed_ranges": [[offset, length], ...], "volume_size": N
+//                              what changed_blocks answers for any snapshot
+//                              (as given: the SDK cuts them to the start
+//                              offset and max_ranges, the host checks them)
 //   "crash_in": "<event>"      after doing its work in that event, the
 //                              provider kills its own process with SIGKILL:
 //                              the coordinator it runs in dies at that point
@@ -205,6 +209,13 @@ class ScriptedProvider : public snapset::Provider {
       invalid_reason_ = it->value.GetString();
     if (auto it = doc.FindMember("lost"); it != doc.MemberEnd() && it->value.IsBool())
       lost_ = it->value.GetBool();
+    if (auto it = doc.FindMember("changed_ranges"); it != doc.MemberEnd() && it->value.IsArray()) {
+      for (const auto& r : it->value.GetArray())
+        if (r.IsArray() && r.Size() == 2 && r[0].IsUint64() && r[1].IsUint64())
+          changed_.push_back({r[0].GetUint64(), r[1].GetUint64()});
+    }
+    if (auto it = doc.FindMember("volume_size"); it != doc.MemberEnd() && it->value.IsUint64())
+      volume_size_ = it->value.GetUint64();
     if (auto it = doc.FindMember("objects"); it != doc.MemberEnd() && it->value.IsArray()) {
       for (const auto& o : it->value.GetArray()) {
         auto text = [&](const char* key) {
@@ -370,6 +381,13 @@ class ScriptedProvider : public snapset::Provider {
   Status UnexposeSnapshot(const Call&, std::string_view) override {
     return Script("unexpose_snapshot");
   }
+  Status ChangedBlocks(const Call&, std::string_view, std::string_view, uint64_t, uint32_t,
+                       uint64_t* volume_size, std::vector<snapset::ByteRange>* out) override {
+    SNAPSET_RETURN_IF_ERROR(Script("changed_blocks"));
+    *volume_size = volume_size_;
+    *out = changed_;
+    return Status::Ok();
+  }
   Status ListObjects(const Call&, std::vector<snapset::ProviderObject>* out) override {
     SNAPSET_RETURN_IF_ERROR(Script("list_objects"));
     std::lock_guard<std::mutex> lock(mu_);
@@ -528,6 +546,8 @@ class ScriptedProvider : public snapset::Provider {
   std::string expose_as_ = "scripted://{id}";
   std::string invalid_reason_;
   bool lost_ = false;
+  std::vector<snapset::ByteRange> changed_;
+  uint64_t volume_size_ = 0;
   std::vector<snapset::ProviderObject> objects_;  // "objects"; guarded by mu_
   std::filesystem::path state_dir_;  // empty: memory only
 

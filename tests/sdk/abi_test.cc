@@ -186,6 +186,51 @@ BOOST_AUTO_TEST_CASE(a_plugin_without_list_objects_has_no_objects_to_show) {
   BOOST_TEST((*l.instance)->RemoveObject({"group", "g", "here", "", ""}).Is(Code::kNotImplemented));
 }
 
+// Changed blocks (1.3): the SDK cuts what a provider gives to the start
+// offset and max_ranges, the host pages through them, and a page that is not
+// sorted or leaves the volume is refused naming the provider; a table
+// without the member loads and says it does not report them.
+BOOST_AUTO_TEST_CASE(changed_blocks_cross_the_abi_cut_to_the_page_and_checked) {
+  auto l = Load(Lib("scripted_provider"),
+                R"({"supports": ["*"], "volume_size": 1048576,
+                    "changed_ranges": [[0, 4096], [8192, 4096], [65536, 65536]]})");
+  BOOST_TEST_REQUIRE(l.instance.ok(), l.instance.status().ToString());
+  auto& p = *l.instance;
+  BOOST_TEST(p->offers_changed_blocks());
+  auto page = p->ChangedBlocks("x", "", 0, 2);
+  BOOST_TEST_REQUIRE(page.ok(), page.status().ToString());
+  BOOST_TEST(page->volume_size == 1048576u);
+  BOOST_TEST((page->ranges == std::vector<ByteRange>{{0, 4096}, {8192, 4096}}));
+  page = p->ChangedBlocks("x", "y", 10000, 10);
+  BOOST_TEST_REQUIRE(page.ok(), page.status().ToString());
+  BOOST_TEST((page->ranges == std::vector<ByteRange>{{10000, 2288}, {65536, 65536}}));
+  CallOptions flagged;
+  flagged.flags = 0x4;
+  BOOST_TEST(p->ChangedBlocks("x", "", 0, 10, flagged).status().IsInvalidArgument());
+  BOOST_TEST(p->ChangedBlocks("x", "", 0, 0).status().IsInvalidArgument());
+
+  auto bad = Load(Lib("scripted_provider"),
+                  R"({"supports": ["*"], "volume_size": 65536,
+                      "changed_ranges": [[8192, 4096], [0, 4096]]})");
+  BOOST_TEST_REQUIRE(bad.instance.ok(), bad.instance.status().ToString());
+  auto refused = (*bad.instance)->ChangedBlocks("x", "", 0, 10);
+  BOOST_TEST(refused.status().Is(Code::kInternal));
+  BOOST_TEST(Contains(refused.status().message(), "provider test"), refused.status().message());
+  BOOST_TEST(Contains(refused.status().message(), "unsorted"), refused.status().message());
+  auto outside = Load(Lib("scripted_provider"),
+                      R"({"supports": ["*"], "volume_size": 4096, "changed_ranges": [[0, 8192]]})");
+  BOOST_TEST_REQUIRE(outside.instance.ok());
+  BOOST_TEST((*outside.instance)->ChangedBlocks("x", "", 0, 10).status().Is(Code::kInternal));
+
+  auto old = Load(Lib("raw_abi_current"));  // a C table without changed_blocks
+  BOOST_TEST_REQUIRE(old.instance.ok(), old.instance.status().ToString());
+  BOOST_TEST(!(*old.instance)->offers_changed_blocks());
+  auto none = (*old.instance)->ChangedBlocks("x", "", 0, 10);
+  BOOST_TEST(none.status().Is(Code::kNotImplemented));
+  BOOST_TEST(Contains(none.status().message(), "does not report changed blocks"),
+             none.status().message());
+}
+
 BOOST_AUTO_TEST_CASE(negotiation_rejects_a_table_without_required_events) {
   snapset_provider_ops ops{};
   ops.abi_version = SNAPSET_ABI_VERSION;

@@ -49,6 +49,7 @@ std::string UtcTime(int64_t unix_ns) {
   return buf;
 }
 
+using snapset::ByteRange;
 using snapset::Call;
 using snapset::Result;
 using snapset::SnapshotInfo;
@@ -304,6 +305,47 @@ class CowProvider : public snapset::Provider {
     auto client = Connect();
     if (!client.ok()) return client.status();
     return (*client)->Revert(where->first, std::string(snapshot_id));
+  }
+
+  // From the engine's changed chunks: every chunk written after the base
+  // was taken and before the snapshot was, one range per run of chunks.
+  // Without a base, the whole volume: a cow volume does not track which of
+  // its origin's blocks hold data.
+  Status ChangedBlocks(const Call&, std::string_view snapshot_id, std::string_view base_id,
+                       uint64_t start_offset, uint32_t max_ranges, uint64_t* volume_size,
+                       std::vector<ByteRange>* out) override {
+    auto where = Find(snapshot_id);
+    if (!where.ok()) return where.status();
+    if (!where->second.valid)
+      return Status::BadState("software-cow: snapshot " + std::string(snapshot_id) + " of cow:" +
+                              where->first + " cannot be read: " + where->second.invalid_reason);
+    auto client = Connect();
+    if (!client.ok()) return client.status();
+    auto volume = (*client)->GetVolume(where->first);
+    if (!volume.ok()) return volume.status();
+    *volume_size = volume->size_bytes;
+    if (base_id.empty()) {
+      if (start_offset < volume->size_bytes)
+        out->push_back({start_offset, volume->size_bytes - start_offset});
+      return Status::Ok();
+    }
+    auto base = Find(base_id);
+    if (!base.ok()) return base.status();
+    if (base->first != where->first)
+      return Status::InvalidArgument("software-cow: base snapshot " + std::string(base_id) +
+                                     " is of cow:" + base->first + ", not cow:" + where->first);
+    auto runs =
+        (*client)->ChangedChunks(where->first, std::string(base_id), std::string(snapshot_id));
+    if (!runs.ok()) return runs.status();
+    const uint64_t cs = volume->chunk_size;
+    for (const auto& run : *runs) {
+      const uint64_t begin = run.first_chunk * cs;
+      const uint64_t end = std::min(volume->size_bytes, (run.first_chunk + run.chunk_count) * cs);
+      if (end <= start_offset) continue;
+      out->push_back({std::max(begin, start_offset), end - std::max(begin, start_offset)});
+      if (out->size() == max_ranges) break;
+    }
+    return Status::Ok();
   }
 
  private:
